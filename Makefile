@@ -1,0 +1,166 @@
+# derpd: a DERP relay server. One non-recursive GNU Makefile.
+#   make            build build/derpd and everything the tests need
+#   make run        install missing packages, build, run a dev relay
+#   make check      install missing packages, build, run every test tier
+#   make bench      side-by-side benchmark against the Go derper
+#   make asan       unit + integration tests under ASan and UBSan
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+DESTDIR	?=
+B	?= build
+V	?= 0
+
+PKGS	 = openssl libsodium libevent libevent_openssl libevent_pthreads \
+	   libcurl libcjson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wmissing-declarations -Wshadow -Wpointer-arith -Wcast-qual \
+	   -Wsign-compare
+HARDEN	 = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+OPT	?= -O2 -g
+SAN	?=
+CFLAGS	?=
+CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -MMD -MP \
+	   -Isrc $(PKG_CFLAGS)
+CXXFLAGS ?=
+CXXFLAGS += -std=c++17 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(SAN) -MMD -MP \
+	   -Isrc -Itests/lib $(PKG_CFLAGS)
+LDFLAGS	?=
+LDFLAGS	+= -pie -Wl,-z,relro,-z,now $(SAN)
+LIBS	 = $(PKG_LIBS) -lpthread
+
+ifeq ($(V),0)
+Q	 = @
+QCC	 = @echo "  CC      $@";
+QCXX	 = @echo "  CXX     $@";
+QLD	 = @echo "  LD      $@";
+QAR	 = @echo "  AR      $@";
+endif
+
+# Everything in src/ but main.c goes into libderpd.a.
+SRC	 = src/config.c \
+	   src/conn.c \
+	   src/frame.c \
+	   src/http.c \
+	   src/keys.c \
+	   src/listener.c \
+	   src/log.c \
+	   src/peer.c \
+	   src/pktq.c \
+	   src/stats.c \
+	   src/stun.c \
+	   src/stun_server.c \
+	   src/tls.c \
+	   src/util.c \
+	   src/varz.c \
+	   src/worker.c
+
+TESTLIB	 = tests/lib/derpc.c
+
+UNIT	 = tests/unit/config_test.cc \
+	   tests/unit/frame_test.cc \
+	   tests/unit/http_test.cc \
+	   tests/unit/keys_test.cc \
+	   tests/unit/peer_test.cc \
+	   tests/unit/pktq_test.cc \
+	   tests/unit/stun_test.cc \
+	   tests/unit/util_test.cc
+
+INTEG	 = tests/integration/harness.cc \
+	   tests/integration/http_test.cc \
+	   tests/integration/relay_test.cc \
+	   tests/integration/errors_test.cc \
+	   tests/integration/tls_test.cc
+
+LIBOBJ	 = $(SRC:%.c=$(B)/%.o)
+TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
+UNITBIN	 = $(UNIT:tests/unit/%.cc=$(B)/tests/unit/%)
+INTEGOBJ = $(INTEG:%.cc=$(B)/%.o)
+MANPAGES = man/derpd.8
+GTEST	 = -lgtest_main -lgtest
+
+all: $(B)/derpd $(B)/derpcat $(UNITBIN) $(B)/tests/integration_tests
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(QCC)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/%.o: %.cc
+	@mkdir -p $(@D)
+	$(QCXX)$(CXX) $(CXXFLAGS) -c -o $@ $<
+
+$(B)/libderpd.a: $(LIBOBJ)
+	$(QAR)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/derpd: $(B)/src/main.o $(B)/libderpd.a
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/derpcat: $(B)/tests/lib/derpcat.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
+$(B)/tests/integration_tests: $(INTEGOBJ) $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
+deps:
+	@sh contrib/install-deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-unit check-integration \
+	    check-interop check-man
+
+check-unit: $(UNITBIN)
+	@set -e; for t in $(UNITBIN); do echo "== $$t"; $$t --gtest_brief=1; done
+
+check-integration: $(B)/derpd $(B)/tests/integration_tests
+	DERPD=$(CURDIR)/$(B)/derpd $(B)/tests/integration_tests --gtest_brief=1
+
+check-interop: $(B)/derpd
+	@sh tests/interop/run.sh $(CURDIR)/$(B)/derpd
+
+check-man:
+	@command -v mandoc >/dev/null || { echo "mandoc missing"; exit 1; }
+	mandoc -Tlint -Wwarning $(MANPAGES)
+	@echo "man pages: lint clean"
+
+asan:
+	$(MAKE) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    all
+	$(MAKE) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    check-unit check-integration
+
+run: deps
+	@$(MAKE) --no-print-directory $(B)/derpd
+	@echo "derpd: dev relay on http://127.0.0.1:3340/derp, STUN on 127.0.0.1:3478"
+	@echo "try:   curl -i http://127.0.0.1:3340/derp/probe"
+	@echo "       curl -s http://127.0.0.1:3340/debug/varz | grep derp_"
+	@echo "       $(B)/derpcat -s http://127.0.0.1:3340/derp  (a test client)"
+	$(B)/derpd --dev --verbose
+
+bench: $(B)/derpd
+	@sh tests/bench/run.sh $(CURDIR)/$(B)
+
+install: $(B)/derpd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(B)/derpd $(DESTDIR)$(SBINDIR)/derpd
+	install -m 0644 man/derpd.8 $(DESTDIR)$(MANDIR)/man8/derpd.8
+
+clean:
+	rm -rf build
+
+.PHONY: all deps check check-unit check-integration check-interop check-man \
+	asan run bench install clean
+
+-include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
+	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d)

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: ISC */
+/* config.c: the only file that knows flag syntax; builds struct derpd_conf. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+
+enum flag_type {
+	FT_BOOL,
+	FT_STRING,
+	FT_INT,
+	FT_DURATION,
+	FT_FLOAT,
+};
+
+struct flag_def {
+	const char	*f_name;
+	enum flag_type	 f_type;
+	size_t		 f_off;		/* offset in struct derpd_conf */
+	size_t		 f_size;	/* for strings */
+	int		 f_supported;
+	const char	*f_help;
+};
+
+#define OFF(f)	offsetof(struct derpd_conf, f)
+#define SZ(f)	sizeof(((struct derpd_conf *)0)->f)
+#define STR(name, f, help)	{ name, FT_STRING, OFF(f), SZ(f), 1, help }
+#define NOSUP(name, type, help)	{ name, type, 0, 0, 0, help }
+
+static const struct flag_def flags[] = {
+	STR("a", dc_addr, "HTTP(S) listen address, :port or ip:port"),
+	{ "http-port", FT_INT, OFF(dc_http_port), 0, 1,
+	    "plain-HTTP port in TLS mode (redirects, /generate_204); -1 off" },
+	{ "stun-port", FT_INT, OFF(dc_stun_port), 0, 1, "UDP STUN port" },
+	{ "stun", FT_BOOL, OFF(dc_stun), 0, 1, "run the STUN server" },
+	{ "derp", FT_BOOL, OFF(dc_derp), 0, 1, "serve DERP at /derp" },
+	STR("c", dc_key_path, "key file path"),
+	{ "dev", FT_BOOL, OFF(dc_dev), 0, 1,
+	    "development mode: 127.0.0.1:3340, plain HTTP, ephemeral key" },
+	{ "version", FT_BOOL, OFF(dc_version), 0, 1, "print version and exit" },
+	STR("certmode", dc_certmode, "certificate mode: manual"),
+	STR("certdir", dc_certdir, "directory of <hostname>.crt and .key"),
+	STR("hostname", dc_hostname, "TLS host name"),
+	STR("home", dc_home, "home page: \"\", blank, or an http(s) URL"),
+	STR("mesh-psk-file", dc_mesh_psk_file, "file with the 64-hex mesh key"),
+	{ "tcp-keepalive-time", FT_DURATION, OFF(dc_tcp_keepalive_ms), 0, 1,
+	    "TCP keepalive idle time" },
+	{ "tcp-user-timeout", FT_DURATION, OFF(dc_tcp_user_timeout_ms), 0, 1,
+	    "TCP_USER_TIMEOUT on accepted sockets" },
+	{ "tcp-write-timeout", FT_DURATION, OFF(dc_tcp_write_timeout_ms), 0, 1,
+	    "per-frame write timeout for non-mesh clients; 0 none" },
+	{ "workers", FT_INT, OFF(dc_workers), 0, 1,
+	    "worker threads (default: online CPUs)" },
+	{ "handshake-timeout", FT_DURATION, OFF(dc_handshake_timeout_ms), 0, 1,
+	    "limit for TLS + HTTP head, and for ClientInfo" },
+	{ "verbose", FT_BOOL, OFF(dc_verbose), 0, 1, "log debug lines" },
+	{ "syslog", FT_BOOL, OFF(dc_syslog), 0, 1, "log to syslog" },
+	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
+	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key"),
+	NOSUP("acme-email", FT_STRING, "ACME contact email"),
+	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates"),
+	NOSUP("mesh-with", FT_STRING, "mesh peers"),
+	NOSUP("secrets-url", FT_STRING, "setec server URL"),
+	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix"),
+	NOSUP("secrets-cache-dir", FT_STRING, "setec cache directory"),
+	NOSUP("bootstrap-dns-names", FT_STRING, "bootstrap DNS names"),
+	NOSUP("unpublished-bootstrap-dns-names", FT_STRING,
+	    "unpublished bootstrap DNS names"),
+	NOSUP("verify-clients", FT_BOOL, "admit only tailnet keys"),
+	NOSUP("verify-client-url", FT_STRING, "admission controller URL"),
+	NOSUP("verify-client-url-fail-open", FT_BOOL,
+	    "admit when the controller is unreachable"),
+	NOSUP("socket", FT_STRING, "tailscaled socket path"),
+	NOSUP("accept-connection-limit", FT_FLOAT, "accept rate limit"),
+	NOSUP("accept-connection-burst", FT_INT, "accept burst"),
+	NOSUP("rate-config", FT_STRING, "per-client rate limit file"),
+	NOSUP("ace", FT_BOOL, "experimental CONNECT proxy"),
+};
+
+void
+config_defaults(struct derpd_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	util_strlcpy(c->dc_addr, ":443", sizeof(c->dc_addr));
+	c->dc_http_port = 80;
+	c->dc_stun_port = 3478;
+	c->dc_stun = true;
+	c->dc_derp = true;
+	util_strlcpy(c->dc_certmode, "letsencrypt", sizeof(c->dc_certmode));
+	util_strlcpy(c->dc_hostname, "derp.tailscale.com",
+	    sizeof(c->dc_hostname));
+	c->dc_tcp_keepalive_ms = 10 * 60 * 1000;
+	c->dc_tcp_user_timeout_ms = 15 * 1000;
+	c->dc_tcp_write_timeout_ms = 2 * 1000;
+	c->dc_handshake_timeout_ms = 10 * 1000;
+}
+
+void
+config_usage(FILE *f)
+{
+	fprintf(f, "usage: derpd [flags]\n");
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		fprintf(f, "  -%s%s\n    \t%s%s\n", flags[i].f_name,
+		    flags[i].f_type == FT_BOOL ? "" : " value",
+		    flags[i].f_help,
+		    flags[i].f_supported ? "" : " (not supported yet)");
+}
+
+static const struct flag_def *
+flag_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (strlen(flags[i].f_name) == len &&
+		    strncmp(flags[i].f_name, name, len) == 0)
+			return &flags[i];
+	return NULL;
+}
+
+static int
+parse_bool(const char *v, bool *out)
+{
+	static const char *const t[] = { "1", "t", "T", "true", "TRUE",
+	    "True" };
+	static const char *const f[] = { "0", "f", "F", "false", "FALSE",
+	    "False" };
+
+	for (size_t i = 0; i < 6; i++) {
+		if (strcmp(v, t[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(v, f[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+flag_set(struct derpd_conf *c, const struct flag_def *fd, const char *v,
+    char *err, size_t errlen)
+{
+	char		*p = (char *)c + fd->f_off, *end;
+	long long	 ll;
+	bool		 b;
+	int64_t		 ms;
+
+	switch (fd->f_type) {
+	case FT_BOOL:
+		if (parse_bool(v, &b) == -1)
+			goto bad;
+		memcpy(p, &b, sizeof(b));
+		break;
+	case FT_STRING:
+		if (util_strlcpy(p, v, fd->f_size) >= fd->f_size) {
+			snprintf(err, errlen, "-%s: value too long",
+			    fd->f_name);
+			return -1;
+		}
+		break;
+	case FT_INT:
+		errno = 0;
+		ll = strtoll(v, &end, 0);
+		if (errno != 0 || *v == '\0' || *end != '\0' ||
+		    ll < -2147483647LL || ll > 2147483647LL)
+			goto bad;
+		{
+			int iv = (int)ll;
+			memcpy(p, &iv, sizeof(iv));
+		}
+		break;
+	case FT_DURATION:
+		if (util_duration_parse(v, &ms) == -1)
+			goto bad;
+		memcpy(p, &ms, sizeof(ms));
+		break;
+	case FT_FLOAT:
+		break;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "invalid value \"%s\" for flag -%s", v,
+	    fd->f_name);
+	return -1;
+}
+
+enum config_result
+config_parse(struct derpd_conf *c, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	int	 i;
+
+	for (i = 1; i < argc; i++) {
+		const char		*a = argv[i], *name, *eq, *val;
+		const struct flag_def	*fd;
+		size_t			 nlen;
+
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		name = a + 1;
+		if (*name == '-')
+			name++;
+		if (*name == '-' || *name == '=') {
+			snprintf(err, errlen, "bad flag syntax: %s", a);
+			return CONFIG_ERROR;
+		}
+		eq = strchr(name, '=');
+		nlen = eq ? (size_t)(eq - name) : strlen(name);
+		if ((nlen == 1 && name[0] == 'h') ||
+		    (nlen == 4 && strncmp(name, "help", 4) == 0)) {
+			config_usage(stdout);
+			return CONFIG_HELP;
+		}
+		if ((fd = flag_find(name, nlen)) == NULL) {
+			snprintf(err, errlen, "flag provided but not defined: "
+			    "-%.*s", (int)nlen, name);
+			return CONFIG_ERROR;
+		}
+		if (eq != NULL)
+			val = eq + 1;
+		else if (fd->f_type == FT_BOOL)
+			val = "true";
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			snprintf(err, errlen, "flag needs an argument: -%s",
+			    fd->f_name);
+			return CONFIG_ERROR;
+		}
+		if (!fd->f_supported) {
+			snprintf(err, errlen, "-%s: not supported yet by derpd "
+			    "(%s)", fd->f_name, fd->f_help);
+			return CONFIG_ERROR;
+		}
+		if (flag_set(c, fd, val, err, errlen) == -1)
+			return CONFIG_ERROR;
+	}
+	if (i < argc) {
+		snprintf(err, errlen, "unexpected argument: %s", argv[i]);
+		return CONFIG_ERROR;
+	}
+	return CONFIG_OK;
+}
+
+static int
+file_exists(const char *p)
+{
+	return access(p, F_OK) == 0;
+}
+
+int
+config_finish(struct derpd_conf *c, char *err, size_t errlen)
+{
+	const char	*home = getenv("HOME"), *xdg = getenv("XDG_CACHE_HOME");
+	char		 p[PATH_MAX];
+
+	if (c->dc_dev) {
+		util_strlcpy(c->dc_addr, DERPD_DEV_ADDR, sizeof(c->dc_addr));
+		c->dc_key_path[0] = '\0';
+	}
+	if (util_hostport_split(c->dc_addr, c->dc_listen_host,
+	    sizeof(c->dc_listen_host), c->dc_listen_port,
+	    sizeof(c->dc_listen_port)) == -1) {
+		snprintf(err, errlen, "-a: bad listen address \"%s\" (want "
+		    ":port, ip:port or [ip6]:port)", c->dc_addr);
+		return -1;
+	}
+	if (strcmp(c->dc_listen_port, "https") == 0)
+		util_strlcpy(c->dc_listen_port, "443",
+		    sizeof(c->dc_listen_port));
+	else if (strcmp(c->dc_listen_port, "http") == 0)
+		util_strlcpy(c->dc_listen_port, "80",
+		    sizeof(c->dc_listen_port));
+	{
+		char *end;
+		long port = strtol(c->dc_listen_port, &end, 10);
+		if (*end != '\0' || port < 0 || port > 65535) {
+			snprintf(err, errlen, "-a: bad port \"%s\"",
+			    c->dc_listen_port);
+			return -1;
+		}
+		c->dc_tls = !c->dc_dev && (port == 443 ||
+		    strcmp(c->dc_certmode, "manual") == 0);
+	}
+	if (c->dc_stun_port < 0 || c->dc_stun_port > 65535) {
+		snprintf(err, errlen, "-stun-port: %d out of range",
+		    c->dc_stun_port);
+		return -1;
+	}
+	if (c->dc_http_port < -1 || c->dc_http_port > 65535) {
+		snprintf(err, errlen, "-http-port: %d out of range",
+		    c->dc_http_port);
+		return -1;
+	}
+	if (strcmp(c->dc_certmode, "manual") != 0 &&
+	    strcmp(c->dc_certmode, "letsencrypt") != 0) {
+		snprintf(err, errlen, "-certmode: \"%s\" is %s", c->dc_certmode,
+		    strcmp(c->dc_certmode, "gcp") == 0 ?
+		    "not supported yet by derpd; use -certmode=manual" :
+		    "unknown (want manual or letsencrypt)");
+		return -1;
+	}
+	if (c->dc_tls && strcmp(c->dc_certmode, "letsencrypt") == 0) {
+		snprintf(err, errlen, "-certmode: letsencrypt (the default) is "
+		    "not supported yet by derpd; use -certmode=manual with "
+		    "-certdir and -hostname, or a non-443 -a for plain HTTP");
+		return -1;
+	}
+	if (c->dc_home[0] != '\0' && strcmp(c->dc_home, "blank") != 0 &&
+	    strncmp(c->dc_home, "http://", 7) != 0 &&
+	    strncmp(c->dc_home, "https://", 8) != 0) {
+		snprintf(err, errlen, "-home: \"%s\" must be empty, \"blank\" "
+		    "or an http(s):// URL", c->dc_home);
+		return -1;
+	}
+	if (c->dc_tcp_write_timeout_ms < 0 || c->dc_tcp_user_timeout_ms < 0 ||
+	    c->dc_tcp_keepalive_ms < 0) {
+		snprintf(err, errlen, "-tcp-*: durations must not be negative");
+		return -1;
+	}
+	if (c->dc_handshake_timeout_ms <= 0) {
+		snprintf(err, errlen, "-handshake-timeout: must be positive");
+		return -1;
+	}
+	if (c->dc_workers < 0 || c->dc_workers > DERPD_MAX_WORKERS) {
+		snprintf(err, errlen, "-workers: %d out of range 0..%d",
+		    c->dc_workers, DERPD_MAX_WORKERS);
+		return -1;
+	}
+	if (c->dc_workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->dc_workers = n < 1 ? 1 : n > DERPD_MAX_WORKERS ?
+		    DERPD_MAX_WORKERS : (int)n;
+	}
+	if (c->dc_certdir[0] == '\0') {
+		if (xdg != NULL && *xdg != '\0')
+			snprintf(p, sizeof(p), "%s/tailscale/derper-certs", xdg);
+		else if (home != NULL && *home != '\0')
+			snprintf(p, sizeof(p), "%s/.cache/tailscale/"
+			    "derper-certs", home);
+		else
+			p[0] = '\0';
+		util_strlcpy(c->dc_certdir, p, sizeof(c->dc_certdir));
+	}
+	if (c->dc_tls && c->dc_certdir[0] == '\0') {
+		snprintf(err, errlen, "-certdir: must not be empty in TLS mode");
+		return -1;
+	}
+	if (!c->dc_dev && c->dc_key_path[0] == '\0') {
+		if (geteuid() != 0) {
+			snprintf(err, errlen, "-c: a key file path is required "
+			    "when not running as root (or use -dev)");
+			return -1;
+		}
+		util_strlcpy(c->dc_key_path, DERPD_DEFAULT_KEY,
+		    sizeof(c->dc_key_path));
+	}
+	if (c->dc_mesh_psk_file[0] == '\0' && !c->dc_dev) {
+		if (file_exists("/home/derp/keys/derp-mesh.key"))
+			util_strlcpy(c->dc_mesh_psk_file,
+			    "/home/derp/keys/derp-mesh.key",
+			    sizeof(c->dc_mesh_psk_file));
+		else if (home != NULL && snprintf(p, sizeof(p),
+		    "%s/keys/derp-mesh.key", home) > 0 && file_exists(p))
+			util_strlcpy(c->dc_mesh_psk_file, p,
+			    sizeof(c->dc_mesh_psk_file));
+	}
+	return 0;
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: ISC */
+/* derpd.h: the daemon environment and its configuration. */
+#ifndef DERPD_H
+#define DERPD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DERPD_VERSION		"0.1.0"
+#define DERPD_DEV_ADDR		"127.0.0.1:3340"
+#define DERPD_DEFAULT_KEY	"/var/lib/derper/derper.key"
+#define DERPD_KEEPALIVE_MS	60000
+#define DERPD_KEEPALIVE_JITTER_MS 5000
+#define DERPD_MESH_WRITE_TIMEOUT_MS 30000
+#define DERPD_OUT_HIGH_WATER	(128 * 1024)
+#define DERPD_MAX_WORKERS	64
+
+/* Command-line configuration: derper's flags plus derpd's own. */
+struct derpd_conf {
+	char	 dc_addr[256];		/* -a */
+	int	 dc_http_port;		/* -http-port */
+	int	 dc_stun_port;		/* -stun-port */
+	bool	 dc_stun;		/* -stun */
+	bool	 dc_derp;		/* -derp */
+	char	 dc_key_path[PATH_MAX];	/* -c */
+	bool	 dc_dev;		/* -dev */
+	bool	 dc_version;		/* -version */
+	char	 dc_certmode[32];	/* -certmode */
+	char	 dc_certdir[PATH_MAX];	/* -certdir */
+	char	 dc_hostname[256];	/* -hostname */
+	char	 dc_home[1024];		/* -home */
+	char	 dc_mesh_psk_file[PATH_MAX]; /* -mesh-psk-file */
+	int64_t	 dc_tcp_keepalive_ms;	/* -tcp-keepalive-time */
+	int64_t	 dc_tcp_user_timeout_ms; /* -tcp-user-timeout */
+	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
+	/* derpd extensions */
+	int	 dc_workers;		/* --workers, 0 = online CPUs */
+	int64_t	 dc_handshake_timeout_ms; /* --handshake-timeout */
+	bool	 dc_verbose;		/* --verbose */
+	bool	 dc_syslog;		/* --syslog */
+	/* derived by config_finish() */
+	bool	 dc_tls;
+	char	 dc_listen_host[256];
+	char	 dc_listen_port[32];
+};
+
+struct server_key;
+struct peers;
+struct tls_state;
+struct worker;
+struct event_base;
+struct stun_server;
+
+/* The daemon environment; everything hangs off it (STYLE rule 10). */
+struct derpd {
+	struct derpd_conf	*d_conf;
+	struct server_key	*d_key;
+	bool			 d_has_mesh;
+	uint8_t			 d_mesh[32];
+	struct tls_state	*d_tls;
+	struct peers		*d_peers;
+	struct worker		**d_workers;
+	int			 d_nworkers;
+	struct event_base	*d_base;	/* main thread: signals */
+	struct stun_server	*d_stun;
+	uint64_t		 d_next_conn_id;
+	int64_t			 d_start_time;
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: ISC */
+/* http.c: incremental request-head framing and parsing over bytes. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "util.h"
+
+enum http_status
+http_head_end(const char *buf, size_t len, size_t *scan, size_t *head_len)
+{
+	size_t	 i = *scan > 3 ? *scan - 3 : 0;
+	size_t	 lim = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
+
+	for (; i + 3 < lim; i++) {
+		if (buf[i] == '\r' && buf[i + 1] == '\n' &&
+		    buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+			*head_len = i + 4;
+			return HTTP_OK;
+		}
+	}
+	*scan = lim;
+	if (len >= HTTP_MAX_HEAD)
+		return HTTP_TOO_LARGE;
+	return HTTP_NEED_MORE;
+}
+
+static int
+is_tchar(char c)
+{
+	return isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* Copy a header value, trimmed; it is silently cut at dstlen-1. */
+static void
+copy_value(char *dst, size_t dstlen, const char *v, size_t vlen)
+{
+	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	if (vlen >= dstlen)
+		vlen = dstlen - 1;
+	memcpy(dst, v, vlen);
+	dst[vlen] = '\0';
+}
+
+static enum http_status
+parse_request_line(const char *p, size_t n, struct http_req *req)
+{
+	const char	*sp1, *sp2, *q;
+	size_t		 mlen, tlen;
+
+	sp1 = memchr(p, ' ', n);
+	if (sp1 == NULL)
+		return HTTP_BAD;
+	mlen = (size_t)(sp1 - p);
+	if (mlen == 0 || mlen >= sizeof(req->hr_method))
+		return HTTP_BAD;
+	for (size_t i = 0; i < mlen; i++)
+		if (!is_tchar(p[i]))
+			return HTTP_BAD;
+	memcpy(req->hr_method, p, mlen);
+	req->hr_method[mlen] = '\0';
+	sp2 = memchr(sp1 + 1, ' ', n - mlen - 1);
+	if (sp2 == NULL)
+		return HTTP_BAD;
+	tlen = (size_t)(sp2 - sp1 - 1);
+	if (tlen == 0 || tlen >= sizeof(req->hr_target))
+		return HTTP_BAD;
+	memcpy(req->hr_target, sp1 + 1, tlen);
+	req->hr_target[tlen] = '\0';
+	for (size_t i = 0; i < tlen; i++)
+		if ((unsigned char)req->hr_target[i] <= ' ' ||
+		    req->hr_target[i] == 0x7f)
+			return HTTP_BAD;
+	if ((size_t)(p + n - (sp2 + 1)) != 8 ||
+	    memcmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+	    (sp2[8] != '0' && sp2[8] != '1'))
+		return HTTP_BAD;
+	req->hr_minor = sp2[8] - '0';
+	q = strchr(req->hr_target, '?');
+	if (q != NULL) {
+		util_strlcpy(req->hr_query, q + 1, sizeof(req->hr_query));
+		memcpy(req->hr_path, req->hr_target,
+		    (size_t)(q - req->hr_target));
+		req->hr_path[q - req->hr_target] = '\0';
+	} else {
+		req->hr_query[0] = '\0';
+		util_strlcpy(req->hr_path, req->hr_target,
+		    sizeof(req->hr_path));
+	}
+	return HTTP_OK;
+}
+
+enum http_status
+http_parse_head(const char *buf, size_t head_len, struct http_req *req)
+{
+	const char	*p = buf, *end = buf + head_len, *eol, *colon;
+	size_t		 nlen, vlen;
+	int		 first = 1;
+
+	memset(req, 0, sizeof(*req));
+	while (p < end) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL || eol == p || eol[-1] != '\r')
+			return HTTP_BAD;
+		if (eol - 1 == p)	/* the empty line */
+			break;
+		if (first) {
+			if (parse_request_line(p, (size_t)(eol - 1 - p), req) !=
+			    HTTP_OK)
+				return HTTP_BAD;
+			first = 0;
+			p = eol + 1;
+			continue;
+		}
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon == NULL || colon == p)
+			return HTTP_BAD;
+		nlen = (size_t)(colon - p);
+		for (size_t i = 0; i < nlen; i++)
+			if (!is_tchar(p[i]))
+				return HTTP_BAD;
+		vlen = (size_t)(eol - 1 - colon - 1);
+		for (size_t i = 0; i < vlen; i++) {
+			unsigned char c = (unsigned char)colon[1 + i];
+			if ((c < ' ' && c != '\t') || c == 0x7f)
+				return HTTP_BAD;
+		}
+#define HDR(name) (nlen == sizeof(name) - 1 && \
+	    strncasecmp(p, name, nlen) == 0)
+		/* Only the first value of a repeated header counts. */
+		if (HDR("Host") && req->hr_host[0] == '\0')
+			copy_value(req->hr_host, sizeof(req->hr_host),
+			    colon + 1, vlen);
+		else if (HDR("Upgrade") && req->hr_upgrade[0] == '\0')
+			copy_value(req->hr_upgrade, sizeof(req->hr_upgrade),
+			    colon + 1, vlen);
+		else if (HDR("Derp-Fast-Start") &&
+		    req->hr_fast_start[0] == '\0')
+			copy_value(req->hr_fast_start,
+			    sizeof(req->hr_fast_start), colon + 1, vlen);
+		else if (HDR("Ideal-Node") && req->hr_ideal_node[0] == '\0')
+			copy_value(req->hr_ideal_node,
+			    sizeof(req->hr_ideal_node), colon + 1, vlen);
+		else if (HDR("X-Tailscale-Challenge") &&
+		    req->hr_challenge[0] == '\0' && !req->hr_challenge_long) {
+			copy_value(req->hr_challenge,
+			    sizeof(req->hr_challenge), colon + 1, vlen);
+			if (strlen(req->hr_challenge) >= HTTP_VALUE_MAX)
+				req->hr_challenge_long = true;
+		} else if (HDR("Sec-WebSocket-Protocol") &&
+		    req->hr_ws_protocol[0] == '\0')
+			copy_value(req->hr_ws_protocol,
+			    sizeof(req->hr_ws_protocol), colon + 1, vlen);
+		else if (HDR("X-Forwarded-For"))
+			req->hr_forwarded = true;
+#undef HDR
+		p = eol + 1;
+	}
+	if (first)
+		return HTTP_BAD;
+	return HTTP_OK;
+}
+
+bool
+http_challenge_ok(const struct http_req *req)
+{
+	size_t	 n = strlen(req->hr_challenge);
+
+	if (n == 0 || n > 64 || req->hr_challenge_long)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = req->hr_challenge[i];
+		if (!isalnum((unsigned char)c) && c != '.' && c != '_' &&
+		    c != ':' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+const char *
+http_reason(int code)
+{
+	switch (code) {
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 302: return "Found";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 426: return "Upgrade Required";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	default: return "Unknown";
+	}
+}
+
+size_t
+http_build_response(char *out, size_t outlen, int code, const char *extra,
+    const char *ctype, const char *body, size_t bodylen, bool head_only)
+{
+	int	 n;
+
+	n = snprintf(out, outlen,
+	    "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n",
+	    code, http_reason(code), extra ? extra : "",
+	    ctype ? "Content-Type: " : "", ctype ? ctype : "",
+	    ctype ? "\r\n" : "", bodylen);
+	if (n < 0 || (size_t)n >= outlen)
+		return 0;
+	if (head_only || bodylen == 0)
+		return (size_t)n;
+	if ((size_t)n + bodylen > outlen)
+		return 0;
+	memcpy(out + n, body, bodylen);
+	return (size_t)n + bodylen;
+}

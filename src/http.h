@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: ISC */
+/* http.h: pure HTTP/1.x request-head parser and response builders. */
+#ifndef DERPD_HTTP_H
+#define DERPD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HTTP_MAX_HEAD		16384
+#define HTTP_METHOD_MAX		16
+#define HTTP_PATH_MAX		1024
+#define HTTP_VALUE_MAX		256
+
+enum http_status {
+	HTTP_OK,		/* a complete head was parsed */
+	HTTP_NEED_MORE,		/* no terminator yet, keep reading */
+	HTTP_TOO_LARGE,		/* no terminator within HTTP_MAX_HEAD */
+	HTTP_BAD,		/* malformed request line or header */
+};
+
+/* The request head, with only the headers derpd acts on. */
+struct http_req {
+	char	 hr_method[HTTP_METHOD_MAX];
+	char	 hr_path[HTTP_PATH_MAX];	/* without the query */
+	char	 hr_query[HTTP_PATH_MAX];	/* after '?', may be "" */
+	char	 hr_target[HTTP_PATH_MAX];	/* full request-target */
+	int	 hr_minor;			/* HTTP/1.x */
+	char	 hr_host[HTTP_VALUE_MAX];
+	char	 hr_upgrade[HTTP_VALUE_MAX];	/* first value */
+	char	 hr_fast_start[HTTP_VALUE_MAX];	/* first value */
+	char	 hr_ideal_node[HTTP_VALUE_MAX];
+	char	 hr_challenge[HTTP_VALUE_MAX + 1];
+	char	 hr_ws_protocol[HTTP_VALUE_MAX];
+	bool	 hr_challenge_long;		/* longer than kept */
+	bool	 hr_forwarded;			/* X-Forwarded-For seen */
+};
+
+/*
+ * Find the end of a request head in buf[0..len). *scan keeps the offset
+ * already searched so a slowly arriving head costs O(n) in total; start
+ * it at 0. Returns HTTP_OK with *head_len (terminator included),
+ * HTTP_NEED_MORE, or HTTP_TOO_LARGE.
+ */
+enum http_status http_head_end(const char *buf, size_t len, size_t *scan,
+	    size_t *head_len);
+/* Parse a complete head (as found by http_head_end) into req. */
+enum http_status http_parse_head(const char *buf, size_t head_len,
+	    struct http_req *req);
+/* True when the challenge may be echoed (PROTOCOL.md 8). */
+bool	http_challenge_ok(const struct http_req *req);
+
+/*
+ * Build a complete response with Content-Length and Connection: close.
+ * extra is zero or more "Name: value\r\n" lines. Returns the length, or
+ * 0 if out is too small.
+ */
+size_t	http_build_response(char *out, size_t outlen, int code,
+	    const char *extra, const char *ctype, const char *body,
+	    size_t bodylen, bool head_only);
+/* Reason phrase for a status code. */
+const char *http_reason(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

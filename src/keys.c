@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: ISC */
+/* keys.c: server key file handling with libsodium. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include "keys.h"
+#include "util.h"
+
+struct server_key *
+keys_generate(void)
+{
+	struct server_key *k;
+
+	if ((k = sodium_malloc(sizeof(*k))) == NULL)
+		return NULL;
+	randombytes_buf(k->sk_priv, sizeof(k->sk_priv));
+	k->sk_priv[0] &= 248;
+	k->sk_priv[31] = (k->sk_priv[31] & 127) | 64;
+	keys_derive_public(k);
+	return k;
+}
+
+void
+keys_derive_public(struct server_key *k)
+{
+	crypto_scalarmult_base(k->sk_pub, k->sk_priv);
+}
+
+void
+keys_free(struct server_key *k)
+{
+	if (k != NULL)
+		sodium_free(k);	/* wipes before freeing */
+}
+
+int
+keys_check_secrecy(const char *path, char *err, size_t errlen)
+{
+	struct stat	 st;
+
+	if (stat(path, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s: mode %04o is group or world "
+		    "accessible; chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Read a small file whole; caller frees. NULL with err on failure. */
+static char *
+read_small_file(const char *path, size_t max, size_t *lenp, char *err,
+    size_t errlen)
+{
+	FILE	*f;
+	char	*buf;
+	size_t	 n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(max + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	n = fread(buf, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(buf);
+		snprintf(err, errlen, "%s: file too large", path);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*lenp = n;
+	return buf;
+}
+
+int
+keys_parse_file(const char *json, size_t len, uint8_t priv[32], char *err,
+    size_t errlen)
+{
+	cJSON	*root, *it;
+	int	 rc = -1;
+
+	if ((root = cJSON_ParseWithLength(json, len)) == NULL) {
+		snprintf(err, errlen, "not valid JSON");
+		return -1;
+	}
+	it = cJSON_GetObjectItem(root, "PrivateKey");
+	if (it == NULL || !cJSON_IsString(it))
+		snprintf(err, errlen, "no PrivateKey string");
+	else if (util_key_parse(it->valuestring, PRIVKEY_PREFIX, priv) != 0)
+		snprintf(err, errlen, "PrivateKey is not privkey:<64 hex>");
+	else
+		rc = 0;
+	if (it != NULL && cJSON_IsString(it))
+		sodium_memzero(it->valuestring, strlen(it->valuestring));
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Create the parent directory of path if missing (0777 minus umask). */
+static int
+mkparent(const char *path, char *err, size_t errlen)
+{
+	char	 dir[PATH_MAX];
+	char	*slash;
+
+	if (util_strlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0777) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_key_file(const char *path, const struct server_key *k, char *err,
+    size_t errlen)
+{
+	char	 tmp[PATH_MAX], text[KEY_TEXT_SIZE], body[128];
+	int	 fd, n;
+
+	if (mkparent(path, err, errlen) == -1)
+		return -1;
+	n = snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	/* mkstemp creates the file 0600. */
+	if ((fd = mkstemp(tmp)) == -1) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	util_key_format(k->sk_priv, PRIVKEY_PREFIX, text);
+	n = snprintf(body, sizeof(body), "{\n\t\"PrivateKey\": \"%s\"\n}\n",
+	    text);
+	sodium_memzero(text, sizeof(text));
+	if (write(fd, body, (size_t)n) != n || fsync(fd) == -1) {
+		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
+		sodium_memzero(body, sizeof(body));
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	sodium_memzero(body, sizeof(body));
+	close(fd);
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errlen, "rename %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+struct server_key *
+keys_load_or_create(const char *path, char *err, size_t errlen)
+{
+	struct server_key	*k;
+	char			*buf;
+	size_t			 len;
+	char			 perr[256];
+
+	if (access(path, F_OK) == -1 && errno == ENOENT) {
+		if ((k = keys_generate()) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		if (write_key_file(path, k, err, errlen) == -1) {
+			keys_free(k);
+			return NULL;
+		}
+		return k;
+	}
+	if (keys_check_secrecy(path, err, errlen) == -1)
+		return NULL;
+	if ((buf = read_small_file(path, 64 * 1024, &len, err, errlen)) ==
+	    NULL)
+		return NULL;
+	if ((k = sodium_malloc(sizeof(*k))) == NULL) {
+		free(buf);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (keys_parse_file(buf, len, k->sk_priv, perr, sizeof(perr)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, perr);
+		sodium_memzero(buf, len);
+		free(buf);
+		keys_free(k);
+		return NULL;
+	}
+	sodium_memzero(buf, len);
+	free(buf);
+	keys_derive_public(k);
+	return k;
+}
+
+int
+keys_parse_mesh(const char *text, uint8_t mesh[32])
+{
+	size_t	 n;
+
+	while (*text == ' ' || *text == '\t' || *text == '\n' ||
+	    *text == '\r')
+		text++;
+	n = strlen(text);
+	while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t' ||
+	    text[n - 1] == '\n' || text[n - 1] == '\r'))
+		n--;
+	if (util_hex_decode(text, n, mesh, 32) != 0)
+		return -1;
+	return 0;
+}
+
+int
+keys_load_mesh(const char *path, uint8_t mesh[32], char *err, size_t errlen)
+{
+	char	*buf;
+	size_t	 len;
+	int	 rc;
+
+	if (keys_check_secrecy(path, err, errlen) == -1)
+		return -1;
+	if ((buf = read_small_file(path, 4096, &len, err, errlen)) == NULL)
+		return -1;
+	rc = keys_parse_mesh(buf, mesh);
+	sodium_memzero(buf, len);
+	free(buf);
+	if (rc != 0)
+		snprintf(err, errlen, "%s: mesh key must be 64 hex characters",
+		    path);
+	return rc;
+}

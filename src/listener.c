@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: ISC */
+/* listener.c: bind the shared listening port once per worker. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "util.h"
+
+static int
+open_one(const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
+{
+	int	 fd, one = 1, zero = 0;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, sa, sl) == -1 || listen(fd, 4096) == -1) {
+		snprintf(err, errlen, "bind: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+listener_open(const char *host, const char *port, int n, int *fds,
+    char *bound, size_t boundlen, char *err, size_t errlen)
+{
+	struct addrinfo		 hints, *res = NULL, *ai;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl;
+	int			 rc, i = 0;
+	char			 e[256] = "no usable address";
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (host[0] == '\0')
+		hints.ai_family = AF_INET6;	/* dual stack "any" */
+	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((fds[0] = open_one(ai->ai_addr, ai->ai_addrlen, e,
+		    sizeof(e))) != -1)
+			break;
+	}
+	if (ai == NULL) {
+		freeaddrinfo(res);
+		snprintf(err, errlen, "[%s]:%s: %s", host, port, e);
+		return -1;
+	}
+	/* Port 0 picked a port: the others must share that one. */
+	sl = sizeof(ss);
+	getsockname(fds[0], (struct sockaddr *)&ss, &sl);
+	util_addr_format((struct sockaddr *)&ss, bound, boundlen);
+	freeaddrinfo(res);
+	for (i = 1; i < n; i++) {
+		if ((fds[i] = open_one((struct sockaddr *)&ss, sl, e,
+		    sizeof(e))) == -1) {
+			snprintf(err, errlen, "%s: %s", bound, e);
+			while (--i >= 0)
+				close(fds[i]);
+			return -1;
+		}
+	}
+	return 0;
+}

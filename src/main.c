@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: ISC */
+/* main.c: derpd, a DERP relay server. main() is a script. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "conn.h"
+#include "derpd.h"
+#include "keys.h"
+#include "listener.h"
+#include "log.h"
+#include "peer.h"
+#include "stun_server.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+static void
+libevent_log_cb(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
+static void
+signal_stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct derpd *env = arg;
+
+	(void)what;
+	log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" :
+	    "SIGTERM");
+	event_base_loopbreak(env->d_base);
+}
+
+static void
+signal_hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct derpd	*env = arg;
+	char		 err[512];
+
+	(void)sig;
+	(void)what;
+	if (env->d_tls == NULL) {
+		log_info("SIGHUP: nothing to reload");
+		return;
+	}
+	if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
+		log_warnx("SIGHUP: certificate reload failed, keeping the old "
+		    "one: %s", err);
+	else
+		log_info("SIGHUP: certificates reloaded");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct derpd_conf	 conf;
+	struct derpd		 env;
+	struct event		*ev_term, *ev_int, *ev_hup;
+	char			 err[1024], bound[80], hex[KEY_TEXT_SIZE];
+	int			 fds[DERPD_MAX_WORKERS], fds80[DERPD_MAX_WORKERS];
+	int			 i;
+
+	config_defaults(&conf);
+	switch (config_parse(&conf, argc, argv, err, sizeof(err))) {
+	case CONFIG_HELP:
+		return 0;
+	case CONFIG_ERROR:
+		fprintf(stderr, "derpd: %s\n", err);
+		return 2;
+	case CONFIG_OK:
+		break;
+	}
+	if (conf.dc_version) {
+		printf("derpd %s\n", DERPD_VERSION);
+		return 0;
+	}
+	if (config_finish(&conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "derpd: %s\n", err);
+		return 2;
+	}
+	log_init(conf.dc_verbose, conf.dc_syslog);
+	event_set_log_callback(libevent_log_cb);
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0)
+		fatalx("libsodium initialisation failed");
+	OPENSSL_init_ssl(0, NULL);
+
+	memset(&env, 0, sizeof(env));
+	env.d_conf = &conf;
+	env.d_start_time = (int64_t)time(NULL);
+	if (conf.dc_dev) {
+		const char *mk = getenv("TAILSCALE_DERPER_MESH_KEY");
+		if ((env.d_key = keys_generate()) == NULL)
+			fatalx("cannot generate a key");
+		if (mk != NULL && *mk != '\0') {
+			if (keys_parse_mesh(mk, env.d_mesh) != 0)
+				fatalx("TAILSCALE_DERPER_MESH_KEY: must be 64 "
+				    "hex characters");
+			env.d_has_mesh = true;
+		}
+	} else {
+		if ((env.d_key = keys_load_or_create(conf.dc_key_path, err,
+		    sizeof(err))) == NULL)
+			fatalx("-c: %s", err);
+		if (conf.dc_mesh_psk_file[0] != '\0') {
+			if (keys_load_mesh(conf.dc_mesh_psk_file, env.d_mesh,
+			    err, sizeof(err)) == -1)
+				fatalx("-mesh-psk-file: %s", err);
+			env.d_has_mesh = true;
+		}
+	}
+	util_key_format(env.d_key->sk_pub, NODEKEY_PREFIX, hex);
+	log_info("derpd %s starting; server key %s; %d workers; mesh key %s",
+	    DERPD_VERSION, hex, conf.dc_workers, env.d_has_mesh ? "set" :
+	    "not set");
+	if (conf.dc_tls && (env.d_tls = tls_new(&conf, env.d_key->sk_pub, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if ((env.d_peers = peers_new(&conn_peers_ops)) == NULL)
+		fatalx("out of memory");
+	if ((env.d_base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+
+	if (listener_open(conf.dc_listen_host, conf.dc_listen_port,
+	    conf.dc_workers, fds, bound, sizeof(bound), err, sizeof(err)) == -1)
+		fatalx("-a: %s", err);
+	log_info("listening on %s (%s)", bound, conf.dc_tls ? "tls" : "http");
+	for (i = 0; i < conf.dc_workers; i++)
+		fds80[i] = -1;
+	if (conf.dc_tls && conf.dc_http_port != -1) {
+		char p80[16];
+		snprintf(p80, sizeof(p80), "%d", conf.dc_http_port);
+		if (listener_open(conf.dc_listen_host, p80, conf.dc_workers,
+		    fds80, bound, sizeof(bound), err, sizeof(err)) == -1)
+			fatalx("-http-port: %s", err);
+		log_info("listening on %s (http redirect)", bound);
+	}
+	if (conf.dc_stun && (env.d_stun = stun_server_new(env.d_base,
+	    conf.dc_listen_host, conf.dc_stun_port, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+
+	if ((env.d_workers = calloc((size_t)conf.dc_workers,
+	    sizeof(*env.d_workers))) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < conf.dc_workers; i++) {
+		if ((env.d_workers[i] = worker_new(&env, i, fds[i], fds80[i])) ==
+		    NULL)
+			fatalx("cannot create worker %d", i);
+		env.d_nworkers++;
+	}
+	for (i = 0; i < env.d_nworkers; i++)
+		if (worker_start(env.d_workers[i]) == -1)
+			fatalx("cannot start worker %d", i);
+
+	ev_term = evsignal_new(env.d_base, SIGTERM, signal_stop_cb, &env);
+	ev_int = evsignal_new(env.d_base, SIGINT, signal_stop_cb, &env);
+	ev_hup = evsignal_new(env.d_base, SIGHUP, signal_hup_cb, &env);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
+		fatalx("cannot install signal handlers");
+	log_info("ready");
+	event_base_dispatch(env.d_base);
+
+	/* Orderly teardown: stop everyone, then free in reverse. */
+	for (i = 0; i < env.d_nworkers; i++)
+		worker_stop(env.d_workers[i]);
+	for (i = 0; i < env.d_nworkers; i++)
+		worker_join(env.d_workers[i]);
+	for (i = 0; i < env.d_nworkers; i++)
+		worker_free(env.d_workers[i]);
+	free(env.d_workers);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_hup);
+	stun_server_free(env.d_stun);
+	peers_free(env.d_peers);
+	tls_free(env.d_tls);
+	keys_free(env.d_key);
+	event_base_free(env.d_base);
+	libevent_global_shutdown();
+	log_info("stopped");
+	return 0;
+}

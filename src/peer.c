@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: ISC */
+/* peer.c: chained hash of keys to duplicate-aware connection sets. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peer.h"
+
+struct member {
+	void		*m_obj;
+	uint64_t	 m_last_send;	/* activity sequence, for dup sets */
+};
+
+struct peer_entry {
+	struct peer_entry	*pe_next;
+	uint8_t			 pe_key[32];
+	struct member		*pe_m;
+	size_t			 pe_n, pe_cap;
+	void			*pe_active;	/* NULL: dup set, none active */
+};
+
+struct peers {
+	const struct peers_ops	*p_ops;
+	pthread_rwlock_t	 p_lock;
+	struct peer_entry	**p_tab;
+	size_t			 p_size;	/* power of two */
+	size_t			 p_keys, p_conns, p_dup_keys, p_dup_conns;
+	uint64_t		 p_seq;
+	void			**p_watch;
+	size_t			 p_nwatch, p_capwatch;
+};
+
+static size_t
+key_hash(const uint8_t *k, size_t size)
+{
+	uint64_t h;
+
+	/* Keys are curve points chosen by peers; mix to spread them. */
+	memcpy(&h, k, sizeof(h));
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (size_t)h & (size - 1);
+}
+
+struct peers *
+peers_new(const struct peers_ops *ops)
+{
+	struct peers *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->p_ops = ops;
+	p->p_size = 1024;
+	if ((p->p_tab = calloc(p->p_size, sizeof(*p->p_tab))) == NULL) {
+		free(p);
+		return NULL;
+	}
+	pthread_rwlock_init(&p->p_lock, NULL);
+	return p;
+}
+
+void
+peers_free(struct peers *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->p_size; i++) {
+		struct peer_entry *e = p->p_tab[i], *n;
+		for (; e != NULL; e = n) {
+			n = e->pe_next;
+			free(e->pe_m);
+			free(e);
+		}
+	}
+	pthread_rwlock_destroy(&p->p_lock);
+	free(p->p_watch);
+	free(p->p_tab);
+	free(p);
+}
+
+static struct peer_entry *
+find(struct peers *p, const uint8_t key[32], struct peer_entry ***prevp)
+{
+	struct peer_entry **pp = &p->p_tab[key_hash(key, p->p_size)];
+
+	for (; *pp != NULL; pp = &(*pp)->pe_next)
+		if (memcmp((*pp)->pe_key, key, 32) == 0) {
+			if (prevp != NULL)
+				*prevp = pp;
+			return *pp;
+		}
+	return NULL;
+}
+
+static void
+grow(struct peers *p)
+{
+	struct peer_entry	**nt, *e, *n;
+	size_t			  ns = p->p_size * 2;
+
+	if ((nt = calloc(ns, sizeof(*nt))) == NULL)
+		return;		/* keep the longer chains */
+	for (size_t i = 0; i < p->p_size; i++)
+		for (e = p->p_tab[i]; e != NULL; e = n) {
+			size_t h = key_hash(e->pe_key, ns);
+			n = e->pe_next;
+			e->pe_next = nt[h];
+			nt[h] = e;
+		}
+	free(p->p_tab);
+	p->p_tab = nt;
+	p->p_size = ns;
+}
+
+static void
+notify_present(struct peers *p, void *obj)
+{
+	for (size_t i = 0; i < p->p_nwatch; i++)
+		p->p_ops->po_present(p->p_watch[i], obj);
+}
+
+int
+peers_add(struct peers *p, const uint8_t key[32], void *obj)
+{
+	struct peer_entry	*e;
+	int			 rc = -1;
+
+	pthread_rwlock_wrlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			goto out;
+		memcpy(e->pe_key, key, 32);
+		size_t h = key_hash(key, p->p_size);
+		e->pe_next = p->p_tab[h];
+		p->p_tab[h] = e;
+		p->p_keys++;
+	}
+	if (e->pe_n == e->pe_cap) {
+		size_t nc = e->pe_cap ? e->pe_cap * 2 : 1;
+		struct member *nm = realloc(e->pe_m, nc * sizeof(*nm));
+		if (nm == NULL) {
+			if (e->pe_n == 0) {
+				struct peer_entry **pp;
+				find(p, key, &pp);
+				*pp = e->pe_next;
+				free(e->pe_m);
+				free(e);
+				p->p_keys--;
+			}
+			goto out;
+		}
+		e->pe_m = nm;
+		e->pe_cap = nc;
+	}
+	p->p_ops->po_ref(obj);
+	e->pe_m[e->pe_n].m_obj = obj;
+	e->pe_m[e->pe_n].m_last_send = ++p->p_seq;
+	e->pe_n++;
+	p->p_conns++;
+	/* Last writer is active: the newest connection gets the packets. */
+	e->pe_active = obj;
+	if (e->pe_n == 2) {
+		p->p_dup_keys++;
+		p->p_dup_conns += 2;
+		p->p_ops->po_set_dup(e->pe_m[0].m_obj, true);
+		p->p_ops->po_set_dup(obj, true);
+	} else if (e->pe_n > 2) {
+		p->p_dup_conns++;
+		p->p_ops->po_set_dup(obj, true);
+	}
+	notify_present(p, obj);
+	if (p->p_keys > p->p_size)
+		grow(p);
+	rc = 0;
+out:
+	pthread_rwlock_unlock(&p->p_lock);
+	return rc;
+}
+
+bool
+peers_remove(struct peers *p, const uint8_t key[32], void *obj)
+{
+	struct peer_entry	*e, **pp;
+	bool			 last = false, found = false;
+	size_t			 i;
+
+	pthread_rwlock_wrlock(&p->p_lock);
+	for (i = 0; i < p->p_nwatch; i++)
+		if (p->p_watch[i] == obj) {
+			p->p_watch[i] = p->p_watch[--p->p_nwatch];
+			break;
+		}
+	if ((e = find(p, key, &pp)) == NULL)
+		goto out;
+	for (i = 0; i < e->pe_n; i++)
+		if (e->pe_m[i].m_obj == obj)
+			break;
+	if (i == e->pe_n)
+		goto out;
+	found = true;
+	e->pe_m[i] = e->pe_m[--e->pe_n];
+	p->p_conns--;
+	if (e->pe_n == 0) {
+		*pp = e->pe_next;
+		free(e->pe_m);
+		free(e);
+		p->p_keys--;
+		last = true;
+		for (i = 0; i < p->p_nwatch; i++)
+			p->p_ops->po_gone(p->p_watch[i], key);
+		goto out;
+	}
+	if (e->pe_n == 1) {
+		p->p_dup_keys--;
+		p->p_dup_conns -= 2;
+		p->p_ops->po_set_dup(e->pe_m[0].m_obj, false);
+	} else
+		p->p_dup_conns--;
+	/* The most recent remaining sender takes over. */
+	if (e->pe_active == obj || e->pe_n == 1) {
+		size_t best = 0;
+		for (i = 1; i < e->pe_n; i++)
+			if (e->pe_m[i].m_last_send > e->pe_m[best].m_last_send)
+				best = i;
+		e->pe_active = e->pe_m[best].m_obj;
+	}
+out:
+	pthread_rwlock_unlock(&p->p_lock);
+	if (found)
+		p->p_ops->po_unref(obj);
+	return last;
+}
+
+enum peers_lookup
+peers_lookup(struct peers *p, const uint8_t key[32], void **out)
+{
+	struct peer_entry	*e;
+	enum peers_lookup	 r = PEERS_NONE;
+
+	pthread_rwlock_rdlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) != NULL) {
+		if (e->pe_active != NULL) {
+			p->p_ops->po_ref(e->pe_active);
+			*out = e->pe_active;
+			r = PEERS_FOUND;
+		} else
+			r = PEERS_DUP_INACTIVE;
+	}
+	pthread_rwlock_unlock(&p->p_lock);
+	return r;
+}
+
+void
+peers_note_activity(struct peers *p, const uint8_t key[32], void *obj)
+{
+	struct peer_entry *e;
+
+	pthread_rwlock_wrlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) != NULL) {
+		for (size_t i = 0; i < e->pe_n; i++)
+			if (e->pe_m[i].m_obj == obj) {
+				e->pe_m[i].m_last_send = ++p->p_seq;
+				e->pe_active = obj;
+			}
+	}
+	pthread_rwlock_unlock(&p->p_lock);
+}
+
+int
+peers_add_watcher(struct peers *p, void *obj)
+{
+	int	 rc = -1;
+
+	pthread_rwlock_wrlock(&p->p_lock);
+	for (size_t i = 0; i < p->p_nwatch; i++)
+		if (p->p_watch[i] == obj) {
+			rc = 0;
+			goto out;
+		}
+	if (p->p_nwatch == p->p_capwatch) {
+		size_t nc = p->p_capwatch ? p->p_capwatch * 2 : 4;
+		void **nw = realloc(p->p_watch, nc * sizeof(*nw));
+		if (nw == NULL)
+			goto out;
+		p->p_watch = nw;
+		p->p_capwatch = nc;
+	}
+	for (size_t i = 0; i < p->p_size; i++)
+		for (struct peer_entry *e = p->p_tab[i]; e != NULL;
+		    e = e->pe_next)
+			if (e->pe_active != NULL)
+				p->p_ops->po_present(obj, e->pe_active);
+	p->p_watch[p->p_nwatch++] = obj;
+	rc = 0;
+out:
+	pthread_rwlock_unlock(&p->p_lock);
+	return rc;
+}
+
+size_t
+peers_kick_key(struct peers *p, const uint8_t key[32])
+{
+	struct peer_entry	*e;
+	size_t			 n = 0;
+
+	pthread_rwlock_rdlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) != NULL)
+		for (; n < e->pe_n; n++)
+			p->p_ops->po_kick(e->pe_m[n].m_obj);
+	pthread_rwlock_unlock(&p->p_lock);
+	return n;
+}
+
+void
+peers_gauges(struct peers *p, struct peers_gauges *g)
+{
+	pthread_rwlock_rdlock(&p->p_lock);
+	g->pg_keys = p->p_keys;
+	g->pg_conns = p->p_conns;
+	g->pg_dup_keys = p->p_dup_keys;
+	g->pg_dup_conns = p->p_dup_conns;
+	g->pg_watchers = p->p_nwatch;
+	pthread_rwlock_unlock(&p->p_lock);
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * peer.h: the peer registry, key -> the connections holding that key.
+ * The only structure shared by worker threads. Lookups take a read lock
+ * and a reference on the connection they return.
+ */
+#ifndef DERPD_PEER_H
+#define DERPD_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Hooks into the owner of the registered objects (connections). */
+struct peers_ops {
+	/* Take a reference on obj; called with the registry lock held. */
+	void	(*po_ref)(void *obj);
+	/* Drop a reference on obj. Never called with the lock held. */
+	void	(*po_unref)(void *obj);
+	/* Queue PeerPresent(obj) to watcher; lock held, must not block. */
+	void	(*po_present)(void *watcher, void *obj);
+	/* Queue PeerGone(key, Disconnected) to watcher; lock held. */
+	void	(*po_gone)(void *watcher, const uint8_t key[32]);
+	/* obj's duplicate status changed; lock held. */
+	void	(*po_set_dup)(void *obj, bool dup);
+	/* Ask obj to close (ClosePeer); lock held, must not block. */
+	void	(*po_kick)(void *obj);
+};
+
+enum peers_lookup {
+	PEERS_FOUND,		/* *out holds a reference to the active conn */
+	PEERS_DUP_INACTIVE,	/* key is held, but by no active conn */
+	PEERS_NONE,		/* no local conn for the key */
+};
+
+struct peers;
+
+struct peers_gauges {
+	uint64_t	 pg_keys;	/* distinct keys */
+	uint64_t	 pg_conns;	/* registered conns */
+	uint64_t	 pg_dup_keys;
+	uint64_t	 pg_dup_conns;
+	uint64_t	 pg_watchers;
+};
+
+/* New empty registry; NULL on allocation failure. */
+struct peers *peers_new(const struct peers_ops *ops);
+/* Free an empty registry; NULL is a no-op. */
+void	peers_free(struct peers *);
+/*
+ * Register obj under key. The registry keeps a reference. The newest
+ * conn of a key becomes active; watchers get PeerPresent. Returns 0, or
+ * -1 on allocation failure (nothing registered).
+ */
+int	peers_add(struct peers *, const uint8_t key[32], void *obj);
+/*
+ * Unregister obj (and its watcher role). Returns true when it was the
+ * last conn of its key, after which watchers got PeerGone. Drops the
+ * registry's reference.
+ */
+bool	peers_remove(struct peers *, const uint8_t key[32], void *obj);
+/* Look up the active conn of key (see enum peers_lookup). */
+enum peers_lookup peers_lookup(struct peers *, const uint8_t key[32],
+	    void **out);
+/* obj sent a frame: in a duplicate set it becomes the active conn. */
+void	peers_note_activity(struct peers *, const uint8_t key[32], void *obj);
+/* Enrol obj as a watcher; it gets PeerPresent for every active conn. */
+int	peers_add_watcher(struct peers *, void *obj);
+/* Kick every conn of key. Returns how many were asked to close. */
+size_t	peers_kick_key(struct peers *, const uint8_t key[32]);
+void	peers_gauges(struct peers *, struct peers_gauges *);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

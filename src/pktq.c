@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: ISC */
+/* pktq.c: packet allocation and the drop-from-head queue. */
+#include <stdlib.h>
+
+#include "pktq.h"
+
+struct pkt *
+pkt_new(uint32_t len)
+{
+	struct pkt *p;
+
+	if ((p = malloc(sizeof(*p) + 37 + (size_t)len)) == NULL)
+		return NULL;
+	p->p_len = len;
+	p->p_disco = 0;
+	p->p_enq_ms = 0;
+	return p;
+}
+
+void
+pkt_free(struct pkt *p)
+{
+	free(p);
+}
+
+void
+pktq_init(struct pktq *q, unsigned depth)
+{
+	q->q_head = 0;
+	q->q_len = 0;
+	if (depth == 0 || depth > PKTQ_MAX_DEPTH)
+		depth = PKTQ_MAX_DEPTH;
+	q->q_depth = depth;
+}
+
+struct pktq_result
+pktq_push(struct pktq *q, struct pkt *p,
+    void (*dropped)(struct pkt *, int, void *), void *arg)
+{
+	struct pktq_result	 r = { 0, false };
+	int			 attempt;
+
+	for (attempt = 0; attempt < 3; attempt++) {
+		if (q->q_len < q->q_depth) {
+			q->q_ring[(q->q_head + q->q_len) % PKTQ_MAX_DEPTH] = p;
+			q->q_len++;
+			return r;
+		}
+		/* Full: the oldest packet makes room for the newest. */
+		struct pkt *old = pktq_pop(q);
+		r.pr_head_drops++;
+		if (dropped != NULL)
+			dropped(old, 1, arg);
+		pkt_free(old);
+	}
+	r.pr_tail_drop = true;
+	if (dropped != NULL)
+		dropped(p, 0, arg);
+	pkt_free(p);
+	return r;
+}
+
+struct pkt *
+pktq_pop(struct pktq *q)
+{
+	struct pkt *p;
+
+	if (q->q_len == 0)
+		return NULL;
+	p = q->q_ring[q->q_head];
+	q->q_head = (q->q_head + 1) % PKTQ_MAX_DEPTH;
+	q->q_len--;
+	return p;
+}
+
+unsigned
+pktq_len(const struct pktq *q)
+{
+	return q->q_len;
+}
+
+void
+pktq_clear(struct pktq *q, void (*dropped)(struct pkt *, int, void *),
+    void *arg)
+{
+	struct pkt *p;
+
+	while ((p = pktq_pop(q)) != NULL) {
+		if (dropped != NULL)
+			dropped(p, 0, arg);
+		pkt_free(p);
+	}
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: ISC */
+/* pktq.h: relayed packets and the bounded per-client queue (PROTOCOL 5.1). */
+#ifndef DERPD_PKTQ_H
+#define DERPD_PKTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PKTQ_MAX_DEPTH	32
+
+/*
+ * One relayed packet, already laid out as the RecvPacket frame the
+ * receiver gets: 5-byte header, 32-byte source key, payload. One
+ * allocation per packet; whoever holds the pointer owns it.
+ */
+struct pkt {
+	uint32_t p_len;		/* payload bytes */
+	uint8_t	 p_disco;	/* 1 if disco */
+	uint64_t p_enq_ms;	/* when it was queued */
+	uint8_t	 p_frame[];	/* 5 + 32 + p_len */
+};
+
+/* Frame bytes of a packet. */
+#define PKT_FRAME_LEN(p)	(5u + 32u + (p)->p_len)
+
+/* Allocate a packet for len payload bytes; NULL on failure. */
+struct pkt *pkt_new(uint32_t len);
+/* Free a packet; NULL is a no-op. */
+void	pkt_free(struct pkt *);
+
+/* A fixed ring of packet pointers. */
+struct pktq {
+	struct pkt	*q_ring[PKTQ_MAX_DEPTH];
+	unsigned	 q_head;
+	unsigned	 q_len;
+	unsigned	 q_depth;	/* 1..PKTQ_MAX_DEPTH */
+};
+
+/* Outcome of pktq_push: how many queued packets were evicted. */
+struct pktq_result {
+	unsigned	 pr_head_drops;	/* evicted from the head */
+	bool		 pr_tail_drop;	/* the new packet itself was dropped */
+};
+
+void	pktq_init(struct pktq *, unsigned depth);
+/*
+ * Queue p. When full, evict from the head, up to 3 attempts as Go does;
+ * with depth >= 1 the first eviction always makes room. Evicted packets
+ * are freed and counted in the result; a tail drop frees p.
+ */
+struct pktq_result pktq_push(struct pktq *, struct pkt *p,
+	    void (*dropped)(struct pkt *, int is_head, void *), void *arg);
+/* Pop the oldest packet, NULL if empty. Caller owns it. */
+struct pkt *pktq_pop(struct pktq *);
+unsigned pktq_len(const struct pktq *);
+/* Free everything queued, calling dropped(p, 0, arg) for each first. */
+void	pktq_clear(struct pktq *, void (*dropped)(struct pkt *, int, void *),
+	    void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

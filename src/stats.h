@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: ISC */
+/* stats.h: per-worker counters, summed on read; every drop has a reason. */
+#ifndef DERPD_STATS_H
+#define DERPD_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum stat_id {
+	STAT_ACCEPTS,
+	STAT_CONNECTIONS,		/* gauge */
+	STAT_DERP_CONNECTIONS,		/* gauge: past ServerInfo */
+	STAT_HOME_CONNECTIONS,		/* gauge */
+	STAT_NOTIDEAL_CONNECTIONS,	/* gauge */
+	STAT_WATCHERS,			/* gauge */
+	STAT_PACKETS_RECEIVED,
+	STAT_BYTES_RECEIVED,
+	STAT_PACKETS_RECEIVED_DISCO,
+	STAT_PACKETS_RECEIVED_OTHER,
+	STAT_PACKETS_SENT,
+	STAT_BYTES_SENT,
+	STAT_PACKETS_FORWARDED_IN,
+	STAT_GOT_PING,
+	STAT_SENT_PONG,
+	STAT_PINGS_IGNORED,
+	STAT_PEER_GONE_DISCONNECTED,
+	STAT_PEER_GONE_NOT_HERE,
+	STAT_HOME_MOVES_IN,
+	STAT_HOME_MOVES_OUT,
+	STAT_WRITE_TIMEOUTS,
+	STAT_UNKNOWN_FRAMES,
+	STAT_TOTAL_DUP_CLIENT_CONNS,
+	STAT_CTL_DROPS,
+	STAT_HTTP_REQUESTS,
+	STAT_STUN_SUCCESS,
+	STAT_STUN_NOT_STUN,
+	STAT_STUN_READ_ERROR,
+	STAT_STUN_WRITE_ERROR,
+	STAT_STUN_IPV4,
+	STAT_STUN_IPV6,
+	STAT_STUN_RFC5389,
+	STAT_ACCEPT_ERRORS,
+	STAT__COUNT
+};
+
+enum drop_reason {
+	DROP_UNKNOWN_DEST,
+	DROP_UNKNOWN_DEST_ON_FWD,
+	DROP_GONE_DISCONNECTED,
+	DROP_QUEUE_HEAD,
+	DROP_QUEUE_TAIL,
+	DROP_WRITE_ERROR,
+	DROP_DUP_CLIENT,
+	DROP_NO_MEMORY,
+	DROP__COUNT
+};
+
+enum drop_kind {
+	KIND_DISCO,
+	KIND_OTHER,
+	KIND__COUNT
+};
+
+/* Why a connection was closed; each is counted and logged once. */
+enum close_reason {
+	CLOSE_EOF,
+	CLOSE_READ_ERROR,
+	CLOSE_WRITE_TIMEOUT,
+	CLOSE_WRITE_ERROR,
+	CLOSE_TLS_ERROR,
+	CLOSE_HEAD_TIMEOUT,
+	CLOSE_HEAD_TOO_LARGE,
+	CLOSE_BAD_REQUEST,
+	CLOSE_HTTP_DONE,
+	CLOSE_HANDSHAKE_TIMEOUT,
+	CLOSE_BAD_FIRST_FRAME,
+	CLOSE_BAD_CLIENT_INFO,
+	CLOSE_BAD_FRAME,
+	CLOSE_NOT_MESH,
+	CLOSE_CLOSE_PEER,
+	CLOSE_NO_MEMORY,
+	CLOSE_SHUTDOWN,
+	CLOSE__COUNT
+};
+
+/* One worker's counters; single writer, read by anyone (relaxed). */
+struct stats {
+	uint64_t	 st_c[STAT__COUNT];
+	uint64_t	 st_drop_pkts[DROP__COUNT][KIND__COUNT];
+	uint64_t	 st_drop_bytes[DROP__COUNT][KIND__COUNT];
+	uint64_t	 st_close[CLOSE__COUNT];
+};
+
+/* Add v (may wrap for gauges) to a single-writer counter. */
+static inline void
+stats_add(uint64_t *ctr, uint64_t v)
+{
+	__atomic_store_n(ctr, __atomic_load_n(ctr, __ATOMIC_RELAXED) + v,
+	    __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+stats_get(const uint64_t *ctr)
+{
+	return __atomic_load_n(ctr, __ATOMIC_RELAXED);
+}
+
+#define STAT_INC(st, id)	stats_add(&(st)->st_c[(id)], 1)
+#define STAT_DEC(st, id)	stats_add(&(st)->st_c[(id)], (uint64_t)-1)
+#define STAT_ADD(st, id, v)	stats_add(&(st)->st_c[(id)], (v))
+
+void	stats_drop(struct stats *, enum drop_reason, int disco, uint64_t bytes);
+void	stats_close(struct stats *, enum close_reason);
+/* Sum n per-worker blocks into out. */
+void	stats_sum(const struct stats *const *in, size_t n, struct stats *out);
+const char *stats_drop_name(enum drop_reason);
+const char *stats_close_name(enum close_reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: ISC */
+/* util.c: small pure helpers shared by the daemon, derpctl and tests. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+static const char hexdig[] = "0123456789abcdef";
+
+void
+util_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hexdig[in[i] >> 4];
+		out[2 * i + 1] = hexdig[in[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
+{
+	size_t	 i;
+	int	 hi, lo;
+
+	if (inlen != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		hi = hexval(in[2 * i]);
+		lo = hexval(in[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+util_key_parse(const char *text, const char *prefix, uint8_t key[32])
+{
+	size_t	 plen = strlen(prefix);
+
+	if (strncmp(text, prefix, plen) != 0)
+		return -1;
+	return util_hex_decode(text + plen, strlen(text + plen), key, KEY_LEN);
+}
+
+void
+util_key_format(const uint8_t key[32], const char *prefix, char *out)
+{
+	size_t	 plen = strlen(prefix);
+
+	memcpy(out, prefix, plen);
+	util_hex_encode(key, KEY_LEN, out + plen);
+}
+
+void
+util_key_short(const uint8_t key[32], char *out)
+{
+	static const char b64[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	uint32_t v = (uint32_t)key[0] << 16 | (uint32_t)key[1] << 8 | key[2];
+	uint32_t w = (uint32_t)key[3] << 16 | (uint32_t)key[4] << 8 | key[5];
+
+	out[0] = '[';
+	out[1] = b64[(v >> 18) & 63];
+	out[2] = b64[(v >> 12) & 63];
+	out[3] = b64[(v >> 6) & 63];
+	out[4] = b64[v & 63];
+	out[5] = b64[(w >> 18) & 63];
+	out[6] = ']';
+	out[7] = '\0';
+}
+
+int
+util_duration_parse(const char *s, int64_t *ms)
+{
+	double	 total = 0, v;
+	char	*end;
+	int	 neg = 0;
+
+	if (*s == '-') {
+		neg = 1;
+		s++;
+	} else if (*s == '+')
+		s++;
+	if (strcmp(s, "0") == 0) {
+		*ms = 0;
+		return 0;
+	}
+	if (*s == '\0')
+		return -1;
+	while (*s != '\0') {
+		if (!isdigit((unsigned char)*s) && *s != '.')
+			return -1;
+		v = strtod(s, &end);
+		if (end == s)
+			return -1;
+		s = end;
+		if (strncmp(s, "ns", 2) == 0) {
+			v /= 1e6;
+			s += 2;
+		} else if (strncmp(s, "us", 2) == 0 ||
+		    strncmp(s, "\xc2\xb5s", 3) == 0) {
+			v /= 1e3;
+			s += (*s == 'u') ? 2 : 3;
+		} else if (strncmp(s, "ms", 2) == 0) {
+			s += 2;
+		} else if (*s == 's') {
+			v *= 1e3;
+			s++;
+		} else if (*s == 'm') {
+			v *= 60e3;
+			s++;
+		} else if (*s == 'h') {
+			v *= 3600e3;
+			s++;
+		} else
+			return -1;
+		total += v;
+	}
+	if (total > 9.2e15)
+		return -1;
+	*ms = (int64_t)(total + 0.5);
+	if (neg)
+		*ms = -*ms;
+	return 0;
+}
+
+size_t
+util_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t	 n = strlen(src);
+
+	if (size > 0) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+void
+util_addr_format(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	char	 ip[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 =
+		    (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, outlen, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else
+		snprintf(out, outlen, "unknown");
+}
+
+int
+util_hostport_split(const char *in, char *host, size_t hostlen,
+    char *port, size_t portlen)
+{
+	const char	*colon;
+	size_t		 hl;
+
+	if (in[0] == '[') {
+		const char *rb = strchr(in, ']');
+		if (rb == NULL || rb[1] != ':')
+			return -1;
+		hl = (size_t)(rb - in - 1);
+		colon = rb + 1;
+		in++;
+	} else {
+		colon = strrchr(in, ':');
+		if (colon == NULL)
+			return -1;
+		hl = (size_t)(colon - in);
+		if (memchr(in, ':', hl) != NULL)
+			return -1;	/* bare IPv6 needs brackets */
+	}
+	if (hl >= hostlen || strlen(colon + 1) >= portlen ||
+	    colon[1] == '\0')
+		return -1;
+	memcpy(host, in, hl);
+	host[hl] = '\0';
+	util_strlcpy(port, colon + 1, portlen);
+	return 0;
+}
+
+bool
+util_is_ip_literal(const char *s)
+{
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 ||
+	    inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+uint64_t
+util_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool
+util_ct_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	volatile uint8_t d = 0;
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+bool
+util_is_zero(const uint8_t *a, size_t n)
+{
+	uint8_t	 d = 0;
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		d |= a[i];
+	return d == 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: ISC */
+/* util.h: small pure helpers: hex, key text forms, durations, strings. */
+#ifndef DERPD_UTIL_H
+#define DERPD_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KEY_LEN		32
+#define KEY_HEX_LEN	64
+#define NODEKEY_PREFIX	"nodekey:"
+#define PRIVKEY_PREFIX	"privkey:"
+/* "nodekey:" + 64 hex + NUL */
+#define KEY_TEXT_SIZE	(8 + KEY_HEX_LEN + 1)
+
+/* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void	util_hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decode exactly 2n hex chars (either case); 0 or -1. */
+int	util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n);
+/* "<prefix><64 hex>" -> 32 bytes; exact prefix and length; 0 or -1. */
+int	util_key_parse(const char *text, const char *prefix, uint8_t key[32]);
+/* 32 bytes -> "<prefix><64 lowercase hex>" in out (KEY_TEXT_SIZE). */
+void	util_key_format(const uint8_t key[32], const char *prefix, char *out);
+/* "[" + first 5 base64 chars + "]" short form for logs (out >= 8). */
+void	util_key_short(const uint8_t key[32], char *out);
+/* Go time.Duration syntax ("10s", "1m30s", "250ms", "0") -> ms; 0/-1. */
+int	util_duration_parse(const char *s, int64_t *ms);
+/* Truncation-checked copy: returns strlen(src); >= size means cut. */
+size_t	util_strlcpy(char *dst, const char *src, size_t size);
+/* "ip:port" or "[ip6]:port" text of a socket address (out >= 64). */
+void	util_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
+/* Parse "host:port", ":port", "[v6]:port"; host "" means any. 0/-1. */
+int	util_hostport_split(const char *in, char *host, size_t hostlen,
+	    char *port, size_t portlen);
+/* True when s is an IPv4 or IPv6 literal. */
+bool	util_is_ip_literal(const char *s);
+/* Monotonic clock in milliseconds. */
+uint64_t util_now_ms(void);
+/* Constant-time equality of n bytes. */
+bool	util_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
+/* True when all n bytes are zero. */
+bool	util_is_zero(const uint8_t *a, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

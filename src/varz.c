@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: ISC */
+/* varz.c: /debug/varz, metric names as derper's where they exist. */
+#include <stdlib.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "derpd.h"
+#include "peer.h"
+#include "stats.h"
+#include "stun_server.h"
+#include "varz.h"
+#include "worker.h"
+
+struct metric {
+	const char	*m_name;
+	const char	*m_type;
+	enum stat_id	 m_id;
+};
+
+static const struct metric metrics[] = {
+	{ "derp_accepts", "counter", STAT_ACCEPTS },
+	{ "derp_current_connections", "gauge", STAT_DERP_CONNECTIONS },
+	{ "derpd_current_sockets", "gauge", STAT_CONNECTIONS },
+	{ "derp_current_home_connections", "gauge", STAT_HOME_CONNECTIONS },
+	{ "derp_current_notideal_connections", "gauge",
+	    STAT_NOTIDEAL_CONNECTIONS },
+	{ "derp_watchers", "gauge", STAT_WATCHERS },
+	{ "derp_packets_received", "counter", STAT_PACKETS_RECEIVED },
+	{ "derp_bytes_received", "counter", STAT_BYTES_RECEIVED },
+	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT },
+	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT },
+	{ "derp_packets_forwarded_in", "counter", STAT_PACKETS_FORWARDED_IN },
+	{ "derp_got_ping", "counter", STAT_GOT_PING },
+	{ "derp_sent_pong", "counter", STAT_SENT_PONG },
+	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED },
+	{ "derp_peer_gone_disconnected_frames", "counter",
+	    STAT_PEER_GONE_DISCONNECTED },
+	{ "derp_peer_gone_not_here_frames", "counter",
+	    STAT_PEER_GONE_NOT_HERE },
+	{ "derp_home_moves_in", "counter", STAT_HOME_MOVES_IN },
+	{ "derp_home_moves_out", "counter", STAT_HOME_MOVES_OUT },
+	{ "derp_sclient_write_timeouts", "counter", STAT_WRITE_TIMEOUTS },
+	{ "derp_unknown_frames", "counter", STAT_UNKNOWN_FRAMES },
+	{ "derp_total_dup_client_conns", "counter",
+	    STAT_TOTAL_DUP_CLIENT_CONNS },
+	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS },
+	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS },
+	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS },
+};
+
+void
+varz_render(struct derpd *env, struct evbuffer *out)
+{
+	const struct stats	*blocks[DERPD_MAX_WORKERS + 1];
+	struct stats		*sum;
+	struct peers_gauges	 g;
+	size_t			 n = 0;
+
+	if ((sum = malloc(sizeof(*sum))) == NULL)
+		return;
+	for (int i = 0; i < env->d_nworkers; i++)
+		blocks[n++] = &env->d_workers[i]->w_stats;
+	if (env->d_stun != NULL)
+		blocks[n++] = stun_server_stats(env->d_stun);
+	stats_sum(blocks, n, sum);
+	peers_gauges(env->d_peers, &g);
+
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+		evbuffer_add_printf(out, "# TYPE %s %s\n%s %lld\n",
+		    metrics[i].m_name, metrics[i].m_type, metrics[i].m_name,
+		    (long long)sum->st_c[metrics[i].m_id]);
+	evbuffer_add_printf(out, "# TYPE derp_packets_received_kind counter\n"
+	    "derp_packets_received_kind{kind=\"disco\"} %llu\n"
+	    "derp_packets_received_kind{kind=\"other\"} %llu\n",
+	    (unsigned long long)sum->st_c[STAT_PACKETS_RECEIVED_DISCO],
+	    (unsigned long long)sum->st_c[STAT_PACKETS_RECEIVED_OTHER]);
+	evbuffer_add_printf(out, "# TYPE derp_clients_local gauge\n"
+	    "derp_clients_local %llu\n# TYPE derp_clients_total gauge\n"
+	    "derp_clients_total %llu\n# TYPE derp_clients_remote gauge\n"
+	    "derp_clients_remote 0\n"
+	    "# TYPE derp_current_dup_client_keys gauge\n"
+	    "derp_current_dup_client_keys %llu\n"
+	    "# TYPE derp_current_dup_client_conns gauge\n"
+	    "derp_current_dup_client_conns %llu\n",
+	    (unsigned long long)g.pg_keys, (unsigned long long)g.pg_keys,
+	    (unsigned long long)g.pg_dup_keys,
+	    (unsigned long long)g.pg_dup_conns);
+	evbuffer_add_printf(out, "# HELP derp_packets_dropped DERP packets "
+	    "dropped by reason and by kind\n"
+	    "# TYPE derp_packets_dropped counter\n");
+	for (int r = 0; r < DROP__COUNT; r++)
+		for (int k = 0; k < KIND__COUNT; k++)
+			evbuffer_add_printf(out, "derp_packets_dropped{reason="
+			    "\"%s\",kind=\"%s\"} %llu\n", stats_drop_name(r),
+			    k == KIND_DISCO ? "disco" : "other",
+			    (unsigned long long)sum->st_drop_pkts[r][k]);
+	evbuffer_add_printf(out, "# HELP derp_bytes_dropped DERP bytes "
+	    "dropped by reason and by kind\n"
+	    "# TYPE derp_bytes_dropped counter\n");
+	for (int r = 0; r < DROP__COUNT; r++)
+		for (int k = 0; k < KIND__COUNT; k++)
+			evbuffer_add_printf(out, "derp_bytes_dropped{reason="
+			    "\"%s\",kind=\"%s\"} %llu\n", stats_drop_name(r),
+			    k == KIND_DISCO ? "disco" : "other",
+			    (unsigned long long)sum->st_drop_bytes[r][k]);
+	evbuffer_add_printf(out, "# HELP derpd_connections_closed "
+	    "connections closed by reason\n"
+	    "# TYPE derpd_connections_closed counter\n");
+	for (int r = 0; r < CLOSE__COUNT; r++)
+		evbuffer_add_printf(out, "derpd_connections_closed{reason=\"%s\"}"
+		    " %llu\n", stats_close_name(r),
+		    (unsigned long long)sum->st_close[r]);
+	evbuffer_add_printf(out, "# TYPE stun_requests counter\n"
+	    "stun_requests{disposition=\"success\"} %llu\n"
+	    "stun_requests{disposition=\"not_stun\"} %llu\n"
+	    "stun_requests{disposition=\"read_error\"} %llu\n"
+	    "stun_requests{disposition=\"write_error\"} %llu\n"
+	    "# TYPE stun_addrfamily counter\n"
+	    "stun_addrfamily{family=\"ipv4\"} %llu\n"
+	    "stun_addrfamily{family=\"ipv6\"} %llu\n"
+	    "# TYPE derpd_stun_rfc5389_requests counter\n"
+	    "derpd_stun_rfc5389_requests %llu\n",
+	    (unsigned long long)sum->st_c[STAT_STUN_SUCCESS],
+	    (unsigned long long)sum->st_c[STAT_STUN_NOT_STUN],
+	    (unsigned long long)sum->st_c[STAT_STUN_READ_ERROR],
+	    (unsigned long long)sum->st_c[STAT_STUN_WRITE_ERROR],
+	    (unsigned long long)sum->st_c[STAT_STUN_IPV4],
+	    (unsigned long long)sum->st_c[STAT_STUN_IPV6],
+	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
+	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
+	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
+	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
+	    (long long)env->d_start_time,
+	    (long long)(time(NULL) - env->d_start_time), env->d_nworkers);
+	free(sum);
+}
