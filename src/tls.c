@@ -52,8 +52,12 @@ set_name_cn(X509 *x, const char *cn)
 {
 	X509_NAME *n = X509_get_subject_name(x);
 
-	if (!X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0))
+	/*
+	 * A direct string type skips OpenSSL's 64-character commonName
+	 * bound: the meta cert CN is "derpkey" + 64 hex, 71 characters.
+	 */
+	if (!X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_PRINTABLESTRING, (const unsigned char *)cn, -1, -1, 0))
 		return -1;
 	return X509_set_issuer_name(x, n) ? 0 : -1;
 }
@@ -242,7 +246,8 @@ build_ctx(struct tls_state *t, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_NO_AUTO_CHAIN);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
 	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
