@@ -85,7 +85,8 @@ INTEGOBJ = $(INTEG:%.cc=$(B)/%.o)
 MANPAGES = man/derpd.8
 GTEST	 = -lgtest_main -lgtest
 
-all: $(B)/derpd $(B)/derpcat $(UNITBIN) $(B)/tests/integration_tests
+all: $(B)/derpd $(B)/derpcat $(B)/loadgen $(UNITBIN) \
+	$(B)/tests/integration_tests
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -102,6 +103,9 @@ $(B)/derpd: $(B)/src/main.o $(B)/libderpd.a
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/derpcat: $(B)/tests/lib/derpcat.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/loadgen: $(B)/tests/bench/loadgen.o $(B)/libderpd.a
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
@@ -148,7 +152,7 @@ run: deps
 	@echo "       $(B)/derpcat -s http://127.0.0.1:3340/derp  (a test client)"
 	$(B)/derpd --dev --verbose
 
-bench: $(B)/derpd
+bench: $(B)/derpd $(B)/loadgen
 	@sh tests/bench/run.sh $(CURDIR)/$(B)
 
 install: $(B)/derpd
@@ -163,4 +167,5 @@ clean:
 	asan run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
+	$(B)/tests/bench/loadgen.d \
 	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d)

@@ -572,6 +572,9 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	}
 	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb,
 	    conn_event_cb, c);
+	/* Big reads and writes: syscalls, not copies, dominate relaying. */
+	bufferevent_set_max_single_read(c->c_bev, DERPD_MAX_SINGLE_IO);
+	bufferevent_set_max_single_write(c->c_bev, DERPD_MAX_SINGLE_IO);
 	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
 	conn_timer_set(c, (uint64_t)env->d_conf->dc_handshake_timeout_ms);
 	c->c_next = w->w_conns;
@@ -1381,6 +1384,20 @@ conn_flush(struct conn *c)
 		room = PKT_FRAME_LEN(p) < room ? room - PKT_FRAME_LEN(p) : 0;
 	}
 	pthread_mutex_unlock(&c->c_qlock);
+	/*
+	 * Reserve one contiguous run for the batch: bufferevent_openssl makes
+	 * a TLS record (and a write) per buffer chunk, so a chunk per packet
+	 * would cost a record and a syscall per packet.
+	 */
+	{
+		size_t total = 0;
+		for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
+			total += m->cm_len;
+		for (size_t i = 0; i < nb; i++)
+			total += PKT_FRAME_LEN(batch[i]);
+		if (total > 0)
+			evbuffer_expand(out, total);
+	}
 	while (ctl != NULL) {
 		struct ctlmsg *n = ctl->cm_next;
 		evbuffer_add(out, ctl->cm_buf, ctl->cm_len);

@@ -19,6 +19,7 @@ extern "C" {
 #define DERPD_MESH_WRITE_TIMEOUT_MS 30000
 #define DERPD_OUT_HIGH_WATER	(128 * 1024)
 #define DERPD_MAX_WORKERS	64
+#define DERPD_MAX_SINGLE_IO	(256 * 1024)
 
 /* Command-line configuration: derper's flags plus derpd's own. */
 struct derpd_conf {

@@ -1,0 +1,150 @@
+#!/bin/sh
+# make bench: derpd against Tailscale's Go derper (v1.102.3), side by side
+# in one run, on loopback. Each server gets CPU 1, the load generator CPU 0.
+# Prints one line per window and a summary of medians and ratios, then the
+# callgrind instruction count per relayed packet for derpd.
+# Knobs: BENCH_SECS (default 3), BENCH_ROUNDS (default 3), BENCH_PAIRS (4).
+set -eu
+B=$1
+SECS=${BENCH_SECS:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
+PAIRS=${BENCH_PAIRS:-4}
+T=$(mktemp -d /tmp/derpd-bench.XXXXXX)
+trap 'kill $(cat "$T"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
+
+GOBIN=$T/gobin
+if command -v go >/dev/null 2>&1; then
+	echo "bench: installing the Go derper (tailscale.com v1.102.3)"
+	GOBIN=$GOBIN go install tailscale.com/cmd/derper@v1.102.3
+	DERPER=$GOBIN/derper
+else
+	echo "bench: no Go toolchain: derpd only, no ratios"
+	DERPER=
+fi
+
+port_of() {	# log file -> port from "listening on 127.0.0.1:PORT"
+	for _ in $(seq 50); do
+		p=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$1" |
+		    head -1)
+		[ -n "$p" ] && { echo "$p"; return; }
+		sleep 0.1
+	done
+	echo "bench: server did not start; log:" >&2
+	cat "$1" >&2
+	exit 1
+}
+
+start_derpd() {	# mode
+	rm -rf "$T/certs"
+	if [ "$1" = tls ]; then
+		tlsf="--certmode=manual --hostname=127.0.0.1 --certdir=$T/certs"
+	else
+		tlsf=
+	fi
+	# shellcheck disable=SC2086
+	taskset -c 1 "$B/derpd" -a 127.0.0.1:0 --stun=false --http-port=-1 \
+	    -c "$T/derpd.key" --workers=1 $tlsf >"$T/derpd.log" 2>&1 &
+	echo $! >"$T/server.pid"
+	PORT=$(port_of "$T/derpd.log")
+}
+
+start_derper() {	# mode
+	PORT=$((20000 + $$ % 20000))
+	if [ "$1" = tls ]; then
+		tlsf="-certmode=manual -hostname=127.0.0.1 -certdir=$T/gocerts"
+	else
+		tlsf=
+	fi
+	# shellcheck disable=SC2086
+	taskset -c 1 "$DERPER" -a 127.0.0.1:$PORT -http-port=-1 -stun=false \
+	    -c "$T/derper.key" $tlsf >"$T/derper.log" 2>&1 &
+	echo $! >"$T/server.pid"
+	for _ in $(seq 50); do
+		curl -sk -o /dev/null "http://127.0.0.1:$PORT/derp/probe" && break
+		curl -sk -o /dev/null "https://127.0.0.1:$PORT/derp/probe" && break
+		sleep 0.1
+	done
+}
+
+stop_server() {
+	kill "$(cat "$T/server.pid")" 2>/dev/null || true
+	wait "$(cat "$T/server.pid")" 2>/dev/null || true
+	rm -f "$T/server.pid"
+}
+
+run_window() {	# server mode window -> appends a result line
+	if [ "$1" = derpd ]; then start_derpd "$2"; else start_derper "$2"; fi
+	tflag=
+	[ "$2" = tls ] && tflag=-t
+	# shellcheck disable=SC2086
+	line=$(taskset -c 0 "$B/loadgen" -p "$PORT" $tflag -n "$PAIRS" \
+	    -d "$SECS" -w 1 -W "$3" -P "$(cat "$T/server.pid")")
+	stop_server
+	echo "$1 $line" | tee -a "$T/results"
+}
+
+: >"$T/results"
+for mode in http tls; do
+	for w in 32 0; do
+		r=0
+		while [ $r -lt "$ROUNDS" ]; do
+			# ABBA order cancels slow drift of the machine.
+			if [ $((r % 2)) = 0 ]; then order="derpd derper"
+			else order="derper derpd"; fi
+			for s in $order; do
+				[ "$s" = derper ] && [ -z "$DERPER" ] && continue
+				run_window "$s" "$mode" "$w"
+			done
+			r=$((r + 1))
+		done
+	done
+done
+
+echo
+echo "summary (medians; window=0 is a flood, window=32 keeps 32 packets"
+echo "in flight per pair as derpprobe's bandwidth probe does):"
+awk '
+function median(a, n,   i, j, t) {
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) {
+		t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+	return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+}
+{
+	srv = $1; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	k = v["mode"] " window=" v["window"]
+	keys[k] = 1
+	n[srv, k]++; pps[srv, k, n[srv, k]] = v["delivered_pps"]
+	cpu[srv, k, n[srv, k]] = v["server_cpu_us_per_pkt"]
+}
+END {
+	for (k in keys) {
+		for (s = 0; s < 2; s++) {
+			srv = s ? "derper" : "derpd"
+			m = n[srv, k]; if (m == 0) continue
+			for (i = 1; i <= m; i++) { a[i] = pps[srv, k, i]; c[i] = cpu[srv, k, i] }
+			mp[srv] = median(a, m); mc[srv] = median(c, m)
+			printf "  %-22s %-7s %9.0f pkt/s  %7.3f us CPU/pkt\n", k, srv, mp[srv], mc[srv]
+		}
+		if (n["derper", k] > 0 && mp["derper"] > 0)
+			printf "  %-22s ratio   %9.2fx pkt/s  %7.2fx CPU/pkt (derpd/derper)\n", k,
+			    mp["derpd"] / mp["derper"], mc["derpd"] / mc["derper"]
+	}
+}' "$T/results"
+
+if command -v valgrind >/dev/null 2>&1; then
+	echo
+	echo "callgrind: derpd instructions per relayed packet (plain HTTP,"
+	echo "1 worker, 1 pair, window 16; difference of 20k and 60k packets):"
+	for count in 20000 60000; do
+		valgrind --tool=callgrind --callgrind-out-file="$T/cg.$count" \
+		    "$B/derpd" -a 127.0.0.1:0 --stun=false --http-port=-1 \
+		    -c "$T/derpd.key" --workers=1 >"$T/cg.log" 2>&1 &
+		echo $! >"$T/server.pid"
+		PORT=$(port_of "$T/cg.log")
+		"$B/loadgen" -p "$PORT" -n 1 -c $count -W 16 >/dev/null
+		stop_server
+	done
+	ir() { sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$1"; }
+	a=$(ir "$T/cg.20000"); b=$(ir "$T/cg.60000")
+	echo "  total Ir: $a (20k), $b (60k); per packet: $(( (b - a) / 40000 ))"
+fi
