@@ -48,6 +48,7 @@ SRC	 = src/config.c \
 	   src/conn.c \
 	   src/frame.c \
 	   src/http.c \
+	   src/io.c \
 	   src/keys.c \
 	   src/listener.c \
 	   src/log.c \

@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -28,6 +26,7 @@
 #include "derpd.h"
 #include "frame.h"
 #include "http.h"
+#include "io.h"
 #include "keys.h"
 #include "log.h"
 #include "peer.h"
@@ -67,7 +66,7 @@ struct conn {
 	struct worker		*c_w;
 	struct derpd		*c_env;
 	enum conn_state		 c_state;
-	struct bufferevent	*c_bev;
+	struct io		*c_io;
 	struct event		*c_timer;
 	int			 c_tls;
 	int			 c_port80;
@@ -110,9 +109,10 @@ struct conn {
 	uint64_t		 c_pkts_in, c_bytes_in, c_pkts_out, c_bytes_out;
 };
 
-static void	conn_read_cb(struct bufferevent *, void *);
-static void	conn_write_cb(struct bufferevent *, void *);
-static void	conn_event_cb(struct bufferevent *, short, void *);
+static void	conn_io_read(void *);
+static void	conn_io_drain(void *);
+static void	conn_io_event(void *, enum io_event, const char *);
+static const struct io_cbs conn_io_cbs;
 static void	conn_timer_cb(evutil_socket_t, short, void *);
 static void	conn_flush(struct conn *);
 static void	conn_close(struct conn *, enum close_reason, const char *,
@@ -445,8 +445,8 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	conn_set_state(c, CONN_CLOSING);
 	event_free(c->c_timer);
 	c->c_timer = NULL;
-	bufferevent_free(c->c_bev);	/* closes the socket and SSL */
-	c->c_bev = NULL;
+	io_free(c->c_io);	/* closes the socket and SSL */
+	c->c_io = NULL;
 	if (c->c_preferred)
 		STAT_DEC(&w->w_stats, STAT_HOME_CONNECTIONS);
 	if (c->c_notideal && c->c_registered)
@@ -546,36 +546,19 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	set_sockopts(env->d_conf, fd);
 	evutil_make_socket_nonblocking(fd);
 
-	if (tls) {
-		if ((ssl = tls_ssl_new(env->d_tls)) == NULL) {
-			log_ssl_errors("SSL_new");
-			goto fail;
-		}
-		c->c_bev = bufferevent_openssl_socket_new(w->w_base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-		if (c->c_bev != NULL)
-			bufferevent_openssl_set_allow_dirty_shutdown(c->c_bev,
-			    1);
-		c->c_state = CONN_TLS_HANDSHAKE;
-	} else {
-		c->c_bev = bufferevent_socket_new(w->w_base, fd,
-		    BEV_OPT_CLOSE_ON_FREE);
-		c->c_state = CONN_HTTP_HEAD;
+	if (tls && (ssl = tls_ssl_new(env->d_tls)) == NULL) {
+		log_ssl_errors("SSL_new");
+		goto fail;
 	}
-	if (c->c_bev == NULL) {
+	c->c_state = tls ? CONN_TLS_HANDSHAKE : CONN_HTTP_HEAD;
+	if ((c->c_io = io_new(w->w_base, fd, ssl, &conn_io_cbs, c)) == NULL) {
 		SSL_free(ssl);
 		goto fail;
 	}
 	if ((c->c_timer = evtimer_new(w->w_base, conn_timer_cb, c)) == NULL) {
-		bufferevent_free(c->c_bev);
+		io_free(c->c_io);
 		goto fail_nofd;
 	}
-	bufferevent_setcb(c->c_bev, conn_read_cb, conn_write_cb,
-	    conn_event_cb, c);
-	/* Big reads and writes: syscalls, not copies, dominate relaying. */
-	bufferevent_set_max_single_read(c->c_bev, DERPD_MAX_SINGLE_IO);
-	bufferevent_set_max_single_write(c->c_bev, DERPD_MAX_SINGLE_IO);
-	bufferevent_enable(c->c_bev, EV_READ | EV_WRITE);
 	conn_timer_set(c, (uint64_t)env->d_conf->dc_handshake_timeout_ms);
 	c->c_next = w->w_conns;
 	if (w->w_conns != NULL)
@@ -609,9 +592,10 @@ conn_http_respond(struct conn *c, int code, const char *extra,
 		conn_close(c, CLOSE_NO_MEMORY, "response too large");
 		return;
 	}
-	bufferevent_disable(c->c_bev, EV_READ);
+	io_stop_read(c->c_io);
 	conn_set_state(c, CONN_HTTP_RESPONSE);
-	evbuffer_add(bufferevent_get_output(c->c_bev), buf, n);
+	evbuffer_add(io_output(c->c_io), buf, n);
+	io_flush(c->c_io);
 }
 
 static const char home_html[] =
@@ -637,7 +621,10 @@ conn_is_loopback(const struct conn *c)
 	if (c->c_sa.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 =
 		    (const struct sockaddr_in6 *)&c->c_sa;
-		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+		/* Dual-stack listeners see IPv4 peers as ::ffff:a.b.c.d. */
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127);
 	}
 	return 0;
 }
@@ -674,7 +661,7 @@ conn_route(struct conn *c, const struct http_req *req)
 			return;
 		}
 		if (strcmp(req->hr_path, "/debug/varz") == 0) {
-			struct evbuffer *out = bufferevent_get_output(c->c_bev);
+			struct evbuffer *out = io_output(c->c_io);
 			struct evbuffer *b = evbuffer_new();
 			if (b == NULL) {
 				conn_close(c, CLOSE_NO_MEMORY, "varz");
@@ -688,8 +675,9 @@ conn_route(struct conn *c, const struct http_req *req)
 			if (!head)
 				evbuffer_add_buffer(out, b);
 			evbuffer_free(b);
-			bufferevent_disable(c->c_bev, EV_READ);
+			io_stop_read(c->c_io);
 			conn_set_state(c, CONN_HTTP_RESPONSE);
+			io_flush(c->c_io);
 			return;
 		}
 		conn_http_respond(c, 404, NULL, "text/plain; charset=utf-8",
@@ -796,7 +784,7 @@ static void	conn_handle_input(struct conn *);
 static void
 conn_start_derp(struct conn *c, const struct http_req *req)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->c_bev);
+	struct evbuffer	*out = io_output(c->c_io);
 	uint8_t		 sk[FRAME_HDR_LEN + FRAME_SERVERKEY_LEN];
 	char		 hex[65];
 	int		 fast = strcmp(req->hr_fast_start, "1") == 0;
@@ -818,7 +806,7 @@ conn_start_derp(struct conn *c, const struct http_req *req)
 static void
 conn_read_http(struct conn *c)
 {
-	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
+	struct evbuffer		*in = io_input(c->c_io);
 	size_t			 len = evbuffer_get_length(in), head_len;
 	struct http_req		*req;
 	const char		*p;
@@ -871,7 +859,7 @@ conn_send_server_info(struct conn *c, const uint8_t shared[32])
 	if (crypto_box_easy_afternm(nonce + FRAME_NONCE_LEN,
 	    (const uint8_t *)json, sizeof(json) - 1, nonce, shared) != 0)
 		return -1;
-	return evbuffer_add(bufferevent_get_output(c->c_bev), buf,
+	return evbuffer_add(io_output(c->c_io), buf,
 	    sizeof(buf));
 }
 
@@ -879,7 +867,7 @@ conn_send_server_info(struct conn *c, const uint8_t shared[32])
 static int
 conn_read_client_info(struct conn *c)
 {
-	struct evbuffer		*in = bufferevent_get_input(c->c_bev);
+	struct evbuffer		*in = io_input(c->c_io);
 	struct derpd		*env = c->c_env;
 	uint8_t			 hdr[FRAME_HDR_LEN], type, shared[32];
 	uint8_t			*p, *plain;
@@ -973,15 +961,9 @@ conn_read_client_info(struct conn *c)
 	conn_set_state(c, CONN_ACTIVE);
 	STAT_INC(&c->c_w->w_stats, STAT_DERP_CONNECTIONS);
 	/* Mesh peers get derper's fixed 30 s; others --tcp-write-timeout. */
-	{
-		int64_t ms = c->c_mesh ? DERPD_MESH_WRITE_TIMEOUT_MS :
-		    env->d_conf->dc_tcp_write_timeout_ms;
-		struct timeval tv = { (time_t)(ms / 1000),
-		    (suseconds_t)((ms % 1000) * 1000) };
-		bufferevent_set_timeouts(c->c_bev, NULL, ms > 0 ? &tv : NULL);
-	}
-	bufferevent_setwatermark(c->c_bev, EV_WRITE,
-	    DERPD_OUT_HIGH_WATER / 4, 0);
+	io_set_write_timeout(c->c_io, c->c_mesh ? DERPD_MESH_WRITE_TIMEOUT_MS :
+	    env->d_conf->dc_tcp_write_timeout_ms);
+	io_set_low_mark(c->c_io, DERPD_OUT_HIGH_WATER / 4);
 	evtimer_del(c->c_timer);
 	conn_timer_set(c, c->c_keepalive_ms);
 	return 0;
@@ -991,7 +973,7 @@ conn_read_client_info(struct conn *c)
 static int
 conn_out_has_room(const struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->c_bev)) <
+	return evbuffer_get_length(io_output(c->c_io)) <
 	    DERPD_OUT_HIGH_WATER;
 }
 
@@ -1020,7 +1002,7 @@ conn_send_not_here(struct conn *c, const uint8_t key[32])
 	if (!conn_nothere_allow(c) || !conn_out_has_room(c))
 		return;
 	n = frame_build_peer_gone(buf, key, PEER_GONE_NOT_HERE);
-	evbuffer_add(bufferevent_get_output(c->c_bev), buf, n);
+	evbuffer_add(io_output(c->c_io), buf, n);
 	STAT_INC(&c->c_w->w_stats, STAT_PEER_GONE_NOT_HERE);
 }
 
@@ -1110,7 +1092,7 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			STAT_INC(&w->w_stats, STAT_PINGS_IGNORED);
 			break;
 		}
-		evbuffer_add(bufferevent_get_output(c->c_bev), b,
+		evbuffer_add(io_output(c->c_io), b,
 		    frame_build_pong(b, k1));
 		STAT_INC(&w->w_stats, STAT_SENT_PONG);
 		break;
@@ -1188,7 +1170,7 @@ frame_is_handled(uint8_t type)
 static void
 conn_read_frames(struct conn *c)
 {
-	struct evbuffer	*in = bufferevent_get_input(c->c_bev);
+	struct evbuffer	*in = io_input(c->c_io);
 	uint8_t		 hdr[FRAME_HDR_LEN], type;
 	uint32_t	 len;
 	size_t		 avail;
@@ -1251,22 +1233,18 @@ conn_handle_input(struct conn *c)
 }
 
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_io_read(void *arg)
 {
-	struct conn *c = arg;
-
-	(void)bev;
-	conn_handle_input(c);
+	conn_handle_input(arg);
 }
 
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+conn_io_drain(void *arg)
 {
 	struct conn *c = arg;
 
-	(void)bev;
 	if (c->c_state == CONN_HTTP_RESPONSE) {
-		if (evbuffer_get_length(bufferevent_get_output(c->c_bev)) == 0)
+		if (evbuffer_get_length(io_output(c->c_io)) == 0)
 			conn_close(c, c->c_resp_reason, "response sent");
 		return;
 	}
@@ -1275,45 +1253,40 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_io_event(void *arg, enum io_event ev, const char *detail)
 {
-	struct conn	*c = arg;
-	unsigned long	 e;
-	char		 buf[256];
+	struct conn *c = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		/* TLS handshake done. */
-		if (c->c_state == CONN_TLS_HANDSHAKE) {
+	switch (ev) {
+	case IO_CONNECTED:
+		if (c->c_state == CONN_TLS_HANDSHAKE)
 			conn_set_state(c, CONN_HTTP_HEAD);
-			conn_handle_input(c);
-		}
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
+		break;
+	case IO_EOF:
+		conn_close(c, CLOSE_EOF, "%s", detail);
+		break;
+	case IO_READ_ERROR:
+		conn_close(c, CLOSE_READ_ERROR, "%s", detail);
+		break;
+	case IO_WRITE_ERROR:
+		conn_close(c, CLOSE_WRITE_ERROR, "%s", detail);
+		break;
+	case IO_TLS_ERROR:
+		conn_close(c, CLOSE_TLS_ERROR, "%s", detail);
+		break;
+	case IO_WRITE_TIMEOUT:
 		STAT_INC(&c->c_w->w_stats, STAT_WRITE_TIMEOUTS);
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "no write progress for the "
 		    "write timeout");
-		return;
+		break;
 	}
-	if (what & BEV_EVENT_EOF) {
-		conn_close(c, CLOSE_EOF, "peer closed");
-		return;
-	}
-	if (c->c_tls && (e = bufferevent_get_openssl_error(c->c_bev)) != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		while (bufferevent_get_openssl_error(c->c_bev) != 0)
-			;
-		conn_close(c, CLOSE_TLS_ERROR, "%s", buf);
-		return;
-	}
-	if (what & BEV_EVENT_WRITING)
-		conn_close(c, CLOSE_WRITE_ERROR, "%s",
-		    strerror(EVUTIL_SOCKET_ERROR()));
-	else
-		conn_close(c, CLOSE_READ_ERROR, "%s",
-		    errno ? strerror(errno) : "error");
 }
+
+static const struct io_cbs conn_io_cbs = {
+	.ic_read = conn_io_read,
+	.ic_drain = conn_io_drain,
+	.ic_event = conn_io_event,
+};
 
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1337,9 +1310,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "response not taken");
 		break;
 	case CONN_ACTIVE:
-		if (conn_out_has_room(c))
-			evbuffer_add(bufferevent_get_output(c->c_bev), ka,
+		if (conn_out_has_room(c)) {
+			evbuffer_add(io_output(c->c_io), ka,
 			    frame_build_keepalive(ka));
+			io_flush(c->c_io);
+		}
 		conn_timer_set(c, c->c_keepalive_ms);
 		break;
 	case CONN_CLOSING:
@@ -1368,7 +1343,7 @@ conn_flush(struct conn *c)
 	}
 	if (c->c_state != CONN_ACTIVE)
 		return;
-	out = bufferevent_get_output(c->c_bev);
+	out = io_output(c->c_io);
 	used = evbuffer_get_length(out);
 	room = used < DERPD_OUT_HIGH_WATER ? DERPD_OUT_HIGH_WATER - used : 0;
 	pthread_mutex_lock(&c->c_qlock);
@@ -1415,6 +1390,7 @@ conn_flush(struct conn *c)
 			    p->p_len);
 		pkt_free(p);
 	}
+	io_flush(c->c_io);
 }
 
 void

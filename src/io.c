@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: ISC */
+/* io.c: edge-triggered socket and TLS I/O into evbuffers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "io.h"
+#include "util.h"
+
+#define IO_READ_CHUNK	(64 * 1024)
+#define IO_READ_BUDGET	(64 * 1024)	/* per callback, then yield */
+#define IO_WRITE_IOV	64
+
+struct io {
+	int		 i_fd;
+	SSL		*i_ssl;
+	struct evbuffer	*i_in, *i_out;
+	struct event	*i_rev, *i_wev, *i_wtimer;
+	struct io_cbs	 i_cbs;
+	void		*i_arg;
+	int		 i_handshaking;	/* TLS accept not done */
+	int		 i_read_stopped;
+	int		 i_dead;	/* io_free called while busy */
+	int		 i_busy;	/* inside a callback */
+	int		 i_failed;	/* an event was reported; stop */
+	int		 i_write_blocked; /* waiting for the write edge */
+	size_t		 i_low;
+	int64_t		 i_wtimeout_ms;
+	uint64_t	 i_last_progress;
+};
+
+static void	io_read_cb(evutil_socket_t, short, void *);
+static void	io_write_cb(evutil_socket_t, short, void *);
+static void	io_wtimer_cb(evutil_socket_t, short, void *);
+
+static void
+io_destroy(struct io *io)
+{
+	if (io->i_rev != NULL)
+		event_free(io->i_rev);
+	if (io->i_wev != NULL)
+		event_free(io->i_wev);
+	if (io->i_wtimer != NULL)
+		event_free(io->i_wtimer);
+	if (io->i_in != NULL)
+		evbuffer_free(io->i_in);
+	if (io->i_out != NULL)
+		evbuffer_free(io->i_out);
+	if (io->i_ssl != NULL)
+		SSL_free(io->i_ssl);
+	if (io->i_fd != -1)
+		close(io->i_fd);
+	free(io);
+}
+
+struct io *
+io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
+    void *arg)
+{
+	struct io *io;
+
+	if ((io = calloc(1, sizeof(*io))) == NULL)
+		return NULL;
+	io->i_fd = -1;
+	io->i_cbs = *cbs;
+	io->i_arg = arg;
+	io->i_in = evbuffer_new();
+	io->i_out = evbuffer_new();
+	io->i_rev = event_new(base, fd, EV_READ | EV_PERSIST | EV_ET,
+	    io_read_cb, io);
+	io->i_wev = event_new(base, fd, EV_WRITE | EV_PERSIST | EV_ET,
+	    io_write_cb, io);
+	io->i_wtimer = evtimer_new(base, io_wtimer_cb, io);
+	if (io->i_in == NULL || io->i_out == NULL || io->i_rev == NULL ||
+	    io->i_wev == NULL || io->i_wtimer == NULL ||
+	    event_add(io->i_rev, NULL) == -1 ||
+	    event_add(io->i_wev, NULL) == -1) {
+		io_destroy(io);
+		return NULL;
+	}
+	io->i_fd = fd;
+	io->i_ssl = ssl;
+	if (ssl != NULL) {
+		SSL_set_fd(ssl, fd);
+		SSL_set_accept_state(ssl);
+		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		io->i_handshaking = 1;
+	}
+	return io;
+}
+
+void
+io_free(struct io *io)
+{
+	if (io == NULL)
+		return;
+	if (io->i_busy) {
+		io->i_dead = 1;
+		event_del(io->i_rev);
+		event_del(io->i_wev);
+		event_del(io->i_wtimer);
+		return;
+	}
+	io_destroy(io);
+}
+
+struct evbuffer *
+io_input(struct io *io)
+{
+	return io->i_in;
+}
+
+struct evbuffer *
+io_output(struct io *io)
+{
+	return io->i_out;
+}
+
+void
+io_set_write_timeout(struct io *io, int64_t ms)
+{
+	io->i_wtimeout_ms = ms;
+	if (ms <= 0)
+		event_del(io->i_wtimer);
+}
+
+void
+io_set_low_mark(struct io *io, size_t bytes)
+{
+	io->i_low = bytes;
+}
+
+void
+io_stop_read(struct io *io)
+{
+	io->i_read_stopped = 1;
+	event_del(io->i_rev);
+}
+
+/* Report an event once; later I/O on this io is ignored. */
+static void
+io_report(struct io *io, enum io_event ev, const char *detail)
+{
+	if (io->i_failed)
+		return;
+	if (ev != IO_CONNECTED)
+		io->i_failed = 1;
+	io->i_cbs.ic_event(io->i_arg, ev, detail);
+}
+
+static const char *
+ssl_detail(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		return errno ? strerror(errno) : "tls error";
+	ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+static void
+io_arm_wtimer(struct io *io)
+{
+	struct timeval tv;
+
+	if (io->i_wtimeout_ms <= 0)
+		return;
+	tv.tv_sec = (time_t)(io->i_wtimeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)((io->i_wtimeout_ms % 1000) * 1000);
+	evtimer_add(io->i_wtimer, &tv);
+}
+
+/* Drive the TLS accept. Returns 1 when done, 0 to wait, -1 failed. */
+static int
+io_handshake(struct io *io)
+{
+	char	 buf[256];
+	int	 r, e;
+
+	ERR_clear_error();
+	r = SSL_accept(io->i_ssl);
+	if (r == 1) {
+		io->i_handshaking = 0;
+		io_report(io, IO_CONNECTED, NULL);
+		return 1;
+	}
+	e = SSL_get_error(io->i_ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
+	if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0)
+		io_report(io, IO_EOF, "closed during tls handshake");
+	else
+		io_report(io, IO_TLS_ERROR, ssl_detail(buf, sizeof(buf)));
+	return -1;
+}
+
+/* Write output until empty or the socket blocks. */
+static void
+io_do_write(struct io *io)
+{
+	struct evbuffer_iovec	 v[IO_WRITE_IOV];
+	char			 buf[256];
+	int			 n, progressed = 0;
+
+	while (!io->i_failed && !io->i_handshaking &&
+	    evbuffer_get_length(io->i_out) > 0) {
+		ssize_t w;
+
+		n = evbuffer_peek(io->i_out, -1, NULL, v, IO_WRITE_IOV);
+		if (n > IO_WRITE_IOV)
+			n = IO_WRITE_IOV;
+		if (io->i_ssl == NULL) {
+			struct iovec iov[IO_WRITE_IOV];
+			for (int i = 0; i < n; i++) {
+				iov[i].iov_base = v[i].iov_base;
+				iov[i].iov_len = v[i].iov_len;
+			}
+			w = writev(io->i_fd, iov, n);
+			if (w < 0) {
+				if (errno == EAGAIN || errno == EINTR) {
+					io->i_write_blocked = 1;
+					break;
+				}
+				io_report(io, IO_WRITE_ERROR, strerror(errno));
+				return;
+			}
+		} else {
+			/* One chunk per call: 16 KiB records from big runs. */
+			size_t len = v[0].iov_len;
+			int r;
+
+			if (len > 65536)
+				len = 65536;
+			ERR_clear_error();
+			r = SSL_write(io->i_ssl, v[0].iov_base, (int)len);
+			if (r <= 0) {
+				int e = SSL_get_error(io->i_ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_WANT_READ) {
+					io->i_write_blocked = 1;
+					break;
+				}
+				io_report(io, IO_WRITE_ERROR,
+				    ssl_detail(buf, sizeof(buf)));
+				return;
+			}
+			w = r;
+		}
+		evbuffer_drain(io->i_out, (size_t)w);
+		progressed = 1;
+	}
+	if (io->i_failed)
+		return;
+	if (progressed)
+		io->i_last_progress = util_now_ms();
+	if (evbuffer_get_length(io->i_out) == 0) {
+		io->i_write_blocked = 0;
+		event_del(io->i_wtimer);
+	} else if (io->i_wtimeout_ms > 0 &&
+	    !evtimer_pending(io->i_wtimer, NULL)) {
+		if (!progressed && io->i_last_progress == 0)
+			io->i_last_progress = util_now_ms();
+		io_arm_wtimer(io);
+	}
+	if (progressed && evbuffer_get_length(io->i_out) <= io->i_low &&
+	    io->i_cbs.ic_drain != NULL)
+		io->i_cbs.ic_drain(io->i_arg);
+}
+
+void
+io_flush(struct io *io)
+{
+	if (io->i_dead || io->i_failed)
+		return;
+	if (io->i_write_blocked) {
+		/* The write edge will come; make sure a timeout is armed. */
+		if (io->i_wtimeout_ms > 0 &&
+		    !evtimer_pending(io->i_wtimer, NULL))
+			io_arm_wtimer(io);
+		return;
+	}
+	io->i_busy++;
+	io_do_write(io);
+	io->i_busy--;
+	if (io->i_dead && io->i_busy == 0)
+		io_destroy(io);
+}
+
+/* Read until the socket is empty or the budget is spent. */
+static void
+io_do_read(struct io *io)
+{
+	struct evbuffer_iovec	 v[2];
+	size_t			 total = 0;
+	char			 buf[256];
+	int			 more = 0;
+
+	while (!io->i_failed && !io->i_read_stopped) {
+		ssize_t	 r;
+		int	 nv;
+
+		if (total >= IO_READ_BUDGET) {
+			more = 1;
+			break;
+		}
+		nv = evbuffer_reserve_space(io->i_in, IO_READ_CHUNK, v, 1);
+		if (nv < 1) {
+			io_report(io, IO_READ_ERROR, "out of memory");
+			return;
+		}
+		if (io->i_ssl == NULL) {
+			r = read(io->i_fd, v[0].iov_base, v[0].iov_len);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+				evbuffer_commit_space(io->i_in, v, 0);
+				break;
+			}
+			if (r <= 0) {
+				evbuffer_commit_space(io->i_in, v, 0);
+				io_report(io, r == 0 ? IO_EOF : IO_READ_ERROR,
+				    r == 0 ? "peer closed" : strerror(errno));
+				return;
+			}
+		} else {
+			int n, e;
+
+			ERR_clear_error();
+			n = SSL_read(io->i_ssl, v[0].iov_base,
+			    (int)v[0].iov_len);
+			if (n <= 0) {
+				evbuffer_commit_space(io->i_in, v, 0);
+				e = SSL_get_error(io->i_ssl, n);
+				if (e == SSL_ERROR_WANT_READ ||
+				    e == SSL_ERROR_WANT_WRITE)
+					break;
+				if (e == SSL_ERROR_ZERO_RETURN ||
+				    (e == SSL_ERROR_SYSCALL &&
+				    ERR_peek_error() == 0)) {
+					io_report(io, IO_EOF, "peer closed");
+					return;
+				}
+				io_report(io, IO_TLS_ERROR,
+				    ssl_detail(buf, sizeof(buf)));
+				return;
+			}
+			r = n;
+		}
+		v[0].iov_len = (size_t)r;
+		evbuffer_commit_space(io->i_in, v, 1);
+		total += (size_t)r;
+	}
+	if (total > 0 && !io->i_failed)
+		io->i_cbs.ic_read(io->i_arg);
+	/* Budget spent with data left: continue on the next loop turn. */
+	if (more && !io->i_dead && !io->i_failed && !io->i_read_stopped)
+		event_active(io->i_rev, EV_READ, 0);
+}
+
+static void
+io_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct io *io = arg;
+
+	(void)fd;
+	(void)what;
+	io->i_busy++;
+	if (io->i_handshaking) {
+		if (io_handshake(io) == 1 && !io->i_dead && !io->i_failed)
+			io_do_read(io);
+	} else
+		io_do_read(io);
+	if (!io->i_dead && !io->i_failed && io->i_write_blocked == 0 &&
+	    evbuffer_get_length(io->i_out) > 0)
+		io_do_write(io);
+	io->i_busy--;
+	if (io->i_dead && io->i_busy == 0)
+		io_destroy(io);
+}
+
+static void
+io_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct io *io = arg;
+
+	(void)fd;
+	(void)what;
+	io->i_busy++;
+	io->i_write_blocked = 0;
+	if (io->i_handshaking) {
+		if (io_handshake(io) == 1 && !io->i_dead && !io->i_failed)
+			io_do_read(io);
+	} else if (evbuffer_get_length(io->i_out) > 0)
+		io_do_write(io);
+	/* TLS reads can stall on a write (key update): retry them too. */
+	if (io->i_ssl != NULL && !io->i_handshaking && !io->i_dead &&
+	    !io->i_failed && !io->i_read_stopped)
+		io_do_read(io);
+	io->i_busy--;
+	if (io->i_dead && io->i_busy == 0)
+		io_destroy(io);
+}
+
+static void
+io_wtimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct io	*io = arg;
+	uint64_t	 now = util_now_ms(), idle;
+
+	(void)fd;
+	(void)what;
+	if (evbuffer_get_length(io->i_out) == 0 || io->i_wtimeout_ms <= 0)
+		return;
+	idle = now - io->i_last_progress;
+	if (idle < (uint64_t)io->i_wtimeout_ms) {
+		/* Progress since arming: wait out the rest. */
+		struct timeval tv;
+		uint64_t left = (uint64_t)io->i_wtimeout_ms - idle;
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)((left % 1000) * 1000);
+		evtimer_add(io->i_wtimer, &tv);
+		return;
+	}
+	io->i_busy++;
+	io_report(io, IO_WRITE_TIMEOUT, "no write progress");
+	io->i_busy--;
+	if (io->i_dead && io->i_busy == 0)
+		io_destroy(io);
+}

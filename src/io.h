@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * io.h: non-blocking socket I/O for one connection, plain or TLS, on
+ * edge-triggered events. Replaces bufferevent, whose reads stop at 4 KiB
+ * and whose write events are re-armed with epoll_ctl on every burst.
+ */
+#ifndef DERPD_IO_H
+#define DERPD_IO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct evbuffer;
+struct io;
+
+enum io_event {
+	IO_CONNECTED,		/* TLS handshake complete */
+	IO_EOF,			/* peer closed */
+	IO_READ_ERROR,
+	IO_WRITE_ERROR,
+	IO_TLS_ERROR,
+	IO_WRITE_TIMEOUT,	/* output pending, no progress for the timeout */
+};
+
+struct io_cbs {
+	void	(*ic_read)(void *arg);		/* input has new bytes */
+	void	(*ic_drain)(void *arg);		/* output at or below low mark */
+	void	(*ic_event)(void *arg, enum io_event, const char *detail);
+};
+
+/*
+ * Wrap fd (and ssl, NULL for plain TCP, in accept state) on base. The io
+ * owns both: io_free closes them. NULL on failure (fd and ssl untouched).
+ */
+struct io *io_new(struct event_base *base, int fd, SSL *ssl,
+	    const struct io_cbs *cbs, void *arg);
+/*
+ * Release everything. Safe from inside any io callback: the memory goes
+ * once the callback returns. NULL is a no-op.
+ */
+void	io_free(struct io *);
+struct evbuffer *io_input(struct io *);
+struct evbuffer *io_output(struct io *);
+/* Write what is in the output buffer now (as much as the socket takes). */
+void	io_flush(struct io *);
+/* Stop reading for good (response written, then close). */
+void	io_stop_read(struct io *);
+/* 0 disables the write timeout. */
+void	io_set_write_timeout(struct io *, int64_t ms);
+/* Drain callback fires when output falls to this many bytes or fewer. */
+void	io_set_low_mark(struct io *, size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
