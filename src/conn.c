@@ -84,6 +84,7 @@ struct conn {
 	int			 c_notideal;
 	int			 c_preferred;
 	int			 c_watcher;
+	int			 c_flushing;	/* inside conn_flush */
 	int			 c_dup;		/* atomic; set by registry */
 	int			 c_kick;	/* atomic; ClosePeer */
 	double			 c_nothere_tokens;
@@ -1248,8 +1249,9 @@ conn_io_drain(void *arg)
 			conn_close(c, c->c_resp_reason, "response sent");
 		return;
 	}
-	if (c->c_state == CONN_ACTIVE)
-		conn_flush(c);	/* drained below the low mark: refill */
+	/* Drained below the low mark: refill, unless this is a refill. */
+	if (c->c_state == CONN_ACTIVE && !c->c_flushing)
+		conn_flush(c);
 }
 
 static void
@@ -1390,7 +1392,10 @@ conn_flush(struct conn *c)
 			    p->p_len);
 		pkt_free(p);
 	}
+	c->c_flushing = 1;
 	io_flush(c->c_io);
+	if (c->c_state != CONN_CLOSING)
+		c->c_flushing = 0;
 }
 
 void
