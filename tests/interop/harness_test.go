@@ -48,6 +48,7 @@ type derpdOpts struct {
 	CertHostname string
 	Mesh         bool     // --mesh-psk-file with a fresh random mesh key
 	NoSTUN       bool     // --stun=false
+	KeyFile      string   // -c path; default $TMP/derpd.key (created by derpd)
 	ExtraArgs    []string // appended last
 }
 
@@ -78,6 +79,7 @@ type derpd struct {
 	logMu   sync.Mutex
 	logBuf  bytes.Buffer
 	lineCh  chan string // startup lines, closed when stderr ends
+	stopped bool        // stop already ran
 	exited  chan struct{}
 	waitErr error
 }
@@ -131,7 +133,7 @@ func startDerpd(t *testing.T, o derpdOpts) *derpd {
 		"-a", "127.0.0.1:0",
 		"--stun-port=0",
 		"--http-port=-1",
-		"-c", filepath.Join(d.dir, "derpd.key"),
+		"-c", cmpOr(o.KeyFile, filepath.Join(d.dir, "derpd.key")),
 		"--workers=2",
 		"--verbose",
 	}
@@ -318,11 +320,14 @@ func (d *derpd) logContains(s string) bool {
 	return strings.Contains(d.logs(), s)
 }
 
+// stop sends SIGTERM and requires a clean exit (status 0) within 5 s. It
+// runs at test cleanup; tests may call it earlier.
 func (d *derpd) stop() {
 	t := d.t
-	if d.cmd == nil || d.cmd.Process == nil {
+	if d.cmd == nil || d.cmd.Process == nil || d.stopped {
 		return
 	}
+	d.stopped = true
 	select {
 	case <-d.exited:
 		t.Errorf("derpd exited before the end of the test: %v", d.waitErr)
@@ -520,7 +525,12 @@ func (m *msgs) expectServerInfo(t *testing.T) derp.ServerInfoMessage {
 // expectPacket requires the next message to be a packet from src with data.
 func (m *msgs) expectPacket(t *testing.T, src key.NodePublic, data []byte) {
 	t.Helper()
-	msg := m.next(t, 5*time.Second)
+	m.expectPacketMsg(t, m.next(t, 5*time.Second), src, data)
+}
+
+// expectPacketMsg checks that msg is a packet from src with data.
+func (m *msgs) expectPacketMsg(t *testing.T, msg derp.ReceivedMessage, src key.NodePublic, data []byte) {
+	t.Helper()
 	rp, ok := msg.(derp.ReceivedPacket)
 	if !ok {
 		t.Fatalf("%s: got %T %+v, want ReceivedPacket from %v", m.name, msg, msg, src.ShortString())
@@ -838,6 +848,13 @@ func (d *derpd) waitMetric(t *testing.T, timeout time.Duration, cond func(float6
 // Misc helpers.
 
 func netmonStatic() *netmon.Monitor { return netmon.NewStatic() }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 // discoPacket returns a packet that derpd must classify as disco: the magic
 // "TS💬", a 32-byte sender disco key, a 24-byte nonce and some box bytes.
