@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: ISC
+// config_test.cc: derper-compatible flags (PROTOCOL.md 11) and config_finish.
+#include <ftw.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config.h"
+
+namespace {
+
+int
+RmEntry(const char *path, const struct stat *, int, struct FTW *)
+{
+	return remove(path);
+}
+
+class Config : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		// config_finish reads $HOME and $XDG_CACHE_HOME; point them
+		// at an empty private directory so the host does not leak in.
+		const char *h = getenv("HOME"), *x = getenv("XDG_CACHE_HOME");
+		had_home_ = h != nullptr;
+		had_xdg_ = x != nullptr;
+		if (h)
+			old_home_ = h;
+		if (x)
+			old_xdg_ = x;
+		char tmpl[] = "/tmp/derpd-config-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		home_ = tmpl;
+		setenv("HOME", home_.c_str(), 1);
+		unsetenv("XDG_CACHE_HOME");
+		config_defaults(&c_);
+	}
+
+	void TearDown() override
+	{
+		if (had_home_)
+			setenv("HOME", old_home_.c_str(), 1);
+		else
+			unsetenv("HOME");
+		if (had_xdg_)
+			setenv("XDG_CACHE_HOME", old_xdg_.c_str(), 1);
+		if (!home_.empty())
+			nftw(home_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+
+	enum config_result Parse(std::vector<std::string> args)
+	{
+		std::vector<std::string> all = { "derpd" };
+		all.insert(all.end(), args.begin(), args.end());
+		std::vector<char *> argv;
+		for (std::string &s : all)
+			argv.push_back(&s[0]);
+		argv.push_back(nullptr);
+		err_[0] = '\0';
+		return config_parse(&c_, (int)all.size(), argv.data(), err_,
+		    sizeof(err_));
+	}
+
+	// Parse must fail; returns the message.
+	std::string ParseErr(std::vector<std::string> args)
+	{
+		config_defaults(&c_);
+		EXPECT_EQ(Parse(args), CONFIG_ERROR) << Join(args);
+		EXPECT_NE(err_[0], '\0') << Join(args);
+		return err_;
+	}
+
+	int Finish()
+	{
+		err_[0] = '\0';
+		return config_finish(&c_, err_, sizeof(err_));
+	}
+
+	static std::string Join(const std::vector<std::string> &v)
+	{
+		std::string s;
+		for (const std::string &a : v)
+			s += a + " ";
+		return s;
+	}
+
+	struct derpd_conf c_;
+	char err_[512];
+	std::string home_, old_home_, old_xdg_;
+	bool had_home_ = false, had_xdg_ = false;
+};
+
+}  // namespace
+
+TEST_F(Config, Defaults)
+{
+	EXPECT_STREQ(c_.dc_addr, ":443");
+	EXPECT_EQ(c_.dc_http_port, 80);
+	EXPECT_EQ(c_.dc_stun_port, 3478);
+	EXPECT_TRUE(c_.dc_stun);
+	EXPECT_TRUE(c_.dc_derp);
+	EXPECT_FALSE(c_.dc_dev);
+	EXPECT_STREQ(c_.dc_certmode, "letsencrypt");
+	EXPECT_STREQ(c_.dc_hostname, "derp.tailscale.com");
+	EXPECT_STREQ(c_.dc_key_path, "");
+	EXPECT_STREQ(c_.dc_home, "");
+	EXPECT_EQ(c_.dc_tcp_keepalive_ms, 10 * 60 * 1000);
+	EXPECT_EQ(c_.dc_tcp_user_timeout_ms, 15 * 1000);
+	EXPECT_EQ(c_.dc_tcp_write_timeout_ms, 2 * 1000);
+	EXPECT_EQ(Parse({}), CONFIG_OK);
+}
+
+TEST_F(Config, GoFlagSyntax)
+{
+	ASSERT_EQ(Parse({ "-a", ":3340" }), CONFIG_OK) << err_;
+	EXPECT_STREQ(c_.dc_addr, ":3340");
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "--a=:3341" }), CONFIG_OK) << err_;
+	EXPECT_STREQ(c_.dc_addr, ":3341");
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-a=127.0.0.1:0", "--stun=false", "--derp=false" }),
+	    CONFIG_OK) << err_;
+	EXPECT_STREQ(c_.dc_addr, "127.0.0.1:0");
+	EXPECT_FALSE(c_.dc_stun);
+	EXPECT_FALSE(c_.dc_derp);
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-stun=false" }), CONFIG_OK) << err_;
+	EXPECT_FALSE(c_.dc_stun);
+	ASSERT_EQ(Parse({ "-stun" }), CONFIG_OK) << err_;
+	EXPECT_TRUE(c_.dc_stun);
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "--stun-port", "0", "-http-port=-1" }), CONFIG_OK)
+	    << err_;
+	EXPECT_EQ(c_.dc_stun_port, 0);
+	EXPECT_EQ(c_.dc_http_port, -1);
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-tcp-write-timeout=500ms", "-tcp-user-timeout",
+	    "1m30s", "--tcp-keepalive-time=0" }), CONFIG_OK) << err_;
+	EXPECT_EQ(c_.dc_tcp_write_timeout_ms, 500);
+	EXPECT_EQ(c_.dc_tcp_user_timeout_ms, 90000);
+	EXPECT_EQ(c_.dc_tcp_keepalive_ms, 0);
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/x.key", "-certmode", "manual",
+	    "-certdir=/etc/derp", "-hostname", "derp.example.com", "-home",
+	    "blank", "-mesh-psk-file", "/etc/mesh.key", "-dev", "-verbose",
+	    "-workers", "3" }), CONFIG_OK) << err_;
+	EXPECT_STREQ(c_.dc_key_path, "/tmp/x.key");
+	EXPECT_STREQ(c_.dc_certmode, "manual");
+	EXPECT_STREQ(c_.dc_certdir, "/etc/derp");
+	EXPECT_STREQ(c_.dc_hostname, "derp.example.com");
+	EXPECT_STREQ(c_.dc_home, "blank");
+	EXPECT_STREQ(c_.dc_mesh_psk_file, "/etc/mesh.key");
+	EXPECT_TRUE(c_.dc_dev);
+	EXPECT_TRUE(c_.dc_verbose);
+	EXPECT_EQ(c_.dc_workers, 3);
+}
+
+TEST_F(Config, BoolValues)
+{
+	const char *t[] = { "1", "t", "T", "true", "TRUE", "True" };
+	const char *f[] = { "0", "f", "F", "false", "FALSE", "False" };
+	for (const char *v : t) {
+		config_defaults(&c_);
+		c_.dc_stun = false;
+		ASSERT_EQ(Parse({ std::string("-stun=") + v }), CONFIG_OK) << v;
+		EXPECT_TRUE(c_.dc_stun) << v;
+	}
+	for (const char *v : f) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ std::string("--stun=") + v }), CONFIG_OK) << v;
+		EXPECT_FALSE(c_.dc_stun) << v;
+	}
+	std::string e = ParseErr({ "-stun=maybe" });
+	EXPECT_NE(e.find("stun"), std::string::npos) << e;
+	ParseErr({ "-stun=" });
+	ParseErr({ "-stun=yes" });
+}
+
+TEST_F(Config, LaterFlagWins)
+{
+	ASSERT_EQ(Parse({ "-a", ":1", "-a", ":2" }), CONFIG_OK);
+	EXPECT_STREQ(c_.dc_addr, ":2");
+}
+
+TEST_F(Config, UnknownFlagNamed)
+{
+	std::string e = ParseErr({ "-bogus" });
+	EXPECT_NE(e.find("bogus"), std::string::npos) << e;
+	e = ParseErr({ "--no-such-flag=1" });
+	EXPECT_NE(e.find("no-such-flag"), std::string::npos) << e;
+	e = ParseErr({ "-a", ":1", "-Stun" });
+	EXPECT_NE(e.find("Stun"), std::string::npos) << e;
+	ParseErr({ "---a=:1" });
+	ParseErr({ "-=x" });
+}
+
+TEST_F(Config, UnsupportedDerperFlags)
+{
+	const std::vector<std::vector<std::string>> cases = {
+		{ "-verify-clients" },
+		{ "--verify-clients=true" },
+		{ "-mesh-with=x" },
+		{ "-mesh-with", "a,b" },
+		{ "--verify-client-url", "http://x/" },
+		{ "-bootstrap-dns-names=a.example" },
+		{ "-unpublished-bootstrap-dns-names=a" },
+		{ "-secrets-url=https://setec" },
+		{ "-rate-config=/etc/rate.json" },
+		{ "-accept-connection-limit=10" },
+		{ "-accept-connection-burst", "5" },
+		{ "-acme-ip-certs" },
+		{ "-acme-email=a@b" },
+		{ "-socket=/run/ts.sock" },
+		{ "-ace" },
+	};
+	for (const auto &args : cases) {
+		std::string name = args[0].substr(args[0].find_first_not_of('-'));
+		name = name.substr(0, name.find('='));
+		std::string e = ParseErr(args);
+		EXPECT_NE(e.find(name), std::string::npos) << e;
+		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
+	}
+}
+
+TEST_F(Config, MissingValue)
+{
+	std::string e = ParseErr({ "-a" });
+	EXPECT_NE(e.find("-a"), std::string::npos) << e;
+	e = ParseErr({ "-stun-port", "1", "--tcp-write-timeout" });
+	EXPECT_NE(e.find("tcp-write-timeout"), std::string::npos) << e;
+	e = ParseErr({ "-c" });
+	EXPECT_NE(e.find("-c"), std::string::npos) << e;
+}
+
+TEST_F(Config, BadValues)
+{
+	std::string e = ParseErr({ "-stun-port", "abc" });
+	EXPECT_NE(e.find("stun-port"), std::string::npos) << e;
+	e = ParseErr({ "-http-port=8O" });
+	EXPECT_NE(e.find("http-port"), std::string::npos) << e;
+	ParseErr({ "-stun-port=" });
+	ParseErr({ "-stun-port=99999999999" });
+	ParseErr({ "-stun-port=1.5" });
+	e = ParseErr({ "-tcp-write-timeout=5" });
+	EXPECT_NE(e.find("tcp-write-timeout"), std::string::npos) << e;
+	ParseErr({ "-tcp-user-timeout=10x" });
+	ParseErr({ "-workers=two" });
+	std::string longval(5000, 'a');
+	e = ParseErr({ "-hostname=" + longval });
+	EXPECT_NE(e.find("hostname"), std::string::npos) << e;
+}
+
+TEST_F(Config, PositionalArgRejected)
+{
+	std::string e = ParseErr({ "-a", ":1", "extra" });
+	EXPECT_NE(e.find("extra"), std::string::npos) << e;
+	ParseErr({ "extra" });
+	ParseErr({ "-stun", "false" });	/* Go: bools need -stun=false */
+	ParseErr({ "--", "x" });
+	ParseErr({ "-" });
+	EXPECT_EQ(Parse({ "-a", ":1", "--" }), CONFIG_OK);
+}
+
+TEST_F(Config, Help)
+{
+	testing::internal::CaptureStdout();
+	enum config_result r = Parse({ "-h" });
+	std::string out = testing::internal::GetCapturedStdout();
+	EXPECT_EQ(r, CONFIG_HELP);
+	EXPECT_NE(out.find("-stun-port"), std::string::npos);
+	EXPECT_NE(out.find("-mesh-with"), std::string::npos);
+	testing::internal::CaptureStdout();
+	r = Parse({ "--help" });
+	testing::internal::GetCapturedStdout();
+	EXPECT_EQ(r, CONFIG_HELP);
+}
+
+TEST_F(Config, DefaultListenNeedsCertmode)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/derpd-test.key" }), CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("-certmode"), std::string::npos)
+	    << err_;
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":https" }), CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("-certmode"), std::string::npos)
+	    << err_;
+}
+
+TEST_F(Config, NonTlsPortIsPlainHttp)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:0" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_FALSE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_listen_host, "127.0.0.1");
+	EXPECT_STREQ(c_.dc_listen_port, "0");
+	EXPECT_STREQ(c_.dc_key_path, "/tmp/k");
+	EXPECT_GE(c_.dc_workers, 1);
+	EXPECT_LE(c_.dc_workers, DERPD_MAX_WORKERS);
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "[::1]:3340" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_FALSE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_listen_host, "::1");
+	EXPECT_STREQ(c_.dc_listen_port, "3340");
+}
+
+TEST_F(Config, CertmodeManualIsTls)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode=manual", "-certdir",
+	    "/etc/derp-certs", "-hostname", "derp.example.com" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_TRUE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_listen_port, "443");
+	EXPECT_STREQ(c_.dc_certdir, "/etc/derp-certs");
+
+	// Manual mode means TLS on any port.
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:8443",
+	    "-certmode=manual", "-certdir=/etc/derp-certs" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_TRUE(c_.dc_tls);
+}
+
+TEST_F(Config, CertdirDefaultsToUserCache)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode=manual" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_EQ(std::string(c_.dc_certdir),
+	    home_ + "/.cache/tailscale/derper-certs");
+
+	setenv("XDG_CACHE_HOME", "/xdg", 1);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode=manual" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_certdir, "/xdg/tailscale/derper-certs");
+}
+
+TEST_F(Config, UnknownCertmodeRejected)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":8080", "-certmode=bogus" }),
+	    CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("certmode"), std::string::npos);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode=gcp" }), CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("certmode"), std::string::npos);
+}
+
+TEST_F(Config, DevMode)
+{
+	ASSERT_EQ(Parse({ "-dev", "-c", "/tmp/ignored.key" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_addr, "127.0.0.1:3340");
+	EXPECT_STREQ(c_.dc_listen_host, "127.0.0.1");
+	EXPECT_STREQ(c_.dc_listen_port, "3340");
+	EXPECT_FALSE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_key_path, "") << "dev mode uses an ephemeral key";
+
+	// Even with -certmode=manual, -dev is plain HTTP.
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "--dev", "-certmode=manual" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_FALSE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_key_path, "");
+}
+
+TEST_F(Config, DefaultKeyPathOnlyForRoot)
+{
+	ASSERT_EQ(Parse({ "-a", ":3340" }), CONFIG_OK);
+	if (geteuid() == 0) {
+		ASSERT_EQ(Finish(), 0) << err_;
+		EXPECT_STREQ(c_.dc_key_path, "/var/lib/derper/derper.key");
+	} else {
+		EXPECT_EQ(Finish(), -1);
+		EXPECT_NE(std::string(err_).find("-c"), std::string::npos);
+	}
+}
+
+TEST_F(Config, MeshPskFileFromHome)
+{
+	if (access("/home/derp/keys/derp-mesh.key", F_OK) == 0)
+		GTEST_SKIP() << "/home/derp/keys/derp-mesh.key exists here";
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_mesh_psk_file, "") << "no file, no mesh key";
+
+	std::string dir = home_ + "/keys", file = dir + "/derp-mesh.key";
+	ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+	FILE *f = fopen(file.c_str(), "w");
+	ASSERT_NE(f, nullptr);
+	fclose(f);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_EQ(std::string(c_.dc_mesh_psk_file), file);
+
+	// An explicit flag wins.
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-mesh-psk-file",
+	    "/etc/m.key" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_mesh_psk_file, "/etc/m.key");
+}
+
+TEST_F(Config, HomeValues)
+{
+	const char *good[] = { "", "blank", "http://example.com/",
+	    "https://example.com/derp" };
+	for (const char *g : good) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340",
+		    std::string("-home=") + g }), CONFIG_OK);
+		EXPECT_EQ(Finish(), 0) << g << ": " << err_;
+	}
+	const char *bad[] = { "ftp://example.com", "example.com", "Blank",
+	    "/index.html" };
+	for (const char *b : bad) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340",
+		    std::string("-home=") + b }), CONFIG_OK);
+		EXPECT_EQ(Finish(), -1) << b;
+		EXPECT_NE(std::string(err_).find("-home"), std::string::npos)
+		    << err_;
+	}
+}
+
+TEST_F(Config, WorkersRange)
+{
+	const int good[] = { 1, 2, DERPD_MAX_WORKERS };
+	for (int w : good) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-workers",
+		    std::to_string(w) }), CONFIG_OK);
+		ASSERT_EQ(Finish(), 0) << err_;
+		EXPECT_EQ(c_.dc_workers, w);
+	}
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-workers=0" }),
+	    CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_GE(c_.dc_workers, 1) << "0 means the online CPUs";
+
+	const int bad[] = { -1, DERPD_MAX_WORKERS + 1, 100000 };
+	for (int w : bad) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-workers",
+		    std::to_string(w) }), CONFIG_OK);
+		EXPECT_EQ(Finish(), -1) << w;
+		EXPECT_NE(std::string(err_).find("-workers"), std::string::npos)
+		    << err_;
+	}
+}
+
+TEST_F(Config, FinishRejectsBadAddressesAndPorts)
+{
+	const char *bad_addr[] = { "::1:80", "host:", "3340", ":99999",
+	    ":-1", ":abc" };
+	for (const char *a : bad_addr) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", a }), CONFIG_OK);
+		EXPECT_EQ(Finish(), -1) << a;
+		EXPECT_NE(std::string(err_).find("-a"), std::string::npos)
+		    << err_;
+	}
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-stun-port=70000" }),
+	    CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("-stun-port"), std::string::npos);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340", "-http-port=-2" }),
+	    CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	EXPECT_NE(std::string(err_).find("-http-port"), std::string::npos);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340",
+	    "-tcp-write-timeout=-1s" }), CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":3340",
+	    "-handshake-timeout=0" }), CONFIG_OK);
+	EXPECT_EQ(Finish(), -1);
+}

@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: ISC
+// peer_test.cc: the key -> connections registry, with fake connections.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "peer.h"
+
+namespace {
+
+struct Conn {
+	int			 id;
+	std::atomic<int>	 refs{ 0 };
+	std::atomic<int>	 kicks{ 0 };
+	int			 dup_sets = 0;	/* set_dup calls */
+	bool			 dup = false;
+
+	explicit Conn(int i) : id(i) {}
+};
+
+typedef std::vector<uint8_t> Key;
+
+// Everything the registry told the owner, in order.
+struct Recorder {
+	std::vector<std::pair<Conn *, Conn *>>	present;	/* watcher, obj */
+	std::vector<std::pair<Conn *, Key>>	gone;		/* watcher, key */
+	std::vector<std::pair<Conn *, bool>>	set_dup;
+	std::atomic<long>			unref_calls{ 0 };
+};
+
+Recorder *rec;
+
+void
+FakeRef(void *obj)
+{
+	static_cast<Conn *>(obj)->refs++;
+}
+
+void
+FakeUnref(void *obj)
+{
+	Conn *c = static_cast<Conn *>(obj);
+	EXPECT_GT(c->refs.load(), 0) << "unref below zero, conn " << c->id;
+	c->refs--;
+	rec->unref_calls++;
+}
+
+void
+FakePresent(void *watcher, void *obj)
+{
+	rec->present.emplace_back(static_cast<Conn *>(watcher),
+	    static_cast<Conn *>(obj));
+}
+
+void
+FakeGone(void *watcher, const uint8_t key[32])
+{
+	rec->gone.emplace_back(static_cast<Conn *>(watcher),
+	    Key(key, key + 32));
+}
+
+void
+FakeSetDup(void *obj, bool dup)
+{
+	Conn *c = static_cast<Conn *>(obj);
+	c->dup_sets++;
+	c->dup = dup;
+	rec->set_dup.emplace_back(c, dup);
+}
+
+void
+FakeKick(void *obj)
+{
+	static_cast<Conn *>(obj)->kicks++;
+}
+
+const struct peers_ops kOps = {
+	FakeRef, FakeUnref, FakePresent, FakeGone, FakeSetDup, FakeKick,
+};
+
+// A key whose first 8 bytes (and the rest) vary with n.
+Key
+MakeKey(uint64_t n)
+{
+	Key k(32);
+	uint64_t x = n + 0x9e3779b97f4a7c15ULL;
+	for (int i = 0; i < 4; i++) {
+		x ^= x >> 30;
+		x *= 0xbf58476d1ce4e5b9ULL;
+		x ^= x >> 27;
+		x *= 0x94d049bb133111ebULL;
+		x ^= x >> 31;
+		memcpy(&k[i * 8], &x, 8);
+	}
+	return k;
+}
+
+class Peers : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		rec = &rec_;
+		p_ = peers_new(&kOps);
+		ASSERT_NE(p_, nullptr);
+	}
+
+	void TearDown() override
+	{
+		for (auto &c : conns_)
+			EXPECT_EQ(c->refs.load(), 0) << "conn " << c->id
+			    << " leaks a reference";
+		peers_free(p_);
+		rec = nullptr;
+	}
+
+	Conn *NewConn()
+	{
+		conns_.emplace_back(new Conn((int)conns_.size() + 1));
+		return conns_.back().get();
+	}
+
+	void Add(const Key &k, Conn *c)
+	{
+		ASSERT_EQ(peers_add(p_, k.data(), c), 0);
+	}
+
+	bool Remove(const Key &k, Conn *c)
+	{
+		return peers_remove(p_, k.data(), c);
+	}
+
+	// The active conn of k, or nullptr; drops the lookup's reference.
+	Conn *Active(const Key &k)
+	{
+		void *out = nullptr;
+		enum peers_lookup r = peers_lookup(p_, k.data(), &out);
+		if (r != PEERS_FOUND) {
+			EXPECT_EQ(r, PEERS_NONE);
+			return nullptr;
+		}
+		EXPECT_NE(out, nullptr);
+		Conn *c = static_cast<Conn *>(out);
+		FakeUnref(c);
+		return c;
+	}
+
+	struct peers_gauges Gauges()
+	{
+		struct peers_gauges g;
+		memset(&g, 0xff, sizeof(g));
+		peers_gauges(p_, &g);
+		return g;
+	}
+
+	struct peers *p_ = nullptr;
+	Recorder rec_;
+	std::vector<std::unique_ptr<Conn>> conns_;
+};
+
+}  // namespace
+
+TEST_F(Peers, EmptyRegistry)
+{
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(g.pg_keys, 0u);
+	EXPECT_EQ(g.pg_conns, 0u);
+	EXPECT_EQ(g.pg_dup_keys, 0u);
+	EXPECT_EQ(g.pg_dup_conns, 0u);
+	EXPECT_EQ(g.pg_watchers, 0u);
+	void *out = reinterpret_cast<void *>(0x1234);
+	EXPECT_EQ(peers_lookup(p_, MakeKey(1).data(), &out), PEERS_NONE);
+	EXPECT_EQ(out, reinterpret_cast<void *>(0x1234));
+	EXPECT_EQ(peers_kick_key(p_, MakeKey(1).data()), 0u);
+	peers_free(nullptr);
+}
+
+TEST_F(Peers, AddLookupRemove)
+{
+	Key k = MakeKey(1);
+	Conn *a = NewConn();
+	Add(k, a);
+	EXPECT_EQ(a->refs.load(), 1) << "the registry keeps a reference";
+
+	void *out = nullptr;
+	ASSERT_EQ(peers_lookup(p_, k.data(), &out), PEERS_FOUND);
+	EXPECT_EQ(out, a);
+	EXPECT_EQ(a->refs.load(), 2) << "lookup takes a reference";
+	FakeUnref(a);
+
+	EXPECT_EQ(peers_lookup(p_, MakeKey(2).data(), &out), PEERS_NONE);
+	EXPECT_EQ(a->refs.load(), 1);
+
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(g.pg_keys, 1u);
+	EXPECT_EQ(g.pg_conns, 1u);
+	EXPECT_EQ(g.pg_dup_keys, 0u);
+	EXPECT_EQ(a->dup_sets, 0) << "a single conn is never a duplicate";
+
+	EXPECT_TRUE(Remove(k, a));
+	EXPECT_EQ(a->refs.load(), 0);
+	EXPECT_EQ(Active(k), nullptr);
+	g = Gauges();
+	EXPECT_EQ(g.pg_keys, 0u);
+	EXPECT_EQ(g.pg_conns, 0u);
+}
+
+TEST_F(Peers, RemoveUnknownIsHarmless)
+{
+	Key k = MakeKey(1);
+	Conn *a = NewConn(), *b = NewConn();
+	EXPECT_FALSE(Remove(k, a));
+	EXPECT_EQ(rec_.unref_calls.load(), 0);
+	Add(k, a);
+	EXPECT_FALSE(Remove(k, b)) << "b was never registered";
+	EXPECT_FALSE(Remove(MakeKey(2), a)) << "a is not under that key";
+	EXPECT_EQ(a->refs.load(), 1);
+	EXPECT_EQ(b->refs.load(), 0);
+	EXPECT_EQ(Active(k), a);
+	EXPECT_TRUE(Remove(k, a));
+	EXPECT_FALSE(Remove(k, a)) << "second removal";
+	EXPECT_EQ(a->refs.load(), 0);
+}
+
+TEST_F(Peers, DuplicateNewestIsActive)
+{
+	Key k = MakeKey(7);
+	Conn *a = NewConn(), *b = NewConn();
+	Add(k, a);
+	Add(k, b);
+	EXPECT_TRUE(a->dup);
+	EXPECT_TRUE(b->dup);
+	EXPECT_EQ(a->dup_sets, 1);
+	EXPECT_EQ(b->dup_sets, 1);
+	EXPECT_EQ(Active(k), b);
+
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(g.pg_keys, 1u);
+	EXPECT_EQ(g.pg_conns, 2u);
+	EXPECT_EQ(g.pg_dup_keys, 1u);
+	EXPECT_EQ(g.pg_dup_conns, 2u);
+
+	Conn *c = NewConn();
+	Add(k, c);
+	EXPECT_TRUE(c->dup);
+	EXPECT_EQ(a->dup_sets, 1) << "no repeat set_dup for old members";
+	EXPECT_EQ(b->dup_sets, 1);
+	EXPECT_EQ(Active(k), c);
+	g = Gauges();
+	EXPECT_EQ(g.pg_dup_keys, 1u);
+	EXPECT_EQ(g.pg_dup_conns, 3u);
+
+	EXPECT_FALSE(Remove(k, a));
+	EXPECT_FALSE(Remove(k, b));
+	EXPECT_FALSE(c->dup) << "back to a single, normal client";
+	g = Gauges();
+	EXPECT_EQ(g.pg_dup_keys, 0u);
+	EXPECT_EQ(g.pg_dup_conns, 0u);
+	EXPECT_TRUE(Remove(k, c));
+}
+
+TEST_F(Peers, NoteActivitySwitchesActive)
+{
+	Key k = MakeKey(3);
+	Conn *a = NewConn(), *b = NewConn();
+	Add(k, a);
+	Add(k, b);
+	ASSERT_EQ(Active(k), b);
+	peers_note_activity(p_, k.data(), a);
+	EXPECT_EQ(Active(k), a);
+	peers_note_activity(p_, k.data(), b);
+	EXPECT_EQ(Active(k), b);
+	peers_note_activity(p_, k.data(), b);
+	EXPECT_EQ(Active(k), b);
+
+	// Unknown conn or key: nothing changes.
+	Conn *x = NewConn();
+	peers_note_activity(p_, k.data(), x);
+	EXPECT_EQ(Active(k), b);
+	peers_note_activity(p_, MakeKey(4).data(), a);
+	EXPECT_EQ(Active(k), b);
+	EXPECT_EQ(Active(MakeKey(4)), nullptr);
+
+	EXPECT_FALSE(Remove(k, a));
+	EXPECT_TRUE(Remove(k, b));
+}
+
+TEST_F(Peers, RemovingActivePicksMostRecentSender)
+{
+	Key k = MakeKey(5);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn(), *d = NewConn();
+	Add(k, a);
+	Add(k, b);
+	peers_note_activity(p_, k.data(), a);	/* a sent after b joined */
+	Add(k, c);
+	Add(k, d);
+	peers_note_activity(p_, k.data(), b);	/* b is now the latest */
+	peers_note_activity(p_, k.data(), d);
+	ASSERT_EQ(Active(k), d);
+
+	EXPECT_FALSE(Remove(k, d));
+	EXPECT_EQ(Active(k), b) << "b sent most recently";
+	EXPECT_FALSE(Remove(k, b));
+	EXPECT_EQ(Active(k), c) << "c joined after a's last send";
+	EXPECT_FALSE(Remove(k, c));
+	EXPECT_EQ(Active(k), a);
+	EXPECT_FALSE(a->dup);
+	EXPECT_TRUE(Remove(k, a));
+}
+
+TEST_F(Peers, RemovingInactiveKeepsActive)
+{
+	Key k = MakeKey(6);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn();
+	Add(k, a);
+	Add(k, b);
+	Add(k, c);
+	peers_note_activity(p_, k.data(), a);
+	ASSERT_EQ(Active(k), a);
+	EXPECT_FALSE(Remove(k, c));
+	EXPECT_EQ(Active(k), a);
+	EXPECT_FALSE(Remove(k, b));
+	EXPECT_EQ(Active(k), a);
+	EXPECT_TRUE(Remove(k, a));
+}
+
+TEST_F(Peers, NoActivityFallsBackToNewest)
+{
+	Key k = MakeKey(8);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn();
+	Add(k, a);
+	Add(k, b);
+	Add(k, c);
+	EXPECT_FALSE(Remove(k, c));
+	EXPECT_EQ(Active(k), b);
+	EXPECT_FALSE(Remove(k, b));
+	EXPECT_EQ(Active(k), a);
+	EXPECT_TRUE(Remove(k, a));
+}
+
+TEST_F(Peers, WatchersGetPresentAndGone)
+{
+	Conn *w = NewConn();
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	EXPECT_TRUE(rec_.present.empty()) << "nothing registered yet";
+	EXPECT_EQ(Gauges().pg_watchers, 1u);
+
+	Key k = MakeKey(9);
+	Conn *a = NewConn(), *b = NewConn();
+	Add(k, a);
+	ASSERT_EQ(rec_.present.size(), 1u);
+	EXPECT_EQ(rec_.present[0], std::make_pair(w, a));
+	// Duplicates are announced too (PROTOCOL.md 5.3).
+	Add(k, b);
+	ASSERT_EQ(rec_.present.size(), 2u);
+	EXPECT_EQ(rec_.present[1], std::make_pair(w, b));
+
+	// PeerGone only when the last conn of the key goes.
+	EXPECT_FALSE(Remove(k, b));
+	EXPECT_TRUE(rec_.gone.empty());
+	EXPECT_TRUE(Remove(k, a));
+	ASSERT_EQ(rec_.gone.size(), 1u);
+	EXPECT_EQ(rec_.gone[0].first, w);
+	EXPECT_EQ(rec_.gone[0].second, k);
+	EXPECT_EQ(w->refs.load(), 0) << "watchers hold no reference";
+}
+
+TEST_F(Peers, AddWatcherSendsPresentForEachActiveKey)
+{
+	Key k1 = MakeKey(10), k2 = MakeKey(11), k3 = MakeKey(12);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn(), *d = NewConn();
+	Add(k1, a);
+	Add(k2, b);
+	Add(k2, c);	/* dup: only the active one is announced */
+	Add(k3, d);
+	peers_note_activity(p_, k2.data(), b);
+
+	Conn *w = NewConn();
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	std::vector<Conn *> seen;
+	for (auto &pr : rec_.present) {
+		EXPECT_EQ(pr.first, w);
+		seen.push_back(pr.second);
+	}
+	std::sort(seen.begin(), seen.end());
+	std::vector<Conn *> want = { a, b, d };
+	std::sort(want.begin(), want.end());
+	EXPECT_EQ(seen, want);
+
+	// Enrolling twice changes nothing.
+	rec_.present.clear();
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	EXPECT_TRUE(rec_.present.empty());
+	EXPECT_EQ(Gauges().pg_watchers, 1u);
+
+	// Every watcher hears about a new conn.
+	Conn *w2 = NewConn();
+	ASSERT_EQ(peers_add_watcher(p_, w2), 0);
+	rec_.present.clear();
+	Conn *e = NewConn();
+	Key k4 = MakeKey(13);
+	Add(k4, e);
+	ASSERT_EQ(rec_.present.size(), 2u);
+	std::vector<Conn *> ws = { rec_.present[0].first,
+	    rec_.present[1].first };
+	std::sort(ws.begin(), ws.end());
+	std::vector<Conn *> wwant = { w, w2 };
+	std::sort(wwant.begin(), wwant.end());
+	EXPECT_EQ(ws, wwant);
+	EXPECT_EQ(rec_.present[0].second, e);
+	EXPECT_EQ(rec_.present[1].second, e);
+	EXPECT_EQ(Gauges().pg_watchers, 2u);
+
+	for (auto pr : { std::make_pair(k1, a), std::make_pair(k2, b),
+	    std::make_pair(k2, c), std::make_pair(k3, d),
+	    std::make_pair(k4, e) })
+		Remove(pr.first, pr.second);
+	EXPECT_EQ(rec_.gone.size(), 8u) << "4 keys gone, 2 watchers each";
+}
+
+TEST_F(Peers, RemovingAWatcherUnenrolsIt)
+{
+	// A mesh peer is both a registered conn and a watcher.
+	Key kw = MakeKey(20), k = MakeKey(21);
+	Conn *w = NewConn(), *a = NewConn();
+	Add(kw, w);
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(rec_.present.size(), 1u) << "the watcher sees itself";
+	EXPECT_EQ(rec_.present[0], std::make_pair(w, w));
+	EXPECT_EQ(Gauges().pg_watchers, 1u);
+
+	EXPECT_TRUE(Remove(kw, w));
+	EXPECT_EQ(Gauges().pg_watchers, 0u);
+	EXPECT_TRUE(rec_.gone.empty()) << "no PeerGone to a departed watcher";
+	rec_.present.clear();
+	Add(k, a);
+	EXPECT_TRUE(rec_.present.empty());
+	EXPECT_TRUE(Remove(k, a));
+	EXPECT_TRUE(rec_.gone.empty());
+}
+
+TEST_F(Peers, KickKeyKicksAllConnsOfKey)
+{
+	Key k1 = MakeKey(30), k2 = MakeKey(31);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn(), *d = NewConn();
+	Add(k1, a);
+	Add(k1, b);
+	Add(k1, c);
+	Add(k2, d);
+	EXPECT_EQ(peers_kick_key(p_, k1.data()), 3u);
+	EXPECT_EQ(a->kicks.load(), 1);
+	EXPECT_EQ(b->kicks.load(), 1);
+	EXPECT_EQ(c->kicks.load(), 1);
+	EXPECT_EQ(d->kicks.load(), 0);
+	EXPECT_EQ(peers_kick_key(p_, MakeKey(32).data()), 0u);
+	// Kicking only asks; the conns stay until they remove themselves.
+	EXPECT_EQ(Gauges().pg_conns, 4u);
+	EXPECT_EQ(peers_kick_key(p_, k2.data()), 1u);
+	EXPECT_EQ(d->kicks.load(), 1);
+	Remove(k1, a);
+	Remove(k1, b);
+	Remove(k1, c);
+	Remove(k2, d);
+}
+
+TEST_F(Peers, Gauges)
+{
+	Key k1 = MakeKey(40), k2 = MakeKey(41), k3 = MakeKey(42);
+	Conn *a = NewConn(), *b = NewConn(), *c = NewConn(), *d = NewConn(),
+	    *e = NewConn(), *w = NewConn();
+	Add(k1, a);
+	Add(k2, b);
+	Add(k2, c);
+	Add(k3, d);
+	Add(k3, e);
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(g.pg_keys, 3u);
+	EXPECT_EQ(g.pg_conns, 5u);
+	EXPECT_EQ(g.pg_dup_keys, 2u);
+	EXPECT_EQ(g.pg_dup_conns, 4u);
+	EXPECT_EQ(g.pg_watchers, 1u);
+
+	Remove(k3, d);
+	g = Gauges();
+	EXPECT_EQ(g.pg_keys, 3u);
+	EXPECT_EQ(g.pg_conns, 4u);
+	EXPECT_EQ(g.pg_dup_keys, 1u);
+	EXPECT_EQ(g.pg_dup_conns, 2u);
+
+	Remove(k1, a);
+	Remove(k2, b);
+	Remove(k2, c);
+	Remove(k3, e);
+	Remove(MakeKey(99), w);		/* unenrol the watcher */
+	g = Gauges();
+	EXPECT_EQ(g.pg_keys, 0u);
+	EXPECT_EQ(g.pg_conns, 0u);
+	EXPECT_EQ(g.pg_dup_keys, 0u);
+	EXPECT_EQ(g.pg_dup_conns, 0u);
+	EXPECT_EQ(g.pg_watchers, 0u);
+}
+
+TEST_F(Peers, GrowPastInitialTable)
+{
+	const int n = 5000;
+	std::vector<Conn *> cs;
+	for (int i = 0; i < n; i++) {
+		cs.push_back(NewConn());
+		Add(MakeKey(1000 + i), cs.back());
+	}
+	EXPECT_EQ(Gauges().pg_keys, (uint64_t)n);
+	EXPECT_EQ(Gauges().pg_conns, (uint64_t)n);
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(Active(MakeKey(1000 + i)), cs[i]) << i;
+	EXPECT_EQ(Active(MakeKey(1000 + n)), nullptr);
+	// Remove every other key, then check the rest.
+	for (int i = 0; i < n; i += 2)
+		ASSERT_TRUE(Remove(MakeKey(1000 + i), cs[i])) << i;
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(Active(MakeKey(1000 + i)), i % 2 ? cs[i] : nullptr)
+		    << i;
+	for (int i = 1; i < n; i += 2)
+		ASSERT_TRUE(Remove(MakeKey(1000 + i), cs[i])) << i;
+	EXPECT_EQ(Gauges().pg_keys, 0u);
+	EXPECT_EQ(Gauges().pg_conns, 0u);
+}
+
+TEST_F(Peers, KeysSharingAPrefix)
+{
+	// Keys equal but for the last byte must stay distinct even when
+	// they land in one hash chain.
+	std::vector<Key> ks;
+	std::vector<Conn *> cs;
+	for (int i = 0; i < 200; i++) {
+		Key k = MakeKey(77);
+		k[31] = (uint8_t)i;
+		ks.push_back(k);
+		cs.push_back(NewConn());
+		Add(k, cs.back());
+	}
+	EXPECT_EQ(Gauges().pg_keys, 200u);
+	EXPECT_EQ(Gauges().pg_dup_keys, 0u);
+	for (int i = 0; i < 200; i++)
+		ASSERT_EQ(Active(ks[i]), cs[i]) << i;
+	for (int i = 199; i >= 0; i -= 3)
+		ASSERT_TRUE(Remove(ks[i], cs[i]));
+	for (int i = 0; i < 200; i++) {
+		bool gone = (199 - i) % 3 == 0;
+		ASSERT_EQ(Active(ks[i]), gone ? nullptr : cs[i]) << i;
+		if (!gone) {
+			ASSERT_TRUE(Remove(ks[i], cs[i]));
+		}
+	}
+	EXPECT_EQ(Gauges().pg_keys, 0u);
+}
+
+TEST_F(Peers, ConcurrentLookupsWhileWriting)
+{
+	// Readers look up stable keys while the writer churns others; the
+	// stable keys are always found and references stay balanced.
+	const int stable = 64;
+	std::vector<Conn *> cs;
+	for (int i = 0; i < stable; i++) {
+		cs.push_back(NewConn());
+		Add(MakeKey(5000 + i), cs.back());
+	}
+	std::vector<Conn *> churn;
+	for (int i = 0; i < 256; i++)
+		churn.push_back(NewConn());
+
+	std::atomic<bool> stop{ false };
+	std::atomic<long> misses{ 0 }, found{ 0 };
+	auto reader = [&]() {
+		std::vector<Key> keys;
+		for (int i = 0; i < stable; i++)
+			keys.push_back(MakeKey(5000 + i));
+		for (int round = 0; !stop.load() || round < 50; round++) {
+			for (int i = 0; i < stable; i++) {
+				void *out = nullptr;
+				if (peers_lookup(p_, keys[i].data(), &out) !=
+				    PEERS_FOUND || out != cs[i]) {
+					misses++;
+					continue;
+				}
+				static_cast<Conn *>(out)->refs--;
+				found++;
+			}
+		}
+	};
+	std::thread t1(reader), t2(reader);
+	for (int round = 0; round < 20; round++) {
+		for (int i = 0; i < 256; i++)
+			Add(MakeKey(100000 + i), churn[i]);
+		for (int i = 0; i < 256; i++)
+			Remove(MakeKey(100000 + i), churn[i]);
+	}
+	stop = true;
+	t1.join();
+	t2.join();
+	EXPECT_EQ(misses.load(), 0);
+	EXPECT_GE(found.load(), 2L * 50 * stable);
+	for (int i = 0; i < stable; i++)
+		EXPECT_TRUE(Remove(MakeKey(5000 + i), cs[i]));
+}

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: ISC
+// util_test.cc: hex, key text forms, durations, host:port and friends.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <cctype>
+#include <cstring>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "util.h"
+
+namespace {
+
+const char kHex[] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+int64_t
+Dur(const char *s)
+{
+	int64_t ms = -777;
+	EXPECT_EQ(util_duration_parse(s, &ms), 0) << s;
+	return ms;
+}
+
+bool
+DurBad(const char *s)
+{
+	int64_t ms = -777;
+	return util_duration_parse(s, &ms) == -1;
+}
+
+bool
+Split(const char *in, std::string *host, std::string *port)
+{
+	char h[256], p[32];
+	if (util_hostport_split(in, h, sizeof(h), p, sizeof(p)) != 0)
+		return false;
+	*host = h;
+	*port = p;
+	return true;
+}
+
+}  // namespace
+
+TEST(Util, HexEncode)
+{
+	const uint8_t in[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+	char out[13];
+	memset(out, 'x', sizeof(out));
+	util_hex_encode(in, sizeof(in), out);
+	EXPECT_STREQ(out, "00017f80abff");
+	util_hex_encode(in, 0, out);
+	EXPECT_STREQ(out, "");
+}
+
+TEST(Util, HexDecode)
+{
+	uint8_t out[6];
+	ASSERT_EQ(util_hex_decode("00017F80abFF", 12, out, 6), 0);
+	const uint8_t want[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+	EXPECT_EQ(0, memcmp(out, want, 6));
+	EXPECT_EQ(util_hex_decode("", 0, out, 0), 0);
+
+	EXPECT_EQ(util_hex_decode("0001", 4, out, 3), -1) << "too short";
+	EXPECT_EQ(util_hex_decode("0001020", 7, out, 3), -1) << "odd";
+	EXPECT_EQ(util_hex_decode("00010203", 8, out, 3), -1) << "too long";
+	EXPECT_EQ(util_hex_decode("0g", 2, out, 1), -1);
+	EXPECT_EQ(util_hex_decode("g0", 2, out, 1), -1);
+	EXPECT_EQ(util_hex_decode(" 0", 2, out, 1), -1);
+	EXPECT_EQ(util_hex_decode("0x", 2, out, 1), -1);
+	EXPECT_EQ(util_hex_decode("-1", 2, out, 1), -1);
+	EXPECT_EQ(util_hex_decode("\0" "0", 2, out, 1), -1);
+}
+
+TEST(Util, HexRoundTrip)
+{
+	uint8_t in[256], back[256];
+	char text[513];
+	for (int i = 0; i < 256; i++)
+		in[i] = (uint8_t)i;
+	util_hex_encode(in, 256, text);
+	ASSERT_EQ(strlen(text), 512u);
+	ASSERT_EQ(util_hex_decode(text, 512, back, 256), 0);
+	EXPECT_EQ(0, memcmp(in, back, 256));
+}
+
+TEST(Util, KeyParse)
+{
+	uint8_t key[32];
+	std::string hex(kHex), up(kHex);
+	for (char &c : up)
+		c = (char)toupper((unsigned char)c);
+
+	ASSERT_EQ(util_key_parse(("nodekey:" + hex).c_str(), NODEKEY_PREFIX,
+	    key), 0);
+	for (int i = 0; i < 32; i++)
+		EXPECT_EQ(key[i], i);
+	memset(key, 0, sizeof(key));
+	ASSERT_EQ(util_key_parse(("privkey:" + up).c_str(), PRIVKEY_PREFIX,
+	    key), 0);
+	EXPECT_EQ(key[31], 0x1f);
+
+	const std::string bad[] = {
+		"privkey:" + hex,		/* wrong prefix */
+		"NODEKEY:" + hex,		/* prefix is exact */
+		"nodekey" + hex,
+		hex,
+		"nodekey:" + hex.substr(0, 63),
+		"nodekey:" + hex + "0",
+		"nodekey:" + hex + "00",
+		"nodekey:" + hex.substr(0, 62),
+		"nodekey:" + hex.substr(0, 63) + "g",
+		"nodekey: " + hex.substr(0, 63),
+		"nodekey:",
+		"",
+	};
+	for (const std::string &b : bad)
+		EXPECT_EQ(util_key_parse(b.c_str(), NODEKEY_PREFIX, key), -1) << b;
+}
+
+TEST(Util, KeyFormat)
+{
+	uint8_t key[32];
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	char out[KEY_TEXT_SIZE + 4];
+	memset(out, 'x', sizeof(out));
+	util_key_format(key, NODEKEY_PREFIX, out);
+	EXPECT_EQ(std::string(out), std::string("nodekey:") + kHex);
+	EXPECT_EQ(strlen(out), (size_t)KEY_TEXT_SIZE - 1);
+	EXPECT_EQ(out[KEY_TEXT_SIZE], 'x') << "wrote past KEY_TEXT_SIZE";
+
+	uint8_t ff[32], back[32];
+	memset(ff, 0xAB, sizeof(ff));
+	util_key_format(ff, PRIVKEY_PREFIX, out);
+	std::string want = "privkey:";
+	for (int i = 0; i < 32; i++)
+		want += "ab";
+	EXPECT_EQ(std::string(out), want);
+	ASSERT_EQ(util_key_parse(out, PRIVKEY_PREFIX, back), 0);
+	EXPECT_EQ(0, memcmp(ff, back, 32));
+}
+
+TEST(Util, KeyShortIsFiveBase64Chars)
+{
+	uint8_t key[32];
+	char out[16];
+
+	memset(key, 0, sizeof(key));
+	util_key_short(key, out);
+	EXPECT_STREQ(out, "[AAAAA]");
+
+	memset(key, 0xff, sizeof(key));
+	util_key_short(key, out);
+	EXPECT_STREQ(out, "[/////]");
+
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)i;
+	util_key_short(key, out);
+	EXPECT_STREQ(out, "[AAECA]");
+
+	memset(key, 0, sizeof(key));
+	const uint8_t man[] = { 0x4d, 0x61, 0x6e, 0xfb, 0xef, 0xbe };
+	memcpy(key, man, sizeof(man));
+	util_key_short(key, out);
+	EXPECT_STREQ(out, "[TWFu+]");
+}
+
+TEST(Util, DurationGoSyntax)
+{
+	EXPECT_EQ(Dur("10s"), 10000);
+	EXPECT_EQ(Dur("1m30s"), 90000);
+	EXPECT_EQ(Dur("250ms"), 250);
+	EXPECT_EQ(Dur("0"), 0);
+	EXPECT_EQ(Dur("2h"), 7200000);
+	EXPECT_EQ(Dur("1.5s"), 1500);
+	EXPECT_EQ(Dur("2s"), 2000);
+	EXPECT_EQ(Dur("10m"), 600000);
+	EXPECT_EQ(Dur("15s"), 15000);
+	EXPECT_EQ(Dur("1h2m3s4ms"), 3723004);
+	EXPECT_EQ(Dur("0s"), 0);
+	EXPECT_EQ(Dur("1000us"), 1);
+	EXPECT_EQ(Dur("1000\xc2\xb5s"), 1);
+	EXPECT_EQ(Dur("5000000ns"), 5);
+	EXPECT_EQ(Dur(".5s"), 500);
+	EXPECT_EQ(Dur("1.s"), 1000);
+	EXPECT_EQ(Dur("+3s"), 3000);
+	EXPECT_EQ(Dur("-1s"), -1000);
+}
+
+TEST(Util, DurationRejected)
+{
+	const char *bad[] = { "", "10", "s", "10x", "1s2", "-", "+", ".",
+	    ".s", " 1s", "1s ", "1 s", "ms", "1S", "1sec", "1d", "abc",
+	    "--1s", "1m-1s" };
+	for (const char *b : bad)
+		EXPECT_TRUE(DurBad(b)) << "\"" << b << "\"";
+}
+
+// Go's time.ParseDuration takes only [0-9]* [.[0-9]*] unit groups:
+// no exponents, no hex, no second decimal point.
+TEST(Util, DurationRejectsNonGoNumbers)
+{
+	const char *bad[] = { "1e3s", "1E1s", "0x10s", "0x1p4s", "1.5.5s",
+	    "1..5s" };
+	for (const char *b : bad)
+		EXPECT_TRUE(DurBad(b)) << "\"" << b << "\"";
+}
+
+TEST(Util, HostPortSplit)
+{
+	std::string h, p;
+	ASSERT_TRUE(Split(":443", &h, &p));
+	EXPECT_EQ(h, "");
+	EXPECT_EQ(p, "443");
+	ASSERT_TRUE(Split("127.0.0.1:0", &h, &p));
+	EXPECT_EQ(h, "127.0.0.1");
+	EXPECT_EQ(p, "0");
+	ASSERT_TRUE(Split("[::1]:3340", &h, &p));
+	EXPECT_EQ(h, "::1");
+	EXPECT_EQ(p, "3340");
+	ASSERT_TRUE(Split("[::]:443", &h, &p));
+	EXPECT_EQ(h, "::");
+	ASSERT_TRUE(Split("derp.example.com:https", &h, &p));
+	EXPECT_EQ(h, "derp.example.com");
+	EXPECT_EQ(p, "https");
+	ASSERT_TRUE(Split("[fe80::1%eth0]:80", &h, &p));
+	EXPECT_EQ(h, "fe80::1%eth0");
+
+	const char *bad[] = { "::1:80", "host:", "nocolon", "", "[::1]",
+	    "[::1]3340", "[::1]:", "[::1:80", "1:2:3" };
+	for (const char *b : bad)
+		EXPECT_FALSE(Split(b, &h, &p)) << b;
+}
+
+TEST(Util, HostPortSplitBufferLimits)
+{
+	char h[4], p[4];
+	EXPECT_EQ(util_hostport_split("abc:123", h, sizeof(h), p, sizeof(p)),
+	    0);
+	EXPECT_STREQ(h, "abc");
+	EXPECT_STREQ(p, "123");
+	EXPECT_EQ(util_hostport_split("abcd:1", h, sizeof(h), p, sizeof(p)),
+	    -1);
+	EXPECT_EQ(util_hostport_split("a:1234", h, sizeof(h), p, sizeof(p)),
+	    -1);
+}
+
+TEST(Util, CtEqual)
+{
+	uint8_t a[32], b[32];
+	memset(a, 0x5a, sizeof(a));
+	memcpy(b, a, sizeof(b));
+	EXPECT_TRUE(util_ct_equal(a, b, 32));
+	EXPECT_TRUE(util_ct_equal(a, b, 0));
+	b[0] ^= 1;
+	EXPECT_FALSE(util_ct_equal(a, b, 32));
+	EXPECT_TRUE(util_ct_equal(a + 1, b + 1, 31));
+	b[0] ^= 1;
+	b[31] ^= 0x80;
+	EXPECT_FALSE(util_ct_equal(a, b, 32));
+	EXPECT_TRUE(util_ct_equal(a, b, 31));
+}
+
+TEST(Util, IsZero)
+{
+	uint8_t a[32];
+	memset(a, 0, sizeof(a));
+	EXPECT_TRUE(util_is_zero(a, 32));
+	EXPECT_TRUE(util_is_zero(a, 0));
+	for (int i = 0; i < 32; i++) {
+		a[i] = 0x10;
+		EXPECT_FALSE(util_is_zero(a, 32)) << i;
+		a[i] = 0;
+	}
+}
+
+TEST(Util, IsIpLiteral)
+{
+	const char *yes[] = { "127.0.0.1", "0.0.0.0", "::", "::1",
+	    "2001:db8::1", "::ffff:1.2.3.4", "255.255.255.255" };
+	for (const char *y : yes)
+		EXPECT_TRUE(util_is_ip_literal(y)) << y;
+	const char *no[] = { "", "localhost", "derp.example.com", "[::1]",
+	    "1.2.3", "256.1.1.1", "1.2.3.4:80", "1.2.3.4 ", ":::1" };
+	for (const char *n : no)
+		EXPECT_FALSE(util_is_ip_literal(n)) << n;
+}
+
+TEST(Util, Strlcpy)
+{
+	char buf[5];
+	EXPECT_EQ(util_strlcpy(buf, "abc", sizeof(buf)), 3u);
+	EXPECT_STREQ(buf, "abc");
+	EXPECT_EQ(util_strlcpy(buf, "abcdefgh", sizeof(buf)), 8u);
+	EXPECT_STREQ(buf, "abcd");
+	buf[0] = 'z';
+	EXPECT_EQ(util_strlcpy(buf, "xyz", 0), 3u);
+	EXPECT_EQ(buf[0], 'z');
+}
+
+TEST(Util, AddrFormat)
+{
+	char out[64];
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(3340);
+	inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
+	util_addr_format((const struct sockaddr *)&sin, out, sizeof(out));
+	EXPECT_STREQ(out, "10.1.2.3:3340");
+
+	struct sockaddr_in6 sin6;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons(443);
+	inet_pton(AF_INET6, "2001:db8::7", &sin6.sin6_addr);
+	util_addr_format((const struct sockaddr *)&sin6, out, sizeof(out));
+	EXPECT_STREQ(out, "[2001:db8::7]:443");
+
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	util_addr_format((const struct sockaddr *)&sun, out, sizeof(out));
+	EXPECT_STREQ(out, "unknown");
+}
+
+TEST(Util, NowIsMonotonic)
+{
+	uint64_t a = util_now_ms(), b = util_now_ms();
+	EXPECT_GT(a, 0u);
+	EXPECT_GE(b, a);
+}
