@@ -161,11 +161,21 @@ frame_clientinfo_parse(const char *json, size_t len, struct clientinfo *ci,
 	cJSON		*root, *it;
 	int		 rc = -1;
 
+	const char	*endp = NULL;
+
 	memset(ci, 0, sizeof(*ci));
-	root = cJSON_ParseWithLength(json, len);
+	root = cJSON_ParseWithLengthOpts(json, len, &endp, 0);
 	if (root == NULL) {
 		*why = "client info is not json";
 		return -1;
+	}
+	/* Like Go's json.Unmarshal: nothing but space after the value. */
+	while (endp != NULL && endp < json + len && (*endp == ' ' ||
+	    *endp == '\t' || *endp == '\n' || *endp == '\r'))
+		endp++;
+	if (endp == NULL || endp != json + len) {
+		*why = "client info has trailing data";
+		goto out;
 	}
 	if (!cJSON_IsObject(root)) {
 		*why = "client info is not a json object";
@@ -180,7 +190,9 @@ frame_clientinfo_parse(const char *json, size_t len, struct clientinfo *ci,
 		}
 		ci->ci_has_mesh_key = !util_is_zero(ci->ci_mesh_key, 32);
 	}
-	if ((it = cJSON_GetObjectItem(root, "version")) != NULL) {
+	/* null is a no-op for plain fields, as in Go; not for meshKey. */
+	if ((it = cJSON_GetObjectItem(root, "version")) != NULL &&
+	    !cJSON_IsNull(it)) {
 		if (!cJSON_IsNumber(it)) {
 			*why = "invalid version";
 			goto out;

@@ -30,7 +30,8 @@ http_head_end(const char *buf, size_t len, size_t *scan, size_t *head_len)
 static int
 is_tchar(char c)
 {
-	return isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c);
+	return c != '\0' && (isalnum((unsigned char)c) ||
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* Copy a header value, trimmed; it is silently cut at dstlen-1. */
@@ -103,6 +104,9 @@ http_parse_head(const char *buf, size_t head_len, struct http_req *req)
 	const char	*p = buf, *end = buf + head_len, *eol, *colon;
 	size_t		 nlen, vlen;
 	int		 first = 1;
+	/* Only the first occurrence counts, even when its value is empty. */
+	int		 seen_host = 0, seen_up = 0, seen_fs = 0, seen_in = 0;
+	int		 seen_ch = 0, seen_ws = 0;
 
 	memset(req, 0, sizeof(*req));
 	while (p < end) {
@@ -135,27 +139,24 @@ http_parse_head(const char *buf, size_t head_len, struct http_req *req)
 #define HDR(name) (nlen == sizeof(name) - 1 && \
 	    strncasecmp(p, name, nlen) == 0)
 		/* Only the first value of a repeated header counts. */
-		if (HDR("Host") && req->hr_host[0] == '\0')
+		if (HDR("Host") && !seen_host++)
 			copy_value(req->hr_host, sizeof(req->hr_host),
 			    colon + 1, vlen);
-		else if (HDR("Upgrade") && req->hr_upgrade[0] == '\0')
+		else if (HDR("Upgrade") && !seen_up++)
 			copy_value(req->hr_upgrade, sizeof(req->hr_upgrade),
 			    colon + 1, vlen);
-		else if (HDR("Derp-Fast-Start") &&
-		    req->hr_fast_start[0] == '\0')
+		else if (HDR("Derp-Fast-Start") && !seen_fs++)
 			copy_value(req->hr_fast_start,
 			    sizeof(req->hr_fast_start), colon + 1, vlen);
-		else if (HDR("Ideal-Node") && req->hr_ideal_node[0] == '\0')
+		else if (HDR("Ideal-Node") && !seen_in++)
 			copy_value(req->hr_ideal_node,
 			    sizeof(req->hr_ideal_node), colon + 1, vlen);
-		else if (HDR("X-Tailscale-Challenge") &&
-		    req->hr_challenge[0] == '\0' && !req->hr_challenge_long) {
+		else if (HDR("X-Tailscale-Challenge") && !seen_ch++) {
 			copy_value(req->hr_challenge,
 			    sizeof(req->hr_challenge), colon + 1, vlen);
 			if (strlen(req->hr_challenge) >= HTTP_VALUE_MAX)
 				req->hr_challenge_long = true;
-		} else if (HDR("Sec-WebSocket-Protocol") &&
-		    req->hr_ws_protocol[0] == '\0')
+		} else if (HDR("Sec-WebSocket-Protocol") && !seen_ws++)
 			copy_value(req->hr_ws_protocol,
 			    sizeof(req->hr_ws_protocol), colon + 1, vlen);
 		else if (HDR("X-Forwarded-For"))

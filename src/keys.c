@@ -114,12 +114,12 @@ keys_parse_file(const char *json, size_t len, uint8_t priv[32], char *err,
 	return rc;
 }
 
-/* Create the parent directory of path if missing (0777 minus umask). */
+/* Create every missing parent directory of path (0777 minus umask). */
 static int
 mkparent(const char *path, char *err, size_t errlen)
 {
 	char	 dir[PATH_MAX];
-	char	*slash;
+	char	*slash, *p;
 
 	if (util_strlcpy(dir, path, sizeof(dir)) >= sizeof(dir)) {
 		snprintf(err, errlen, "%s: path too long", path);
@@ -128,9 +128,19 @@ mkparent(const char *path, char *err, size_t errlen)
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return 0;
 	*slash = '\0';
-	if (mkdir(dir, 0777) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
-		return -1;
+	for (p = dir + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(dir, 0777) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s: %s", dir,
+			    strerror(errno));
+			return -1;
+		}
+		*p = saved;
+		if (saved == '\0')
+			break;
 	}
 	return 0;
 }

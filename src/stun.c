@@ -84,6 +84,8 @@ stun_parse_request(const uint8_t *p, size_t n, uint8_t txid[12])
 				return STUN_NOT;
 		}
 		off = vend + ((4 - (len & 3)) & 3);
+		if (off > n)
+			return STUN_NOT;	/* padding runs past the datagram */
 	}
 	if (off < n)
 		return STUN_NOT;	/* trailing bytes that are no attribute */

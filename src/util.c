@@ -110,10 +110,19 @@ util_duration_parse(const char *s, int64_t *ms)
 	if (*s == '\0')
 		return -1;
 	while (*s != '\0') {
-		if (!isdigit((unsigned char)*s) && *s != '.')
+		/* Go syntax only: digits with an optional fraction. */
+		const char *q = s;
+		while (isdigit((unsigned char)*q))
+			q++;
+		if (*q == '.') {
+			q++;
+			while (isdigit((unsigned char)*q))
+				q++;
+		}
+		if (q == s || (q == s + 1 && *s == '.'))
 			return -1;
 		v = strtod(s, &end);
-		if (end == s)
+		if (end != q)
 			return -1;
 		s = end;
 		if (strncmp(s, "ns", 2) == 0) {
