@@ -830,6 +830,18 @@ func sumMetric(m map[string]float64, name string, kv ...string) float64 {
 	return sum
 }
 
+// packetStats summarises the packet counters for failure messages.
+func (d *derpd) packetStats(t *testing.T) string {
+	vz := d.varz(t)
+	var drops []string
+	for k, v := range vz {
+		if v != 0 && strings.HasPrefix(k, "derp_packets_dropped{") {
+			drops = append(drops, fmt.Sprintf("%s=%v", strings.TrimPrefix(k, "derp_packets_dropped"), v))
+		}
+	}
+	return fmt.Sprintf("derpd counters: packets_received=%v packets_sent=%v drops=%v", vz["derp_packets_received"], vz["derp_packets_sent"], drops)
+}
+
 // waitMetric polls /debug/varz until cond holds for the value of name{kv} or
 // the timeout passes; it returns the last value.
 func (d *derpd) waitMetric(t *testing.T, timeout time.Duration, cond func(float64) bool, name string, kv ...string) float64 {
