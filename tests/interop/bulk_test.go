@@ -159,37 +159,41 @@ func runBulk(t *testing.T, d *derpd, size, pktSize, window int, limit time.Durat
 		recvDone <- r
 	}()
 
-	select {
-	case r := <-recvDone:
-		close(done)
-		if r.err != nil {
-			t.Fatalf("after %v: %v", time.Since(start), r.err)
-		}
-		el := time.Since(start)
-		if r.bytes != size {
-			t.Fatalf("received %d bytes, want %d", r.bytes, size)
-		}
-		t.Logf("%d bytes in %d packets of %d B (window %d) in %v: %.1f MB/s", size, npkts, pktSize, window, el, float64(size)/el.Seconds()/1e6)
-	case err := <-sendErr:
-		if err != nil {
-			close(done)
-			t.Fatal(err)
-		}
-		// Sender finished; wait for the receiver.
+	// Wait for the receiver, within limit overall; a window that makes no
+	// progress for stallLimit will never recover (the missing packet was
+	// dropped or is stuck in derpd), so fail early with the counters.
+	const stallLimit = 15 * time.Second
+	overall := time.NewTimer(limit)
+	defer overall.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastProgress, lastChange := int64(-1), time.Now()
+	defer close(done)
+	for {
 		select {
 		case r := <-recvDone:
-			close(done)
 			if r.err != nil {
-				t.Fatal(r.err)
+				t.Fatalf("after %v: %v", time.Since(start), r.err)
 			}
-			t.Logf("%d bytes in %d packets of %d B (window %d) in %v", size, npkts, pktSize, window, time.Since(start))
-		case <-time.After(limit - time.Since(start)):
-			close(done)
-			t.Fatalf("%s; timeout: only %d of %d packets arrived within %v (with <=%d in flight a missing packet stalls the window: derpd dropped or lost one)", d.packetStats(t), progress.Load(), npkts, limit, window)
+			if r.bytes != size {
+				t.Fatalf("received %d bytes, want %d", r.bytes, size)
+			}
+			el := time.Since(start)
+			t.Logf("%d bytes in %d packets of %d B (window %d) in %v: %.1f MB/s", size, npkts, pktSize, window, el, float64(size)/el.Seconds()/1e6)
+			fm.expectNothing(t, 10*time.Millisecond)
+			return
+		case err := <-sendErr:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-tick.C:
+			if p := progress.Load(); p != lastProgress {
+				lastProgress, lastChange = p, time.Now()
+			} else if time.Since(lastChange) > stallLimit && stallLimit < limit {
+				t.Fatalf("%s; stalled: %d of %d packets arrived, none in the last %v (with <=%d in flight a missing packet stalls the window: derpd dropped it or never wrote it)", d.packetStats(t), p, npkts, stallLimit, window)
+			}
+		case <-overall.C:
+			t.Fatalf("%s; timeout after %v: transfer of %d bytes did not complete, %d of %d packets received", d.packetStats(t), limit, size, progress.Load(), npkts)
 		}
-	case <-time.After(limit):
-		close(done)
-		t.Fatalf("%s; timeout after %v: transfer of %d bytes did not complete, %d of %d packets received (with <=%d in flight a stalled window means derpd dropped a packet)", d.packetStats(t), limit, size, progress.Load(), npkts, window)
 	}
-	fm.expectNothing(t, 10*time.Millisecond)
 }
