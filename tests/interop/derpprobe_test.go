@@ -22,25 +22,29 @@ import (
 
 const tailscaleVersion = "v1.102.3"
 
-// derpprobePath finds a derpprobe binary built from tailscale.com v1.102.3:
-// $DERPPROBE, else $(go env GOPATH)/bin/derpprobe if its build info says
-// v1.102.3, else it builds one from this module (pinned by go.mod).
-func derpprobePath(t *testing.T) string {
+// derpprobePath finds a derpprobe binary built from tailscale.com v1.102.3.
+func derpprobePath(t *testing.T) string { return tailscaleTool(t, "derpprobe", "DERPPROBE") }
+
+// tailscaleTool finds tailscale.com/cmd/<name> built from tailscale.com
+// v1.102.3: $<envVar>, else $(go env GOPATH)/bin/<name> if its build info says
+// v1.102.3, else it builds one from this module (pinned by go.mod, see
+// tools.go).
+func tailscaleTool(t *testing.T, name, envVar string) string {
 	t.Helper()
-	if p := os.Getenv("DERPPROBE"); p != "" {
+	if p := os.Getenv(envVar); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("$DERPPROBE=%s: %v", p, err)
+			t.Fatalf("$%s=%s: %v", envVar, p, err)
 		}
 		return p
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("go command not found (needed to locate or build derpprobe): %v", err)
+		t.Fatalf("go command not found (needed to locate or build %s): %v", name, err)
 	}
 	out, err := exec.Command(goBin, "env", "GOPATH").Output()
 	if err == nil {
 		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			p := filepath.Join(gp, "bin", "derpprobe")
+			p := filepath.Join(gp, "bin", name)
 			if bi, err := buildinfo.ReadFile(p); err == nil && bi.Main.Path == "tailscale.com" && bi.Main.Version == tailscaleVersion {
 				return p
 			} else if err == nil {
@@ -48,14 +52,14 @@ func derpprobePath(t *testing.T) string {
 			}
 		}
 	}
-	p := filepath.Join(t.TempDir(), "derpprobe")
-	t.Logf("building derpprobe from tailscale.com %s (module cache) ...", tailscaleVersion)
+	p := filepath.Join(t.TempDir(), name)
+	t.Logf("building %s from tailscale.com %s (module cache) ...", name, tailscaleVersion)
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", p, "tailscale.com/cmd/derpprobe")
+	cmd := exec.Command(goBin, "build", "-o", p, "tailscale.com/cmd/"+name)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build tailscale.com/cmd/derpprobe: %v\n%s", err, b)
+		t.Fatalf("go build tailscale.com/cmd/%s: %v\n%s", name, err, b)
 	}
-	t.Logf("built derpprobe in %v", time.Since(start))
+	t.Logf("built %s in %v", name, time.Since(start))
 	return p
 }
 

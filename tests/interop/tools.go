@@ -1,8 +1,12 @@
 //go:build tools
 
-// This file pins the derpprobe command to the same tailscale.com version as
-// the rest of the module, so `go build tailscale.com/cmd/derpprobe` from this
-// directory resolves through our go.mod (and go.sum covers its dependencies).
+// This file pins the derpprobe and derper commands to the same tailscale.com
+// version as the rest of the module, so `go build tailscale.com/cmd/derpprobe`
+// (or cmd/derper) from this directory resolves through our go.mod (and go.sum
+// covers their dependencies).
 package interop
 
-import _ "tailscale.com/cmd/derpprobe"
+import (
+	_ "tailscale.com/cmd/derper"
+	_ "tailscale.com/cmd/derpprobe"
+)
