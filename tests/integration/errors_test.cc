@@ -304,6 +304,7 @@ TEST_F(ErrorsTest, FrameLengthLimits)
 	int n = 0;
 	// SendPacket: > 32 + 65536 and < 32.
 	ExpectBadFrame(FRAME_SEND_PACKET, 32 + 65537, &n);
+	ExpectBadFrame(FRAME_SEND_PACKET, 32 + 65569, &n);
 	ExpectBadFrame(FRAME_SEND_PACKET, 31, &n);
 	ExpectBadFrame(FRAME_SEND_PACKET, 0, &n);
 	// NotePreferred must be exactly 1 byte.

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,6 +155,7 @@ Derpd::Spawn(const std::vector<std::string> &extra)
 		ADD_FAILURE() << "pipe: " << strerror(errno);
 		return false;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == -1) {
 		ADD_FAILURE() << "fork: " << strerror(errno);
@@ -162,6 +164,10 @@ Derpd::Spawn(const std::vector<std::string> &extra)
 		return false;
 	}
 	if (pid == 0) {
+		// Die with the test binary, even if it is killed.
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int devnull = open("/dev/null", O_RDWR);
 		dup2(devnull, 0);
 		dup2(p[1], 1);

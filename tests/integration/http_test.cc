@@ -309,12 +309,12 @@ TEST_F(HttpTest, SlowlorisIsCutOffAndOthersKeepWorking)
 	const std::string metric =
 	    "derpd_connections_closed{reason=\"http_head_timeout\"}";
 	std::string err;
-	Client slow = d.Dial(&err);
-	ASSERT_TRUE(slow) << err;
 	Client a = d.Connect(&err);
 	ASSERT_TRUE(a) << err;
 	Client b = d.Connect(&err);
 	ASSERT_TRUE(b) << err;
+	Client slow = d.Dial(&err);
+	ASSERT_TRUE(slow) << err;
 
 	auto t0 = Clock::now();
 	const std::string part = "GET /derp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
