@@ -444,6 +444,13 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	if (c->c_state == CONN_ACTIVE)
 		STAT_DEC(&w->w_stats, STAT_DERP_CONNECTIONS);
 	conn_set_state(c, CONN_CLOSING);
+	/*
+	 * Best effort: what is already queued (the 101 and ServerKey before
+	 * a bad first frame, say) still goes out. Callbacks see CLOSING.
+	 */
+	if (r != CLOSE_WRITE_TIMEOUT && r != CLOSE_WRITE_ERROR &&
+	    r != CLOSE_TLS_ERROR)
+		io_flush(c->c_io);
 	event_free(c->c_timer);
 	c->c_timer = NULL;
 	io_free(c->c_io);	/* closes the socket and SSL */
@@ -455,9 +462,19 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	if (c->c_watcher)
 		STAT_DEC(&w->w_stats, STAT_WATCHERS);
 	if (c->c_registered) {
+		uint8_t	(*kept)[32];
+		size_t	 nkept;
+
 		c->c_registered = 0;
-		if (peers_remove(w->w_env->d_peers, c->c_key, c))
+		if (peers_remove_sent(w->w_env->d_peers, c->c_key, c,
+		    (const uint8_t (*)[32])c->c_sent, c->c_sent_cap, &kept,
+		    &nkept)) {
+			/* Earlier duplicates' receivers are owed one too. */
+			for (size_t i = 0; i < nkept; i++)
+				conn_note_sent(c, kept[i]);
+			free(kept);
 			conn_send_peer_gone(c);
+		}
 	}
 	pthread_mutex_lock(&c->c_qlock);
 	c->c_closed = 1;
@@ -1325,8 +1342,10 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Move queued frames into the output buffer up to the high-water mark
- * (owner thread). Control frames first, then disco, then data.
+ * Move queued frames into the output buffer up to the high-water mark and
+ * write them (owner thread). Disco before data; control frames only once
+ * both packet queues are empty, so a PeerGone never overtakes a packet
+ * from that peer queued before it.
  */
 static void
 conn_flush(struct conn *c)
@@ -1334,8 +1353,9 @@ conn_flush(struct conn *c)
 	struct evbuffer	*out;
 	struct pkt	*batch[2 * PKTQ_MAX_DEPTH];
 	struct ctlmsg	*ctl;
-	size_t		 room, nb = 0, used;
+	size_t		 room, nb, used, total;
 	struct worker	*w = c->c_w;
+	int		 more;
 
 	if (c->c_state == CONN_CLOSING)
 		return;
@@ -1346,56 +1366,67 @@ conn_flush(struct conn *c)
 	if (c->c_state != CONN_ACTIVE)
 		return;
 	out = io_output(c->c_io);
-	used = evbuffer_get_length(out);
-	room = used < DERPD_OUT_HIGH_WATER ? DERPD_OUT_HIGH_WATER - used : 0;
-	pthread_mutex_lock(&c->c_qlock);
-	c->c_sched = 0;
-	ctl = c->c_ctl_head;
-	c->c_ctl_head = c->c_ctl_tail = NULL;
-	c->c_nctl = 0;
-	while (room > 0 && nb < 2 * PKTQ_MAX_DEPTH) {
-		struct pkt *p = pktq_pop(&c->c_discoq);
-		if (p == NULL && (p = pktq_pop(&c->c_dataq)) == NULL)
+	c->c_flushing = 1;
+	for (;;) {
+		used = evbuffer_get_length(out);
+		room = used < DERPD_OUT_HIGH_WATER ?
+		    DERPD_OUT_HIGH_WATER - used : 0;
+		nb = 0;
+		ctl = NULL;
+		pthread_mutex_lock(&c->c_qlock);
+		c->c_sched = 0;
+		while (room > 0 && nb < 2 * PKTQ_MAX_DEPTH) {
+			struct pkt *p = pktq_pop(&c->c_discoq);
+			if (p == NULL && (p = pktq_pop(&c->c_dataq)) == NULL)
+				break;
+			batch[nb++] = p;
+			room = PKT_FRAME_LEN(p) < room ?
+			    room - PKT_FRAME_LEN(p) : 0;
+		}
+		more = pktq_len(&c->c_discoq) + pktq_len(&c->c_dataq) > 0;
+		if (!more) {
+			ctl = c->c_ctl_head;
+			c->c_ctl_head = c->c_ctl_tail = NULL;
+			c->c_nctl = 0;
+		}
+		pthread_mutex_unlock(&c->c_qlock);
+		if (nb == 0 && ctl == NULL)
 			break;
-		batch[nb++] = p;
-		room = PKT_FRAME_LEN(p) < room ? room - PKT_FRAME_LEN(p) : 0;
-	}
-	pthread_mutex_unlock(&c->c_qlock);
-	/*
-	 * Reserve one contiguous run for the batch: bufferevent_openssl makes
-	 * a TLS record (and a write) per buffer chunk, so a chunk per packet
-	 * would cost a record and a syscall per packet.
-	 */
-	{
-		size_t total = 0;
+		/*
+		 * One contiguous run for the batch: TLS then makes big
+		 * records instead of one record and one write per packet.
+		 */
+		total = 0;
 		for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
 			total += m->cm_len;
 		for (size_t i = 0; i < nb; i++)
 			total += PKT_FRAME_LEN(batch[i]);
-		if (total > 0)
-			evbuffer_expand(out, total);
+		evbuffer_expand(out, total);
+		for (size_t i = 0; i < nb; i++) {
+			struct pkt *p = batch[i];
+			STAT_INC(&w->w_stats, STAT_PACKETS_SENT);
+			STAT_ADD(&w->w_stats, STAT_BYTES_SENT, p->p_len);
+			c->c_pkts_out++;
+			c->c_bytes_out += p->p_len;
+			if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
+				stats_drop(&w->w_stats, DROP_NO_MEMORY,
+				    p->p_disco, p->p_len);
+			pkt_free(p);
+		}
+		while (ctl != NULL) {
+			struct ctlmsg *n = ctl->cm_next;
+			evbuffer_add(out, ctl->cm_buf, ctl->cm_len);
+			free(ctl);
+			ctl = n;
+		}
+		io_flush(c->c_io);
+		if (c->c_state == CONN_CLOSING)
+			return;
+		/* Left over and the socket is full: the drain callback refills. */
+		if (!more || evbuffer_get_length(out) >= DERPD_OUT_HIGH_WATER)
+			break;
 	}
-	while (ctl != NULL) {
-		struct ctlmsg *n = ctl->cm_next;
-		evbuffer_add(out, ctl->cm_buf, ctl->cm_len);
-		free(ctl);
-		ctl = n;
-	}
-	for (size_t i = 0; i < nb; i++) {
-		struct pkt *p = batch[i];
-		STAT_INC(&w->w_stats, STAT_PACKETS_SENT);
-		STAT_ADD(&w->w_stats, STAT_BYTES_SENT, p->p_len);
-		c->c_pkts_out++;
-		c->c_bytes_out += p->p_len;
-		if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
-			stats_drop(&w->w_stats, DROP_NO_MEMORY, p->p_disco,
-			    p->p_len);
-		pkt_free(p);
-	}
-	c->c_flushing = 1;
-	io_flush(c->c_io);
-	if (c->c_state != CONN_CLOSING)
-		c->c_flushing = 0;
+	c->c_flushing = 0;
 }
 
 void

@@ -325,9 +325,15 @@ io_do_read(struct io *io)
 				break;
 			}
 			if (r <= 0) {
+				int e = errno;
 				evbuffer_commit_space(io->i_in, v, 0);
+				/* Frames that came with the FIN count. */
+				if (total > 0)
+					io->i_cbs.ic_read(io->i_arg);
+				if (io->i_dead || io->i_failed)
+					return;
 				io_report(io, r == 0 ? IO_EOF : IO_READ_ERROR,
-				    r == 0 ? "peer closed" : strerror(errno));
+				    r == 0 ? "peer closed" : strerror(e));
 				return;
 			}
 		} else {
@@ -345,6 +351,10 @@ io_do_read(struct io *io)
 				if (e == SSL_ERROR_ZERO_RETURN ||
 				    (e == SSL_ERROR_SYSCALL &&
 				    ERR_peek_error() == 0)) {
+					if (total > 0)
+						io->i_cbs.ic_read(io->i_arg);
+					if (io->i_dead || io->i_failed)
+						return;
 					io_report(io, IO_EOF, "peer closed");
 					return;
 				}

@@ -131,6 +131,15 @@ main(int argc, char **argv)
 		fatalx("out of memory");
 	if ((env.d_base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
+	/* Signals first: a SIGTERM right after "listening" must stop us. */
+	ev_term = evsignal_new(env.d_base, SIGTERM, signal_stop_cb, &env);
+	ev_int = evsignal_new(env.d_base, SIGINT, signal_stop_cb, &env);
+	ev_hup = evsignal_new(env.d_base, SIGHUP, signal_hup_cb, &env);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
+	    evsignal_add(ev_term, NULL) == -1 ||
+	    evsignal_add(ev_int, NULL) == -1 ||
+	    evsignal_add(ev_hup, NULL) == -1)
+		fatalx("cannot install signal handlers");
 
 	if (listener_open(conf.dc_listen_host, conf.dc_listen_port,
 	    conf.dc_workers, fds, bound, sizeof(bound), err, sizeof(err)) == -1)
@@ -163,14 +172,6 @@ main(int argc, char **argv)
 		if (worker_start(env.d_workers[i]) == -1)
 			fatalx("cannot start worker %d", i);
 
-	ev_term = evsignal_new(env.d_base, SIGTERM, signal_stop_cb, &env);
-	ev_int = evsignal_new(env.d_base, SIGINT, signal_stop_cb, &env);
-	ev_hup = evsignal_new(env.d_base, SIGHUP, signal_hup_cb, &env);
-	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
-	    evsignal_add(ev_term, NULL) == -1 ||
-	    evsignal_add(ev_int, NULL) == -1 ||
-	    evsignal_add(ev_hup, NULL) == -1)
-		fatalx("cannot install signal handlers");
 	log_info("ready");
 	event_base_dispatch(env.d_base);
 

@@ -17,7 +17,11 @@ struct peer_entry {
 	struct member		*pe_m;
 	size_t			 pe_n, pe_cap;
 	void			*pe_active;	/* NULL: dup set, none active */
+	uint8_t			(*pe_kept)[32];	/* delivered-to keys of gone dups */
+	size_t			 pe_nkept;
 };
+
+#define PEERS_MAX_KEPT	4096
 
 struct peers {
 	const struct peers_ops	*p_ops;
@@ -29,6 +33,16 @@ struct peers {
 	void			**p_watch;
 	size_t			 p_nwatch, p_capwatch;
 };
+
+static bool
+is_zero_key(const uint8_t *k)
+{
+	uint8_t d = 0;
+
+	for (int i = 0; i < 32; i++)
+		d |= k[i];
+	return d == 0;
+}
 
 static size_t
 key_hash(const uint8_t *k, size_t size)
@@ -70,6 +84,7 @@ peers_free(struct peers *p)
 		for (; e != NULL; e = n) {
 			n = e->pe_next;
 			free(e->pe_m);
+			free(e->pe_kept);
 			free(e);
 		}
 	}
@@ -181,10 +196,42 @@ out:
 bool
 peers_remove(struct peers *p, const uint8_t key[32], void *obj)
 {
+	return peers_remove_sent(p, key, obj, NULL, 0, NULL, NULL);
+}
+
+/* Keep n delivered-to keys with entry e (bounded; zero keys skipped). */
+static void
+keep_sent(struct peer_entry *e, const uint8_t (*sent)[32], size_t n)
+{
+	size_t	 add = 0, i;
+	uint8_t	(*nk)[32];
+
+	for (i = 0; i < n; i++)
+		if (!is_zero_key(sent[i]))
+			add++;
+	if (add == 0 || e->pe_nkept + add > PEERS_MAX_KEPT)
+		return;
+	if ((nk = realloc(e->pe_kept, (e->pe_nkept + add) * 32)) == NULL)
+		return;
+	e->pe_kept = nk;
+	for (i = 0; i < n; i++)
+		if (!is_zero_key(sent[i]))
+			memcpy(e->pe_kept[e->pe_nkept++], sent[i], 32);
+}
+
+bool
+peers_remove_sent(struct peers *p, const uint8_t key[32], void *obj,
+    const uint8_t (*sent)[32], size_t nsent, uint8_t (**kept)[32],
+    size_t *nkept)
+{
 	struct peer_entry	*e, **pp;
 	bool			 last = false, found = false;
 	size_t			 i;
 
+	if (kept != NULL) {
+		*kept = NULL;
+		*nkept = 0;
+	}
 	pthread_rwlock_wrlock(&p->p_lock);
 	for (i = 0; i < p->p_nwatch; i++)
 		if (p->p_watch[i] == obj) {
@@ -203,6 +250,11 @@ peers_remove(struct peers *p, const uint8_t key[32], void *obj)
 	p->p_conns--;
 	if (e->pe_n == 0) {
 		*pp = e->pe_next;
+		if (kept != NULL) {
+			*kept = e->pe_kept;
+			*nkept = e->pe_nkept;
+		} else
+			free(e->pe_kept);
 		free(e->pe_m);
 		free(e);
 		p->p_keys--;
@@ -211,6 +263,7 @@ peers_remove(struct peers *p, const uint8_t key[32], void *obj)
 			p->p_ops->po_gone(p->p_watch[i], key);
 		goto out;
 	}
+	keep_sent(e, sent, nsent);
 	if (e->pe_n == 1) {
 		p->p_dup_keys--;
 		p->p_dup_conns -= 2;

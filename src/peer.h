@@ -63,6 +63,16 @@ int	peers_add(struct peers *, const uint8_t key[32], void *obj);
  * registry's reference.
  */
 bool	peers_remove(struct peers *, const uint8_t key[32], void *obj);
+/*
+ * peers_remove, carrying obj's "delivered to" keys (sent[0..nsent), zero
+ * keys skipped) so PeerGone reaches them even when another conn of the
+ * same key outlives obj. When obj was not the last conn, the keys are
+ * kept with the key; when it was, *kept gets the keys kept from earlier
+ * conns (caller frees, may be NULL). Returns true for the last conn.
+ */
+bool	peers_remove_sent(struct peers *, const uint8_t key[32], void *obj,
+	    const uint8_t (*sent)[32], size_t nsent, uint8_t (**kept)[32],
+	    size_t *nkept);
 /* Look up the active conn of key (see enum peers_lookup). */
 enum peers_lookup peers_lookup(struct peers *, const uint8_t key[32],
 	    void **out);
