@@ -977,4 +977,78 @@ TEST_F(RelayTest, ConcurrentPairsNeverStall)
 		    drops;
 }
 
+// A slow reader fed by several fast senders (on both workers): its socket
+// keeps filling and draining while packets keep arriving. Afterwards every
+// packet the server took must be accounted for (written or dropped) and
+// the reader must get all that was written: nothing may sit in a queue
+// that no one flushes.
+TEST_F(RelayTest, SlowReaderManySendersAccounting)
+{
+	ASSERT_TRUE(d.Start());
+	std::string err;
+	derpc_opts o = d.Opts();
+	o.rcvbuf = 16384;
+	Client rx = d.Connect(o, &err);
+	ASSERT_TRUE(rx) << err;
+	const int kSenders = 4, kPer = 1500;
+	std::vector<Client> tx;
+	for (int i = 0; i < kSenders; i++) {
+		tx.push_back(d.Connect(&err));
+		ASSERT_TRUE(tx.back()) << err;
+	}
+	std::atomic<bool> done{ false };
+	std::atomic<int64_t> got{ 0 };
+	std::string rxerr;
+	std::thread reader([&] {
+		uint8_t src[32];
+		std::vector<uint8_t> buf(4096);
+		size_t n;
+		int idle = 0;
+		for (int i = 0;; i++) {
+			int rc = derpc_recv_packet(rx.get(), src, buf.data(),
+			    buf.size(), &n, 200);
+			if (rc == DERPC_TIMEOUT) {
+				if (done && ++idle >= 5)
+					return;	/* 1 s of silence after the end */
+				continue;
+			}
+			if (rc != DERPC_OK) {
+				rxerr = derpc_error(rx.get());
+				return;
+			}
+			idle = 0;
+			got++;
+			if (i % 64 == 0)
+				usleep(1000);	/* slow, not stopped */
+		}
+	});
+	std::vector<std::thread> senders;
+	for (int t = 0; t < kSenders; t++)
+		senders.emplace_back([&, t] {
+			std::string pkt(1000 + 500 * t, (char)t);
+			for (int i = 0; i < kPer; i++)
+				if (derpc_send_packet(tx[t].get(),
+				    derpc_pub(rx.get()), pkt.data(), pkt.size()) !=
+				    DERPC_OK)
+					return;
+		});
+	for (auto &t : senders)
+		t.join();
+	const int64_t total = kSenders * kPer;
+	EXPECT_EQ(total, d.WaitMetric("derp_packets_received", total, 5000));
+	done = true;
+	reader.join();
+	EXPECT_EQ("", rxerr);
+	std::map<std::string, int64_t> m = d.Metrics();
+	int64_t dropped = 0;
+	for (auto &kv : m)
+		if (kv.first.find("derp_packets_dropped{") == 0)
+			dropped += kv.second;
+	EXPECT_EQ(total, m["derp_packets_sent"] + dropped) <<
+	    "packets neither written nor dropped (stuck in a queue): sent " <<
+	    m["derp_packets_sent"] << " dropped " << dropped;
+	EXPECT_EQ(m["derp_packets_sent"], got.load()) << "written but not "
+	    "received by the reader";
+}
+
 }  // namespace
