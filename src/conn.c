@@ -115,7 +115,7 @@ static void	conn_io_drain(void *);
 static void	conn_io_event(void *, enum io_event, const char *);
 static const struct io_cbs conn_io_cbs;
 static void	conn_timer_cb(evutil_socket_t, short, void *);
-static void	conn_flush(struct conn *);
+static void	conn_flush(struct conn *, int);
 static void	conn_close(struct conn *, enum close_reason, const char *,
 		    ...) LOG_FMT(3, 4);
 
@@ -1268,7 +1268,7 @@ conn_io_drain(void *arg)
 	}
 	/* Drained below the low mark: refill, unless this is a refill. */
 	if (c->c_state == CONN_ACTIVE && !c->c_flushing)
-		conn_flush(c);
+		conn_flush(c, 0);
 }
 
 static void
@@ -1348,7 +1348,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
  * from that peer queued before it.
  */
 static void
-conn_flush(struct conn *c)
+conn_flush(struct conn *c, int from_list)
 {
 	struct evbuffer	*out;
 	struct pkt	*batch[2 * PKTQ_MAX_DEPTH];
@@ -1357,6 +1357,15 @@ conn_flush(struct conn *c)
 	struct worker	*w = c->c_w;
 	int		 more;
 
+	/*
+	 * Only the run list that held c may clear c_sched: a drain refill
+	 * while c is still listed must not let it be listed twice.
+	 */
+	if (from_list) {
+		pthread_mutex_lock(&c->c_qlock);
+		c->c_sched = 0;
+		pthread_mutex_unlock(&c->c_qlock);
+	}
 	if (c->c_state == CONN_CLOSING)
 		return;
 	if (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
@@ -1374,7 +1383,6 @@ conn_flush(struct conn *c)
 		nb = 0;
 		ctl = NULL;
 		pthread_mutex_lock(&c->c_qlock);
-		c->c_sched = 0;
 		while (room > 0 && nb < 2 * PKTQ_MAX_DEPTH) {
 			struct pkt *p = pktq_pop(&c->c_discoq);
 			if (p == NULL && (p = pktq_pop(&c->c_dataq)) == NULL)
@@ -1437,7 +1445,7 @@ conn_run_list(struct conn *list)
 	for (c = list; c != NULL; c = n) {
 		n = c->c_sched_next;
 		c->c_sched_next = NULL;
-		conn_flush(c);
+		conn_flush(c, 1);
 		conn_unref(c);
 	}
 }
