@@ -27,10 +27,10 @@ OPT	?= -O2 -g
 SAN	?=
 CFLAGS	?=
 CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -MMD -MP \
-	   -Isrc $(PKG_CFLAGS)
+	   -Isrc -Iauth $(PKG_CFLAGS)
 CXXFLAGS ?=
 CXXFLAGS += -std=c++17 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(SAN) -MMD -MP \
-	   -Isrc -Itests/lib $(PKG_CFLAGS)
+	   -Isrc -Iauth -Itests/lib $(PKG_CFLAGS)
 LDFLAGS	?=
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now $(SAN)
 LIBS	 = $(PKG_LIBS) -lpthread
@@ -62,6 +62,11 @@ SRC	 = src/config.c \
 	   src/varz.c \
 	   src/worker.c
 
+AUTH	 = auth/auth.c \
+	   auth/auth_allow.c \
+	   auth/auth_curl.c \
+	   auth/auth_http.c
+
 TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
@@ -79,7 +84,7 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc
 
-LIBOBJ	 = $(SRC:%.c=$(B)/%.o)
+LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
 UNITBIN	 = $(UNIT:tests/unit/%.cc=$(B)/tests/unit/%)
 INTEGOBJ = $(INTEG:%.cc=$(B)/%.o)

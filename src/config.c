@@ -58,6 +58,25 @@ static const struct flag_def flags[] = {
 	    "limit for TLS + HTTP head, and for ClientInfo" },
 	{ "verbose", FT_BOOL, OFF(dc_verbose), 0, 1, "log debug lines" },
 	{ "syslog", FT_BOOL, OFF(dc_syslog), 0, 1, "log to syslog" },
+	{ "verify-clients", FT_BOOL, OFF(dc_auth.ac_verify_clients), 0, 1,
+	    "admit only node keys the local tailscaled knows" },
+	STR("socket", dc_auth.ac_socket, "tailscaled socket for -verify-clients"),
+	STR("verify-client-url", dc_auth.ac_url,
+	    "admission controller URL (POST JSON)"),
+	{ "verify-client-url-fail-open", FT_BOOL, OFF(dc_auth.ac_url_fail_open),
+	    0, 1, "admit when the controller is unreachable" },
+	STR("allow-keys", dc_auth.ac_allow_file,
+	    "file of allowed node keys, reloaded on SIGHUP"),
+	{ "auth-cache-allow-ttl", FT_DURATION, OFF(dc_auth.ac_allow_ttl_ms), 0,
+	    1, "how long an admission is cached; 0 disables" },
+	{ "auth-cache-deny-ttl", FT_DURATION, OFF(dc_auth.ac_deny_ttl_ms), 0, 1,
+	    "how long a refusal is cached; 0 disables" },
+	{ "auth-cache-size", FT_INT, OFF(dc_auth.ac_cache_size), 0, 1,
+	    "most cached admission decisions" },
+	{ "auth-timeout", FT_DURATION, OFF(dc_auth.ac_timeout_ms), 0, 1,
+	    "limit for one backend request" },
+	{ "auth-max-inflight", FT_INT, OFF(dc_auth.ac_max_inflight), 0, 1,
+	    "backend requests at once; more wait in a queue" },
 	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
 	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key"),
 	NOSUP("acme-email", FT_STRING, "ACME contact email"),
@@ -69,11 +88,6 @@ static const struct flag_def flags[] = {
 	NOSUP("bootstrap-dns-names", FT_STRING, "bootstrap DNS names"),
 	NOSUP("unpublished-bootstrap-dns-names", FT_STRING,
 	    "unpublished bootstrap DNS names"),
-	NOSUP("verify-clients", FT_BOOL, "admit only tailnet keys"),
-	NOSUP("verify-client-url", FT_STRING, "admission controller URL"),
-	NOSUP("verify-client-url-fail-open", FT_BOOL,
-	    "admit when the controller is unreachable"),
-	NOSUP("socket", FT_STRING, "tailscaled socket path"),
 	NOSUP("accept-connection-limit", FT_FLOAT, "accept rate limit"),
 	NOSUP("accept-connection-burst", FT_INT, "accept burst"),
 	NOSUP("rate-config", FT_STRING, "per-client rate limit file"),
@@ -96,6 +110,7 @@ config_defaults(struct derpd_conf *c)
 	c->dc_tcp_user_timeout_ms = 15 * 1000;
 	c->dc_tcp_write_timeout_ms = 2 * 1000;
 	c->dc_handshake_timeout_ms = 10 * 1000;
+	auth_conf_defaults(&c->dc_auth);
 }
 
 void
@@ -328,6 +343,22 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 	}
 	if (c->dc_handshake_timeout_ms <= 0) {
 		snprintf(err, errlen, "-handshake-timeout: must be positive");
+		return -1;
+	}
+	if (c->dc_auth.ac_allow_ttl_ms < 0 || c->dc_auth.ac_deny_ttl_ms < 0) {
+		snprintf(err, errlen, "-auth-cache-*-ttl: must not be negative");
+		return -1;
+	}
+	if (c->dc_auth.ac_cache_size < 1) {
+		snprintf(err, errlen, "-auth-cache-size: must be at least 1");
+		return -1;
+	}
+	if (c->dc_auth.ac_timeout_ms <= 0) {
+		snprintf(err, errlen, "-auth-timeout: must be positive");
+		return -1;
+	}
+	if (c->dc_auth.ac_max_inflight < 1) {
+		snprintf(err, errlen, "-auth-max-inflight: must be at least 1");
 		return -1;
 	}
 	if (c->dc_workers < 0 || c->dc_workers > DERPD_MAX_WORKERS) {

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "derpd.h"
 #include "frame.h"
@@ -42,13 +43,14 @@ enum conn_state {
 	CONN_HTTP_HEAD,		/* reading the request head */
 	CONN_HTTP_RESPONSE,	/* writing a response, then close */
 	CONN_HANDSHAKE,		/* upgraded; waiting for ClientInfo */
+	CONN_AUTH_PENDING,	/* ClientInfo opened; admission check running */
 	CONN_ACTIVE,		/* registered; relaying */
 	CONN_CLOSING,		/* I/O released; waiting to be reaped */
 };
 
 static const char *const state_names[] = {
-	"tls_handshake", "http_head", "http_response", "handshake", "active",
-	"closing",
+	"tls_handshake", "http_head", "http_response", "handshake",
+	"auth_pending", "active", "closing",
 };
 
 #define CTL_MAX_PENDING	4096
@@ -78,6 +80,10 @@ struct conn {
 	uint32_t		 c_discard;	/* bytes of an ignored frame */
 	/* identity, set at ClientInfo */
 	uint8_t			 c_key[32];
+	uint8_t			 c_shared[32];	/* box key, while auth pends */
+	struct auth_req		*c_auth;	/* pending admission check */
+	char			 c_admitted_by[16];
+	int			 c_admit_cached;
 	int			 c_registered;
 	int			 c_mesh;
 	int			 c_prober;
@@ -114,6 +120,10 @@ static void	conn_io_read(void *);
 static void	conn_io_drain(void *);
 static void	conn_io_event(void *, enum io_event, const char *);
 static const struct io_cbs conn_io_cbs;
+static void	conn_admit(struct conn *, const uint8_t *, const char *, int);
+static void	conn_auth_notify(void *);
+static void	conn_auth_poll(struct conn *);
+static void	conn_read_frames(struct conn *);
 static void	conn_timer_cb(evutil_socket_t, short, void *);
 static void	conn_flush(struct conn *, int);
 static void	conn_close(struct conn *, enum close_reason, const char *,
@@ -444,6 +454,11 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	if (c->c_state == CONN_ACTIVE)
 		STAT_DEC(&w->w_stats, STAT_DERP_CONNECTIONS);
 	conn_set_state(c, CONN_CLOSING);
+	if (c->c_auth != NULL) {
+		auth_cancel(c->c_auth);		/* no notify after this */
+		c->c_auth = NULL;
+	}
+	sodium_memzero(c->c_shared, sizeof(c->c_shared));
 	/*
 	 * Best effort: what is already queued (the 101 and ServerKey before
 	 * a bad first frame, say) still goes out. Callbacks see CLOSING.
@@ -893,7 +908,6 @@ conn_read_client_info(struct conn *c)
 	size_t			 mlen;
 	struct clientinfo	 ci;
 	const char		*why = NULL;
-	char			 ks[8];
 
 	if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
 		return 1;
@@ -955,11 +969,41 @@ conn_read_client_info(struct conn *c)
 	    util_ct_equal(ci.ci_mesh_key, env->d_mesh, 32);
 	sodium_memzero(&ci.ci_mesh_key, sizeof(ci.ci_mesh_key));
 	c->c_prober = ci.ci_is_prober;
-	/* TODO(issue 3): admission runs here, in CONN_AUTH_PENDING. */
-	if (peers_add(env->d_peers, c->c_key, c) == -1) {
+	if (env->d_auth != NULL && !c->c_mesh) {
+		/* Mesh peers skip admission; everyone else waits for it. */
+		memcpy(c->c_shared, shared, sizeof(shared));
 		sodium_memzero(shared, sizeof(shared));
+		c->c_auth = auth_check(env->d_auth, c->c_key,
+		    (const struct sockaddr *)&c->c_sa, conn_auth_notify, c);
+		if (c->c_auth == NULL) {
+			conn_close(c, CLOSE_NO_MEMORY, "admission");
+			return 0;
+		}
+		conn_set_state(c, CONN_AUTH_PENDING);
+		io_pause_read(c->c_io);
+		evtimer_del(c->c_timer);
+		conn_timer_set(c, (uint64_t)(env->d_conf->dc_handshake_timeout_ms +
+		    env->d_auth_conf->ac_timeout_ms));
+		return 1;
+	}
+	conn_admit(c, shared, "none", 0);
+	sodium_memzero(shared, sizeof(shared));
+	return 0;
+}
+
+/* Admitted: register, send ServerInfo, go ACTIVE (owner thread). */
+static void
+conn_admit(struct conn *c, const uint8_t *shared, const char *how,
+    int cached)
+{
+	struct derpd	*env = c->c_env;
+	char		 ks[8];
+
+	util_strlcpy(c->c_admitted_by, how, sizeof(c->c_admitted_by));
+	c->c_admit_cached = cached;
+	if (peers_add(env->d_peers, c->c_key, c) == -1) {
 		conn_close(c, CLOSE_NO_MEMORY, "registry");
-		return 0;
+		return;
 	}
 	c->c_registered = 1;
 	if (__atomic_load_n(&c->c_dup, __ATOMIC_RELAXED))
@@ -967,15 +1011,14 @@ conn_read_client_info(struct conn *c)
 	if (c->c_notideal)
 		STAT_INC(&c->c_w->w_stats, STAT_NOTIDEAL_CONNECTIONS);
 	if (conn_send_server_info(c, shared) != 0) {
-		sodium_memzero(shared, sizeof(shared));
 		conn_close(c, CLOSE_NO_MEMORY, "ServerInfo");
-		return 0;
+		return;
 	}
-	sodium_memzero(shared, sizeof(shared));
 	util_key_short(c->c_key, ks);
-	log_debug("conn %llu %s: client %s connected%s%s",
+	log_debug("conn %llu %s: client %s connected%s%s (admitted: %s%s)",
 	    (unsigned long long)c->c_id, c->c_addr, ks,
-	    c->c_mesh ? " (mesh peer)" : "", c->c_prober ? " (prober)" : "");
+	    c->c_mesh ? " (mesh peer)" : "", c->c_prober ? " (prober)" : "",
+	    how, cached ? ", cached" : "");
 	conn_set_state(c, CONN_ACTIVE);
 	STAT_INC(&c->c_w->w_stats, STAT_DERP_CONNECTIONS);
 	/* Mesh peers get derper's fixed 30 s; others --tcp-write-timeout. */
@@ -984,7 +1027,55 @@ conn_read_client_info(struct conn *c)
 	io_set_low_mark(c->c_io, DERPD_OUT_HIGH_WATER / 4);
 	evtimer_del(c->c_timer);
 	conn_timer_set(c, c->c_keepalive_ms);
-	return 0;
+}
+
+/* Engine thread: the admission result is ready; wake the owner. */
+static void
+conn_auth_notify(void *arg)
+{
+	struct conn	*c = arg;
+	int		 sched = 0;
+
+	pthread_mutex_lock(&c->c_qlock);
+	if (!c->c_closed && !c->c_sched) {
+		c->c_sched = 1;
+		sched = 1;
+	}
+	pthread_mutex_unlock(&c->c_qlock);
+	if (sched)
+		conn_schedule(NULL, c);
+}
+
+/* Owner thread: act on a finished admission check. */
+static void
+conn_auth_poll(struct conn *c)
+{
+	enum auth_reason	 reason;
+	const char		*backend;
+	int			 cached;
+
+	if (c->c_auth == NULL || !auth_req_result(c->c_auth, &reason,
+	    &backend, &cached))
+		return;
+	auth_cancel(c->c_auth);		/* releases the handle */
+	c->c_auth = NULL;
+	if (reason != AUTH_OK) {
+		sodium_memzero(c->c_shared, sizeof(c->c_shared));
+		auth_note_reject(c->c_env->d_auth, reason,
+		    (const struct sockaddr *)&c->c_sa, c->c_key);
+		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s)",
+		    auth_reason_name(reason), backend, cached ? ", cached" : "");
+		return;
+	}
+	conn_admit(c, c->c_shared, backend, cached);
+	sodium_memzero(c->c_shared, sizeof(c->c_shared));
+	if (c->c_state != CONN_ACTIVE)
+		return;
+	/* Frames pipelined behind ClientInfo waited for the verdict. */
+	io_resume_read(c->c_io);
+	conn_read_frames(c);
+	if (c->c_state == CONN_ACTIVE)
+		io_flush(c->c_io);
 }
 
 /* Room for more frames in the output buffer? */
@@ -1325,6 +1416,12 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, CLOSE_HANDSHAKE_TIMEOUT, "no ClientInfo within "
 		    "the handshake timeout");
 		break;
+	case CONN_AUTH_PENDING:
+		auth_note_reject(c->c_env->d_auth, AUTH_TIMEOUT,
+		    (const struct sockaddr *)&c->c_sa, c->c_key);
+		conn_close(c, CLOSE_ADMISSION_DENIED, "admission check took "
+		    "too long");
+		break;
 	case CONN_HTTP_RESPONSE:
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "response not taken");
 		break;
@@ -1368,6 +1465,10 @@ conn_flush(struct conn *c, int from_list)
 	}
 	if (c->c_state == CONN_CLOSING)
 		return;
+	if (c->c_state == CONN_AUTH_PENDING) {
+		conn_auth_poll(c);
+		return;
+	}
 	if (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
 		conn_close(c, CLOSE_CLOSE_PEER, "closed by a mesh peer");
 		return;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,6 +46,7 @@ struct derpd_conf {
 	int64_t	 dc_handshake_timeout_ms; /* --handshake-timeout */
 	bool	 dc_verbose;		/* --verbose */
 	bool	 dc_syslog;		/* --syslog */
+	struct auth_conf dc_auth;	/* admission flags */
 	/* derived by config_finish() */
 	bool	 dc_tls;
 	char	 dc_listen_host[256];
@@ -69,6 +72,8 @@ struct derpd {
 	int			 d_nworkers;
 	struct event_base	*d_base;	/* main thread: signals */
 	struct stun_server	*d_stun;
+	struct auth		*d_auth;	/* NULL: admission off */
+	struct auth_conf	*d_auth_conf;
 	uint64_t		 d_next_conn_id;
 	int64_t			 d_start_time;
 };

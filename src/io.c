@@ -139,6 +139,22 @@ io_set_low_mark(struct io *io, size_t bytes)
 }
 
 void
+io_pause_read(struct io *io)
+{
+	io->i_read_stopped = 1;
+	event_del(io->i_rev);
+}
+
+void
+io_resume_read(struct io *io)
+{
+	io->i_read_stopped = 0;
+	event_add(io->i_rev, NULL);
+	/* Edge-triggered: bytes that came while paused raise no new edge. */
+	event_active(io->i_rev, EV_READ, 0);
+}
+
+void
 io_stop_read(struct io *io)
 {
 	io->i_read_stopped = 1;

@@ -50,6 +50,9 @@ struct evbuffer *io_input(struct io *);
 struct evbuffer *io_output(struct io *);
 /* Write what is in the output buffer now (as much as the socket takes). */
 void	io_flush(struct io *);
+/* Stop reading for now; io_resume_read re-reads what has arrived. */
+void	io_pause_read(struct io *);
+void	io_resume_read(struct io *);
 /* Stop reading for good (response written, then close). */
 void	io_stop_read(struct io *);
 /* 0 disables the write timeout. */

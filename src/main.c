@@ -6,10 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "derpd.h"
@@ -50,15 +52,19 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
-	if (env->d_tls == NULL) {
-		log_info("SIGHUP: nothing to reload");
-		return;
+	if (env->d_tls != NULL) {
+		if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
+			log_warnx("SIGHUP: certificate reload failed, keeping "
+			    "the old one: %s", err);
+		else
+			log_info("SIGHUP: certificates reloaded");
 	}
-	if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
-		log_warnx("SIGHUP: certificate reload failed, keeping the old "
-		    "one: %s", err);
-	else
-		log_info("SIGHUP: certificates reloaded");
+	if (env->d_auth != NULL) {
+		/* The engine runs on this thread: no locking needed. */
+		if (auth_reload(env->d_auth, err, sizeof(err)) == -1)
+			log_warnx("SIGHUP: allowlist reload failed, keeping the "
+			    "old one: %s", err);
+	}
 }
 
 int
@@ -95,6 +101,8 @@ main(int argc, char **argv)
 	if (sodium_init() < 0)
 		fatalx("libsodium initialisation failed");
 	OPENSSL_init_ssl(0, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatalx("libcurl initialisation failed");
 
 	memset(&env, 0, sizeof(env));
 	env.d_conf = &conf;
@@ -141,6 +149,19 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 
+	env.d_auth_conf = &conf.dc_auth;
+	if (auth_conf_enabled(&conf.dc_auth)) {
+		/* The engine shares the main loop with signals and STUN. */
+		if ((env.d_auth = auth_new(&conf.dc_auth, env.d_base, err,
+		    sizeof(err))) == NULL)
+			fatalx("%s", err);
+		log_info("admission:%s%s%s%s", conf.dc_auth.ac_allow_file[0] ?
+		    " allowlist" : "", conf.dc_auth.ac_verify_clients ?
+		    " tailscaled at " : "", conf.dc_auth.ac_verify_clients ?
+		    auth_socket_path(&conf.dc_auth) : "",
+		    conf.dc_auth.ac_url[0] ? " url" : "");
+		auth_selfcheck(env.d_auth);
+	}
 	if (listener_open(conf.dc_listen_host, conf.dc_listen_port,
 	    conf.dc_workers, fds, bound, sizeof(bound), err, sizeof(err)) == -1)
 		fatalx("-a: %s", err);
@@ -186,12 +207,14 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);
 	peers_free(env.d_peers);
 	tls_free(env.d_tls);
 	keys_free(env.d_key);
 	event_base_free(env.d_base);
 	libevent_global_shutdown();
+	curl_global_cleanup();
 	log_info("stopped");
 	return 0;
 }

@@ -33,6 +33,7 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_CLOSE_PEER] = "close_peer",
 	[CLOSE_NO_MEMORY] = "no_memory",
 	[CLOSE_SHUTDOWN] = "shutdown",
+	[CLOSE_ADMISSION_DENIED] = "admission_denied",
 };
 
 void

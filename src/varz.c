@@ -5,6 +5,7 @@
 
 #include <event2/buffer.h>
 
+#include "auth.h"
 #include "derpd.h"
 #include "peer.h"
 #include "stats.h"
@@ -128,6 +129,8 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)sum->st_c[STAT_STUN_IPV4],
 	    (unsigned long long)sum->st_c[STAT_STUN_IPV6],
 	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
+	if (env->d_auth != NULL)
+		auth_varz(env->d_auth, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
 	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",

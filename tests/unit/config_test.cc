@@ -208,11 +208,8 @@ TEST_F(Config, UnknownFlagNamed)
 TEST_F(Config, UnsupportedDerperFlags)
 {
 	const std::vector<std::vector<std::string>> cases = {
-		{ "-verify-clients" },
-		{ "--verify-clients=true" },
 		{ "-mesh-with=x" },
 		{ "-mesh-with", "a,b" },
-		{ "--verify-client-url", "http://x/" },
 		{ "-bootstrap-dns-names=a.example" },
 		{ "-unpublished-bootstrap-dns-names=a" },
 		{ "-secrets-url=https://setec" },
@@ -221,7 +218,6 @@ TEST_F(Config, UnsupportedDerperFlags)
 		{ "-accept-connection-burst", "5" },
 		{ "-acme-ip-certs" },
 		{ "-acme-email=a@b" },
-		{ "-socket=/run/ts.sock" },
 		{ "-ace" },
 	};
 	for (const auto &args : cases) {
@@ -231,6 +227,34 @@ TEST_F(Config, UnsupportedDerperFlags)
 		EXPECT_NE(e.find(name), std::string::npos) << e;
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
 	}
+}
+
+TEST_F(Config, AdmissionFlags)
+{
+	struct derpd_conf c;
+	char err[512];
+	const char *argv[] = { "derpd", "-verify-clients", "--socket=/x.sock",
+	    "-verify-client-url", "http://127.0.0.1:1/v",
+	    "--verify-client-url-fail-open=false", "-allow-keys", "/k",
+	    "-auth-cache-allow-ttl=2m", "-auth-cache-deny-ttl=0",
+	    "-auth-cache-size", "10", "-auth-timeout=750ms",
+	    "-auth-max-inflight=3" };
+
+	config_defaults(&c);
+	EXPECT_TRUE(c.dc_auth.ac_url_fail_open);
+	EXPECT_EQ(c.dc_auth.ac_timeout_ms, 5000);
+	ASSERT_EQ(config_parse(&c, (int)(sizeof(argv) / sizeof(argv[0])),
+	    (char **)argv, err, sizeof(err)), CONFIG_OK) << err;
+	EXPECT_TRUE(c.dc_auth.ac_verify_clients);
+	EXPECT_STREQ(c.dc_auth.ac_socket, "/x.sock");
+	EXPECT_STREQ(c.dc_auth.ac_url, "http://127.0.0.1:1/v");
+	EXPECT_FALSE(c.dc_auth.ac_url_fail_open);
+	EXPECT_STREQ(c.dc_auth.ac_allow_file, "/k");
+	EXPECT_EQ(c.dc_auth.ac_allow_ttl_ms, 120000);
+	EXPECT_EQ(c.dc_auth.ac_deny_ttl_ms, 0);
+	EXPECT_EQ(c.dc_auth.ac_cache_size, 10);
+	EXPECT_EQ(c.dc_auth.ac_timeout_ms, 750);
+	EXPECT_EQ(c.dc_auth.ac_max_inflight, 3);
 }
 
 TEST_F(Config, MissingValue)

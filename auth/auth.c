@@ -1,0 +1,816 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * auth.c: the admission engine: backend registry, per-key cache with
+ * single-flight, bounded concurrency, and the refusal aggregator.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "auth.h"
+#include "auth_int.h"
+#include "log.h"
+#include "util.h"
+
+/* The registry, in chain order: allowlist, then tailscaled, then URL. */
+static const struct auth_backend *const backends[] = {
+	&auth_backend_allow,
+	&auth_backend_tailscaled,
+	&auth_backend_url,
+	NULL
+};
+
+static const char *const reason_names[AUTH_REASON__COUNT] = {
+	[AUTH_OK] = "ok",
+	[AUTH_NOT_IN_ALLOWLIST] = "not_in_allowlist",
+	[AUTH_NOT_IN_TAILNET] = "not_in_tailnet",
+	[AUTH_TAILSCALED_UNREACHABLE] = "tailscaled_unreachable",
+	[AUTH_TAILSCALED_TOO_OLD] = "tailscaled_too_old",
+	[AUTH_TAILSCALED_ERROR] = "tailscaled_error",
+	[AUTH_URL_DENIED] = "url_denied",
+	[AUTH_URL_STATUS] = "url_status",
+	[AUTH_URL_BAD_RESPONSE] = "url_bad_response",
+	[AUTH_URL_UNREACHABLE] = "url_unreachable",
+	[AUTH_TIMEOUT] = "timeout",
+	[AUTH_REVOKED] = "revoked",
+	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
+};
+
+#define AGG_MAX		256
+#define LOG_RATE	10	/* refusal log lines per second */
+#define LOG_BURST	20
+#define NBACKENDS	3
+
+struct auth_req {
+	struct auth	*r_auth;
+	int		 r_refs;		/* guarded by a_req_lock */
+	int		 r_done, r_cancelled;	/* guarded by a_req_lock */
+	enum auth_reason r_reason;
+	const char	*r_backend;
+	int		 r_cached;
+	auth_notify_cb	 r_notify;
+	void		*r_arg;
+	uint8_t		 r_key[32];
+	char		 r_src[64];
+	struct auth_req	*r_next;
+};
+
+/* A cache entry: a decision, or a flight in progress, for one key. */
+struct centry {
+	uint8_t		 ce_key[32];
+	struct centry	*ce_hnext;
+	struct centry	*ce_prev, *ce_next;	/* LRU, most recent first */
+	int		 ce_has_verdict;
+	enum auth_reason ce_reason;
+	const char	*ce_backend;
+	uint64_t	 ce_expires;
+	struct auth_flight *ce_flight;
+};
+
+struct agg {
+	enum auth_reason g_reason;
+	char		 g_src[64];
+	uint64_t	 g_count;
+	int64_t		 g_first, g_last;
+	uint8_t		 g_key[32];
+	struct agg	*g_prev, *g_next;	/* LRU, most recent first */
+};
+
+struct auth {
+	struct auth_conf	 a_conf;
+	struct event_base	*a_base;
+	const struct auth_backend *a_chain[NBACKENDS];
+	int			 a_nchain;
+	/* submissions from workers */
+	pthread_mutex_t		 a_sub_lock;
+	struct auth_req		*a_sub;		/* guarded by a_sub_lock */
+	int			 a_efd;
+	struct event		*a_subev;
+	pthread_mutex_t		 a_req_lock;
+	/* engine-thread state */
+	struct centry		**a_tab;
+	size_t			 a_tabsize, a_nentries;
+	struct centry		*a_lru_head, *a_lru_tail;
+	struct auth_flight	*a_queue_head, *a_queue_tail;
+	int			 a_inflight;
+	struct auth_curl	*a_curl;
+	struct allowlist	*a_allow;
+	int			 a_closing;
+	/* counters (atomic) */
+	uint64_t		 a_checks, a_hits, a_misses, a_joined;
+	uint64_t		 a_backend_reqs[NBACKENDS];
+	uint64_t		 a_rejects[AUTH_REASON__COUNT];
+	uint64_t		 a_results[AUTH_REASON__COUNT];
+	uint64_t		 a_queued_total;
+	/* refusal aggregator */
+	pthread_mutex_t		 a_agg_lock;
+	struct agg		*a_agg_head, *a_agg_tail;
+	size_t			 a_nagg;
+	double			 a_log_tokens;
+	uint64_t		 a_log_ms, a_log_suppressed;
+};
+
+static void	auth_start(struct auth *, struct auth_flight *);
+
+void
+auth_conf_defaults(struct auth_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->ac_url_fail_open = true;
+	c->ac_allow_ttl_ms = 60 * 1000;
+	c->ac_deny_ttl_ms = 5 * 1000;
+	c->ac_cache_size = 65536;
+	c->ac_timeout_ms = 5 * 1000;
+	c->ac_max_inflight = 64;
+}
+
+bool
+auth_conf_enabled(const struct auth_conf *c)
+{
+	for (int i = 0; backends[i] != NULL; i++)
+		if (backends[i]->ab_enabled(c))
+			return true;
+	return false;
+}
+
+const char *
+auth_socket_path(const struct auth_conf *c)
+{
+	struct stat st;
+
+	if (c->ac_socket[0] != '\0')
+		return c->ac_socket;
+	if (stat("/var/run", &st) == 0 && S_ISDIR(st.st_mode))
+		return "/var/run/tailscale/tailscaled.sock";
+	return "tailscaled.sock";
+}
+
+const char *
+auth_reason_name(enum auth_reason r)
+{
+	if (r < 0 || r >= AUTH_REASON__COUNT)
+		return "unknown";
+	return reason_names[r];
+}
+
+struct event_base *
+auth_base(struct auth *a)
+{
+	return a->a_base;
+}
+
+const struct auth_conf *
+auth_conf_of(struct auth *a)
+{
+	return &a->a_conf;
+}
+
+struct auth_curl *
+auth_curl_of(struct auth *a)
+{
+	return a->a_curl;
+}
+
+struct allowlist *
+auth_allowlist(struct auth *a)
+{
+	return a->a_allow;
+}
+
+void
+auth_set_allowlist(struct auth *a, struct allowlist *l)
+{
+	allowlist_free(a->a_allow);
+	a->a_allow = l;
+}
+
+void
+auth_count_backend_request(struct auth *a, const char *backend)
+{
+	for (int i = 0; i < NBACKENDS; i++)
+		if (strcmp(backends[i]->ab_name, backend) == 0)
+			__atomic_add_fetch(&a->a_backend_reqs[i], 1,
+			    __ATOMIC_RELAXED);
+}
+
+static void
+src_text(const struct sockaddr *sa, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)len);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* Dual-stack listeners: show IPv4 peers as IPv4, as Go does. */
+		if (IN6_IS_ADDR_V4MAPPED(a6))
+			inet_ntop(AF_INET, &a6->s6_addr[12], out,
+			    (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, a6, out, (socklen_t)len);
+	}
+}
+
+/* --- requests ------------------------------------------------------ */
+
+static void
+req_unref(struct auth_req *r)
+{
+	struct auth	*a = r->r_auth;
+	int		 last;
+
+	pthread_mutex_lock(&a->a_req_lock);
+	last = --r->r_refs == 0;
+	pthread_mutex_unlock(&a->a_req_lock);
+	if (last)
+		free(r);
+}
+
+/* Deliver an outcome to one waiter (engine thread). */
+static void
+req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
+    int cached)
+{
+	struct auth *a = r->r_auth;
+
+	pthread_mutex_lock(&a->a_req_lock);
+	if (!r->r_cancelled) {
+		r->r_reason = reason;
+		r->r_backend = backend;
+		r->r_cached = cached;
+		r->r_done = 1;
+		/* Under the lock: auth_cancel cannot pass us meanwhile. */
+		r->r_notify(r->r_arg);
+	}
+	pthread_mutex_unlock(&a->a_req_lock);
+	__atomic_add_fetch(&a->a_results[reason], 1, __ATOMIC_RELAXED);
+	req_unref(r);
+}
+
+struct auth_req *
+auth_check(struct auth *a, const uint8_t key[32], const struct sockaddr *src,
+    auth_notify_cb notify, void *arg)
+{
+	struct auth_req	*r;
+	int		 wake;
+	uint64_t	 one = 1;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->r_auth = a;
+	r->r_refs = 2;		/* the caller's and the engine's */
+	r->r_notify = notify;
+	r->r_arg = arg;
+	memcpy(r->r_key, key, 32);
+	src_text(src, r->r_src, sizeof(r->r_src));
+	__atomic_add_fetch(&a->a_checks, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&a->a_sub_lock);
+	wake = a->a_sub == NULL;
+	r->r_next = a->a_sub;
+	a->a_sub = r;
+	pthread_mutex_unlock(&a->a_sub_lock);
+	if (wake && write(a->a_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("auth: eventfd write");
+	return r;
+}
+
+int
+auth_req_result(struct auth_req *r, enum auth_reason *reason,
+    const char **backend, int *cached)
+{
+	struct auth	*a = r->r_auth;
+	int		 done;
+
+	pthread_mutex_lock(&a->a_req_lock);
+	done = r->r_done;
+	if (done) {
+		*reason = r->r_reason;
+		*backend = r->r_backend;
+		*cached = r->r_cached;
+	}
+	pthread_mutex_unlock(&a->a_req_lock);
+	return done;
+}
+
+void
+auth_cancel(struct auth_req *r)
+{
+	struct auth *a;
+
+	if (r == NULL)
+		return;
+	a = r->r_auth;
+	pthread_mutex_lock(&a->a_req_lock);
+	r->r_cancelled = 1;
+	pthread_mutex_unlock(&a->a_req_lock);
+	req_unref(r);
+}
+
+/* --- cache --------------------------------------------------------- */
+
+static size_t
+key_hash(const uint8_t *k, size_t size)
+{
+	uint64_t h;
+
+	memcpy(&h, k, sizeof(h));
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 17) & (size - 1);
+}
+
+static struct centry *
+cache_find(struct auth *a, const uint8_t key[32])
+{
+	struct centry *e = a->a_tab[key_hash(key, a->a_tabsize)];
+
+	for (; e != NULL; e = e->ce_hnext)
+		if (memcmp(e->ce_key, key, 32) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+lru_unlink(struct auth *a, struct centry *e)
+{
+	if (e->ce_prev != NULL)
+		e->ce_prev->ce_next = e->ce_next;
+	else
+		a->a_lru_head = e->ce_next;
+	if (e->ce_next != NULL)
+		e->ce_next->ce_prev = e->ce_prev;
+	else
+		a->a_lru_tail = e->ce_prev;
+	e->ce_prev = e->ce_next = NULL;
+}
+
+static void
+lru_front(struct auth *a, struct centry *e)
+{
+	e->ce_prev = NULL;
+	e->ce_next = a->a_lru_head;
+	if (a->a_lru_head != NULL)
+		a->a_lru_head->ce_prev = e;
+	a->a_lru_head = e;
+	if (a->a_lru_tail == NULL)
+		a->a_lru_tail = e;
+}
+
+static void
+cache_remove(struct auth *a, struct centry *e)
+{
+	struct centry **pp = &a->a_tab[key_hash(e->ce_key, a->a_tabsize)];
+
+	while (*pp != e)
+		pp = &(*pp)->ce_hnext;
+	*pp = e->ce_hnext;
+	lru_unlink(a, e);
+	a->a_nentries--;
+	free(e);
+}
+
+static struct centry *
+cache_add(struct auth *a, const uint8_t key[32])
+{
+	struct centry	*e, *victim;
+	size_t		 h;
+
+	/* Bounded: evict least recently used decisions, never flights. */
+	victim = a->a_lru_tail;
+	while (a->a_nentries >= (size_t)a->a_conf.ac_cache_size &&
+	    victim != NULL) {
+		struct centry *prev = victim->ce_prev;
+		if (victim->ce_flight == NULL)
+			cache_remove(a, victim);
+		victim = prev;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	memcpy(e->ce_key, key, 32);
+	h = key_hash(key, a->a_tabsize);
+	e->ce_hnext = a->a_tab[h];
+	a->a_tab[h] = e;
+	lru_front(a, e);
+	a->a_nentries++;
+	return e;
+}
+
+/* --- flights ------------------------------------------------------- */
+
+static void
+auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
+    const char *backend)
+{
+	struct centry	*e = cache_find(a, f->f_key);
+	struct auth_req	*r, *n;
+	int64_t		 ttl = reason == AUTH_OK ? a->a_conf.ac_allow_ttl_ms :
+			    a->a_conf.ac_deny_ttl_ms;
+
+	if (e != NULL) {
+		e->ce_flight = NULL;
+		if (ttl > 0) {
+			e->ce_has_verdict = 1;
+			e->ce_reason = reason;
+			e->ce_backend = backend;
+			e->ce_expires = util_now_ms() + (uint64_t)ttl;
+		} else
+			cache_remove(a, e);
+	}
+	for (r = f->f_waiters; r != NULL; r = n) {
+		n = r->r_next;
+		req_complete(r, reason, backend, 0);
+	}
+	free(f);
+	a->a_inflight--;
+	/* Start the next queued flight, if any. */
+	if (a->a_queue_head != NULL && !a->a_closing) {
+		struct auth_flight *q = a->a_queue_head;
+		a->a_queue_head = q->f_next;
+		if (a->a_queue_head == NULL)
+			a->a_queue_tail = NULL;
+		q->f_next = NULL;
+		q->f_queued = 0;
+		auth_start(a, q);
+	}
+}
+
+void
+auth_flight_step(struct auth_flight *f, enum auth_reason reason)
+{
+	struct auth *a = f->f_auth;
+
+	if (a->a_closing && reason == AUTH_OK)
+		reason = AUTH_TIMEOUT;	/* shutting down: no new requests */
+	if (reason == AUTH_OK && f->f_step + 1 < a->a_nchain) {
+		f->f_step++;
+		a->a_chain[f->f_step]->ab_check(f);
+		return;
+	}
+	auth_finish(a, f, reason, a->a_chain[f->f_step]->ab_name);
+}
+
+static void
+auth_start(struct auth *a, struct auth_flight *f)
+{
+	a->a_inflight++;
+	f->f_step = 0;
+	a->a_chain[0]->ab_check(f);
+}
+
+/* Handle one submitted request (engine thread). */
+static void
+auth_process(struct auth *a, struct auth_req *r)
+{
+	struct centry		*e;
+	struct auth_flight	*f;
+	int			 cancelled;
+
+	pthread_mutex_lock(&a->a_req_lock);
+	cancelled = r->r_cancelled;
+	pthread_mutex_unlock(&a->a_req_lock);
+	if (cancelled) {
+		req_unref(r);
+		return;
+	}
+	e = cache_find(a, r->r_key);
+	if (e != NULL && e->ce_has_verdict && e->ce_flight == NULL) {
+		if (util_now_ms() < e->ce_expires) {
+			__atomic_add_fetch(&a->a_hits, 1, __ATOMIC_RELAXED);
+			lru_unlink(a, e);
+			lru_front(a, e);
+			req_complete(r, e->ce_reason, e->ce_backend, 1);
+			return;
+		}
+		e->ce_has_verdict = 0;	/* expired: ask again */
+	}
+	if (e != NULL && e->ce_flight != NULL) {
+		/* Single flight: join the request already under way. */
+		__atomic_add_fetch(&a->a_joined, 1, __ATOMIC_RELAXED);
+		r->r_next = e->ce_flight->f_waiters;
+		e->ce_flight->f_waiters = r;
+		return;
+	}
+	__atomic_add_fetch(&a->a_misses, 1, __ATOMIC_RELAXED);
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (e == NULL && (e = cache_add(a, r->r_key)) == NULL)) {
+		free(f);
+		log_warnx("auth: out of memory; refusing client");
+		req_complete(r, AUTH_TIMEOUT, "engine", 0);
+		return;
+	}
+	f->f_auth = a;
+	memcpy(f->f_key, r->r_key, 32);
+	memcpy(f->f_src, r->r_src, sizeof(f->f_src));
+	f->f_waiters = r;
+	r->r_next = NULL;
+	e->ce_flight = f;
+	if (a->a_inflight >= a->a_conf.ac_max_inflight) {
+		f->f_queued = 1;
+		__atomic_add_fetch(&a->a_queued_total, 1, __ATOMIC_RELAXED);
+		if (a->a_queue_tail != NULL)
+			a->a_queue_tail->f_next = f;
+		else
+			a->a_queue_head = f;
+		a->a_queue_tail = f;
+		return;
+	}
+	auth_start(a, f);
+}
+
+static void
+auth_submit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth	*a = arg;
+	struct auth_req	*list, *r, *rev = NULL;
+	uint64_t	 v;
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("auth: eventfd read");
+	pthread_mutex_lock(&a->a_sub_lock);
+	list = a->a_sub;
+	a->a_sub = NULL;
+	pthread_mutex_unlock(&a->a_sub_lock);
+	/* Submission order, so the first connect of a key leads. */
+	while (list != NULL) {
+		r = list;
+		list = r->r_next;
+		r->r_next = rev;
+		rev = r;
+	}
+	while (rev != NULL) {
+		r = rev;
+		rev = r->r_next;
+		r->r_next = NULL;
+		auth_process(a, r);
+	}
+}
+
+/* --- lifecycle ----------------------------------------------------- */
+
+struct auth *
+auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
+    size_t errlen)
+{
+	struct auth *a;
+
+	if ((a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->a_conf = *conf;
+	if (a->a_conf.ac_cache_size < 1)
+		a->a_conf.ac_cache_size = 1;
+	if (a->a_conf.ac_max_inflight < 1)
+		a->a_conf.ac_max_inflight = 1;
+	a->a_base = base;
+	a->a_efd = -1;
+	a->a_log_tokens = LOG_BURST;
+	pthread_mutex_init(&a->a_sub_lock, NULL);
+	pthread_mutex_init(&a->a_req_lock, NULL);
+	pthread_mutex_init(&a->a_agg_lock, NULL);
+	a->a_tabsize = 4096;
+	if ((a->a_tab = calloc(a->a_tabsize, sizeof(*a->a_tab))) == NULL ||
+	    (a->a_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (a->a_subev = event_new(base, a->a_efd, EV_READ | EV_PERSIST,
+	    auth_submit_cb, a)) == NULL || event_add(a->a_subev, NULL) == -1 ||
+	    (a->a_curl = auth_curl_new(base)) == NULL) {
+		snprintf(err, errlen, "admission engine setup failed");
+		auth_free(a);
+		return NULL;
+	}
+	for (int i = 0; backends[i] != NULL; i++) {
+		if (!backends[i]->ab_enabled(&a->a_conf))
+			continue;
+		if (backends[i]->ab_init != NULL &&
+		    backends[i]->ab_init(a, err, errlen) == -1) {
+			auth_free(a);
+			return NULL;
+		}
+		a->a_chain[a->a_nchain++] = backends[i];
+	}
+	return a;
+}
+
+void
+auth_free(struct auth *a)
+{
+	if (a == NULL)
+		return;
+	a->a_closing = 1;
+	/* Aborts what is in flight; their flights finish as refusals. */
+	auth_curl_free(a->a_curl);
+	a->a_curl = NULL;
+	for (int i = 0; i < a->a_nchain; i++)
+		if (a->a_chain[i]->ab_fini != NULL)
+			a->a_chain[i]->ab_fini(a);
+	/* Requests still submitted: their callers are gone (shutdown). */
+	while (a->a_sub != NULL) {
+		struct auth_req *r = a->a_sub;
+		a->a_sub = r->r_next;
+		req_unref(r);
+	}
+	if (a->a_tab != NULL) {
+		for (size_t i = 0; i < a->a_tabsize; i++) {
+			struct centry *e = a->a_tab[i], *n;
+			for (; e != NULL; e = n) {
+				n = e->ce_hnext;
+				if (e->ce_flight != NULL) {
+					struct auth_req *r = e->ce_flight->f_waiters, *rn;
+					for (; r != NULL; r = rn) {
+						rn = r->r_next;
+						req_unref(r);
+					}
+					free(e->ce_flight);
+				}
+				free(e);
+			}
+		}
+		free(a->a_tab);
+	}
+	while (a->a_agg_head != NULL) {
+		struct agg *g = a->a_agg_head;
+		a->a_agg_head = g->g_next;
+		free(g);
+	}
+	allowlist_free(a->a_allow);
+	if (a->a_subev != NULL)
+		event_free(a->a_subev);
+	if (a->a_efd != -1)
+		close(a->a_efd);
+	pthread_mutex_destroy(&a->a_sub_lock);
+	pthread_mutex_destroy(&a->a_req_lock);
+	pthread_mutex_destroy(&a->a_agg_lock);
+	free(a);
+}
+
+int
+auth_reload(struct auth *a, char *err, size_t errlen)
+{
+	struct allowlist *l;
+
+	if (a->a_conf.ac_allow_file[0] == '\0')
+		return 0;
+	if ((l = allowlist_load(a->a_conf.ac_allow_file, err, errlen)) == NULL)
+		return -1;
+	auth_set_allowlist(a, l);
+	/* Decisions made under the old list no longer hold. */
+	for (size_t i = 0; i < a->a_tabsize; i++)
+		for (struct centry *e = a->a_tab[i]; e != NULL; e = e->ce_hnext)
+			e->ce_has_verdict = 0;
+	log_info("allowlist %s: %zu keys", a->a_conf.ac_allow_file,
+	    allowlist_count(l));
+	return 0;
+}
+
+/* --- refusals ------------------------------------------------------ */
+
+void
+auth_note_reject(struct auth *a, enum auth_reason reason,
+    const struct sockaddr *src, const uint8_t key[32])
+{
+	struct agg	*g;
+	char		 s[64], ks[8];
+	int64_t		 now = (int64_t)time(NULL);
+	uint64_t	 ms = util_now_ms();
+	int		 log_it = 0;
+	uint64_t	 suppressed = 0;
+
+	if (reason <= AUTH_OK || reason >= AUTH_REASON__COUNT)
+		return;
+	__atomic_add_fetch(&a->a_rejects[reason], 1, __ATOMIC_RELAXED);
+	src_text(src, s, sizeof(s));
+	pthread_mutex_lock(&a->a_agg_lock);
+	for (g = a->a_agg_head; g != NULL; g = g->g_next)
+		if (g->g_reason == reason && strcmp(g->g_src, s) == 0)
+			break;
+	if (g != NULL) {
+		/* Move to the front. */
+		if (g->g_prev != NULL) {
+			g->g_prev->g_next = g->g_next;
+			if (g->g_next != NULL)
+				g->g_next->g_prev = g->g_prev;
+			else
+				a->a_agg_tail = g->g_prev;
+			g->g_prev = NULL;
+			g->g_next = a->a_agg_head;
+			a->a_agg_head->g_prev = g;
+			a->a_agg_head = g;
+		}
+	} else {
+		if (a->a_nagg >= AGG_MAX) {
+			g = a->a_agg_tail;	/* reuse the oldest */
+			a->a_agg_tail = g->g_prev;
+			a->a_agg_tail->g_next = NULL;
+			a->a_nagg--;
+		} else if ((g = malloc(sizeof(*g))) == NULL) {
+			pthread_mutex_unlock(&a->a_agg_lock);
+			return;
+		}
+		memset(g, 0, sizeof(*g));
+		g->g_reason = reason;
+		util_strlcpy(g->g_src, s, sizeof(g->g_src));
+		g->g_first = now;
+		g->g_next = a->a_agg_head;
+		if (a->a_agg_head != NULL)
+			a->a_agg_head->g_prev = g;
+		a->a_agg_head = g;
+		if (a->a_agg_tail == NULL)
+			a->a_agg_tail = g;
+		a->a_nagg++;
+	}
+	g->g_count++;
+	g->g_last = now;
+	memcpy(g->g_key, key, 32);
+	/* A flood of refusals must not fill the disk. */
+	a->a_log_tokens += (double)(ms - a->a_log_ms) * LOG_RATE / 1000.0;
+	a->a_log_ms = ms;
+	if (a->a_log_tokens > LOG_BURST)
+		a->a_log_tokens = LOG_BURST;
+	if (a->a_log_tokens >= 1) {
+		a->a_log_tokens -= 1;
+		log_it = 1;
+		suppressed = a->a_log_suppressed;
+		a->a_log_suppressed = 0;
+	} else
+		a->a_log_suppressed++;
+	pthread_mutex_unlock(&a->a_agg_lock);
+	if (log_it) {
+		util_key_short(key, ks);
+		log_info("admission: refused %s from %s: %s%s", ks,
+		    s[0] ? s : "unknown", auth_reason_name(reason),
+		    suppressed ? " (and earlier refusals not logged)" : "");
+	}
+}
+
+size_t
+auth_rejects_snapshot(struct auth *a, struct auth_reject_entry *out,
+    size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&a->a_agg_lock);
+	for (struct agg *g = a->a_agg_head; g != NULL && n < max;
+	    g = g->g_next, n++) {
+		out[n].are_reason = g->g_reason;
+		util_strlcpy(out[n].are_source, g->g_src,
+		    sizeof(out[n].are_source));
+		out[n].are_count = g->g_count;
+		out[n].are_first = g->g_first;
+		out[n].are_last = g->g_last;
+		memcpy(out[n].are_last_key, g->g_key, 32);
+	}
+	pthread_mutex_unlock(&a->a_agg_lock);
+	return n;
+}
+
+void
+auth_varz(struct auth *a, struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# TYPE derpd_admission_checks counter\n"
+	    "derpd_admission_checks %llu\n"
+	    "# TYPE derpd_admission_cache counter\n"
+	    "derpd_admission_cache{result=\"hit\"} %llu\n"
+	    "derpd_admission_cache{result=\"miss\"} %llu\n"
+	    "derpd_admission_cache{result=\"joined\"} %llu\n"
+	    "# TYPE derpd_admission_queued counter\n"
+	    "derpd_admission_queued %llu\n",
+	    (unsigned long long)__atomic_load_n(&a->a_checks, __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&a->a_hits, __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&a->a_misses, __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&a->a_joined, __ATOMIC_RELAXED),
+	    (unsigned long long)__atomic_load_n(&a->a_queued_total,
+	    __ATOMIC_RELAXED));
+	evbuffer_add_printf(out,
+	    "# TYPE derpd_admission_backend_requests counter\n");
+	for (int i = 0; i < NBACKENDS; i++)
+		evbuffer_add_printf(out, "derpd_admission_backend_requests"
+		    "{backend=\"%s\"} %llu\n", backends[i]->ab_name,
+		    (unsigned long long)__atomic_load_n(&a->a_backend_reqs[i],
+		    __ATOMIC_RELAXED));
+	evbuffer_add_printf(out, "# TYPE derpd_admission_rejects counter\n");
+	for (int r = 1; r < AUTH_REASON__COUNT; r++)
+		evbuffer_add_printf(out, "derpd_admission_rejects{reason=\"%s\"}"
+		    " %llu\n", reason_names[r],
+		    (unsigned long long)__atomic_load_n(&a->a_rejects[r],
+		    __ATOMIC_RELAXED));
+	evbuffer_add_printf(out, "# TYPE derpd_admission_results counter\n");
+	for (int r = 0; r < AUTH_REASON__COUNT; r++)
+		evbuffer_add_printf(out, "derpd_admission_results{reason=\"%s\"}"
+		    " %llu\n", reason_names[r],
+		    (unsigned long long)__atomic_load_n(&a->a_results[r],
+		    __ATOMIC_RELAXED));
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * auth.h: client admission. Backends (allowlist, tailscaled LocalAPI,
+ * admission URL) run on one engine event loop; workers submit checks and
+ * get a cancellable handle. Decisions are cached per key, concurrent
+ * checks of one key share one backend request, and every refusal is
+ * counted by reason and source.
+ */
+#ifndef DERPD_AUTH_H
+#define DERPD_AUTH_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Outcomes with stable names (auth_reason_name); AUTH_OK admits. */
+enum auth_reason {
+	AUTH_OK,
+	AUTH_NOT_IN_ALLOWLIST,
+	AUTH_NOT_IN_TAILNET,
+	AUTH_TAILSCALED_UNREACHABLE,
+	AUTH_TAILSCALED_TOO_OLD,
+	AUTH_TAILSCALED_ERROR,
+	AUTH_URL_DENIED,
+	AUTH_URL_STATUS,
+	AUTH_URL_BAD_RESPONSE,
+	AUTH_URL_UNREACHABLE,
+	AUTH_TIMEOUT,
+	AUTH_REVOKED,
+	AUTH_BAD_HANDSHAKE,
+	AUTH_REASON__COUNT
+};
+
+struct auth_conf {
+	bool	 ac_verify_clients;		/* --verify-clients */
+	char	 ac_socket[PATH_MAX];		/* --socket, "" = default */
+	char	 ac_url[1024];			/* --verify-client-url */
+	bool	 ac_url_fail_open;		/* --verify-client-url-fail-open */
+	char	 ac_allow_file[PATH_MAX];	/* --allow-keys */
+	int64_t	 ac_allow_ttl_ms;		/* --auth-cache-allow-ttl */
+	int64_t	 ac_deny_ttl_ms;		/* --auth-cache-deny-ttl */
+	int	 ac_cache_size;			/* --auth-cache-size */
+	int64_t	 ac_timeout_ms;			/* --auth-timeout */
+	int	 ac_max_inflight;		/* --auth-max-inflight */
+};
+
+struct auth;
+struct auth_req;
+struct event_base;
+struct evbuffer;
+
+/* Called on the engine thread when a check completes (not after cancel). */
+typedef void (*auth_notify_cb)(void *arg);
+
+/* Defaults for the auth fields of a configuration. */
+void	auth_conf_defaults(struct auth_conf *);
+/* True when any backend is configured. */
+bool	auth_conf_enabled(const struct auth_conf *);
+/* The tailscaled socket path in effect for conf (default per OS). */
+const char *auth_socket_path(const struct auth_conf *);
+
+/*
+ * Build the engine on base (its thread runs every backend request).
+ * Loads the allowlist. NULL with err on failure.
+ */
+struct auth *auth_new(const struct auth_conf *, struct event_base *base,
+	    char *err, size_t errlen);
+/* Tear down; all requests must be cancelled or done. NULL is a no-op. */
+void	auth_free(struct auth *);
+/* Reload the allowlist (engine thread). 0, or -1 with err (old kept). */
+int	auth_reload(struct auth *, char *err, size_t errlen);
+/* Log what is wrong with tailscaled, if anything (engine thread, async). */
+void	auth_selfcheck(struct auth *);
+
+/*
+ * Submit a check of key from src (any thread). notify(arg) runs on the
+ * engine thread once the result is ready; read it with auth_req_result
+ * from the caller's thread. NULL on allocation failure.
+ */
+struct auth_req *auth_check(struct auth *, const uint8_t key[32],
+	    const struct sockaddr *src, auth_notify_cb notify, void *arg);
+/* 1 with the outcome once done, else 0. */
+int	auth_req_result(struct auth_req *, enum auth_reason *reason,
+	    const char **backend, int *cached);
+/* Cancel (or release a done request); no notify after this returns. */
+void	auth_cancel(struct auth_req *);
+
+/*
+ * Count a refusal: per-reason total, the (reason, source) aggregator,
+ * and a rate-limited log line. Any thread.
+ */
+void	auth_note_reject(struct auth *, enum auth_reason, const struct sockaddr *src,
+	    const uint8_t key[32]);
+const char *auth_reason_name(enum auth_reason);
+/* Prometheus lines for the admission counters (any thread). */
+void	auth_varz(struct auth *, struct evbuffer *out);
+
+/* One aggregated refusal entry, as the admin socket will show it. */
+struct auth_reject_entry {
+	enum auth_reason are_reason;
+	char		 are_source[64];
+	uint64_t	 are_count;
+	int64_t		 are_first;		/* unix seconds */
+	int64_t		 are_last;
+	uint8_t		 are_last_key[32];
+};
+/* Copy up to max entries, most recent first; returns how many. */
+size_t	auth_rejects_snapshot(struct auth *, struct auth_reject_entry *,
+	    size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: ISC */
+/* auth_allow.c: the static allowlist backend (--allow-keys FILE). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth_int.h"
+#include "util.h"
+
+struct allowlist {
+	uint8_t		(*l_keys)[32];	/* sorted */
+	size_t		 l_n;
+};
+
+static int
+keycmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+struct allowlist *
+allowlist_load(const char *path, char *err, size_t errlen)
+{
+	struct allowlist	*l;
+	FILE			*f;
+	char			 line[512];
+	size_t			 cap = 0, lineno = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "-allow-keys: %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char	*p = line, *e;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "-allow-keys: %s:%zu: line too "
+			    "long", path, lineno);
+			goto fail;
+		}
+		if ((e = strchr(p, '#')) != NULL)
+			*e = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strlen(p);
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t' ||
+		    e[-1] == '\n' || e[-1] == '\r'))
+			*--e = '\0';
+		if (*p == '\0')
+			continue;
+		if (l->l_n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			uint8_t (*nk)[32] = realloc(l->l_keys, nc * 32);
+			if (nk == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			l->l_keys = nk;
+			cap = nc;
+		}
+		if (util_key_parse(p, NODEKEY_PREFIX, l->l_keys[l->l_n]) != 0) {
+			snprintf(err, errlen, "-allow-keys: %s:%zu: not a "
+			    "nodekey:<64 hex> key", path, lineno);
+			goto fail;
+		}
+		l->l_n++;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "-allow-keys: %s: read error", path);
+		goto fail;
+	}
+	fclose(f);
+	if (l->l_n > 0)
+		qsort(l->l_keys, l->l_n, 32, keycmp);
+	return l;
+fail:
+	fclose(f);
+	allowlist_free(l);
+	return NULL;
+}
+
+void
+allowlist_free(struct allowlist *l)
+{
+	if (l == NULL)
+		return;
+	free(l->l_keys);
+	free(l);
+}
+
+bool
+allowlist_has(const struct allowlist *l, const uint8_t key[32])
+{
+	return l != NULL && l->l_n > 0 &&
+	    bsearch(key, l->l_keys, l->l_n, 32, keycmp) != NULL;
+}
+
+size_t
+allowlist_count(const struct allowlist *l)
+{
+	return l == NULL ? 0 : l->l_n;
+}
+
+static bool
+allow_enabled(const struct auth_conf *c)
+{
+	return c->ac_allow_file[0] != '\0';
+}
+
+static int
+allow_init(struct auth *a, char *err, size_t errlen)
+{
+	struct allowlist *l;
+
+	if ((l = allowlist_load(auth_conf_of(a)->ac_allow_file, err,
+	    errlen)) == NULL)
+		return -1;
+	auth_set_allowlist(a, l);
+	return 0;
+}
+
+static void
+allow_check(struct auth_flight *f)
+{
+	auth_count_backend_request(f->f_auth, "allowlist");
+	auth_flight_step(f, allowlist_has(auth_allowlist(f->f_auth),
+	    f->f_key) ? AUTH_OK : AUTH_NOT_IN_ALLOWLIST);
+}
+
+const struct auth_backend auth_backend_allow = {
+	.ab_name = "allowlist",
+	.ab_enabled = allow_enabled,
+	.ab_init = allow_init,
+	.ab_check = allow_check,
+	.ab_fini = NULL,
+};

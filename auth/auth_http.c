@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * auth_http.c: the two HTTP backends over libcurl multi: tailscaled's
+ * LocalAPI whois over its Unix socket (--verify-clients), and the
+ * admission URL (--verify-client-url).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "auth_int.h"
+#include "log.h"
+#include "util.h"
+
+#define BODY_MAX	(64 * 1024)
+#define URL_BODY_READ	4096		/* Go decodes the first 4 KiB */
+
+struct hreq {
+	struct auth_flight	*h_flight;
+	char			*h_body;
+	size_t			 h_len;
+	char			 h_post[256];
+	struct curl_slist	*h_hdrs;
+	int			 h_is_url;
+};
+
+static size_t
+write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct hreq	*h = arg;
+	size_t		 n = size * nmemb, take = n;
+
+	if (h->h_len + take > BODY_MAX)
+		take = BODY_MAX - h->h_len;
+	if (take > 0) {
+		char *nb = realloc(h->h_body, h->h_len + take + 1);
+		if (nb == NULL)
+			return 0;
+		h->h_body = nb;
+		memcpy(h->h_body + h->h_len, ptr, take);
+		h->h_len += take;
+		h->h_body[h->h_len] = '\0';
+	}
+	return n;	/* the rest is read and dropped */
+}
+
+enum auth_reason
+auth_tailscaled_classify(int curlcode, long status, const char *body,
+    size_t len)
+{
+	cJSON *j;
+
+	if (curlcode == CURLE_OPERATION_TIMEDOUT)
+		return AUTH_TIMEOUT;
+	if (curlcode != CURLE_OK)
+		return AUTH_TAILSCALED_UNREACHABLE;
+	if (status == 404)
+		return AUTH_NOT_IN_TAILNET;
+	if (status == 400 && body != NULL &&
+	    strstr(body, "invalid 'addr' parameter") != NULL)
+		return AUTH_TAILSCALED_TOO_OLD;
+	if (status != 200 || body == NULL)
+		return AUTH_TAILSCALED_ERROR;
+	/* A 200 must carry a parseable JSON body, as derper requires. */
+	if ((j = cJSON_ParseWithLength(body, len)) == NULL)
+		return AUTH_TAILSCALED_ERROR;
+	cJSON_Delete(j);
+	return AUTH_OK;
+}
+
+enum auth_reason
+auth_url_classify(int curlcode, long status, const char *body, size_t len)
+{
+	cJSON		*j, *allow;
+	enum auth_reason r;
+
+	if (curlcode != CURLE_OK)
+		return AUTH_URL_UNREACHABLE;
+	if (status != 200)
+		return AUTH_URL_STATUS;
+	if (body == NULL)
+		return AUTH_URL_BAD_RESPONSE;
+	if (len > URL_BODY_READ)
+		len = URL_BODY_READ;
+	if ((j = cJSON_ParseWithLength(body, len)) == NULL)
+		return AUTH_URL_BAD_RESPONSE;
+	allow = cJSON_GetObjectItem(j, "Allow");	/* case-insensitive */
+	if (!cJSON_IsObject(j) || (allow != NULL && !cJSON_IsBool(allow)))
+		r = AUTH_URL_BAD_RESPONSE;
+	else
+		r = cJSON_IsTrue(allow) ? AUTH_OK : AUTH_URL_DENIED;
+	cJSON_Delete(j);
+	return r;
+}
+
+size_t
+auth_url_body(char *out, size_t outlen, const uint8_t key[32],
+    const char *src)
+{
+	char	 k[KEY_TEXT_SIZE];
+	int	 n;
+
+	util_key_format(key, NODEKEY_PREFIX, k);
+	n = snprintf(out, outlen, "{\"NodePublic\":\"%s\",\"Source\":\"%s\"}",
+	    k, src);
+	return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
+}
+
+static void
+hreq_free(struct hreq *h)
+{
+	curl_slist_free_all(h->h_hdrs);
+	free(h->h_body);
+	free(h);
+}
+
+static void
+done_cb(void *easy, int code, void *arg)
+{
+	struct hreq		*h = arg;
+	struct auth_flight	*f = h->h_flight;
+	long			 status = 0;
+	enum auth_reason	 r;
+	char			 ks[8];
+
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	util_key_short(f->f_key, ks);
+	if (h->h_is_url) {
+		r = auth_url_classify(code, status, h->h_body, h->h_len);
+		if (r == AUTH_URL_UNREACHABLE &&
+		    auth_conf_of(f->f_auth)->ac_url_fail_open) {
+			log_info("admission controller unreachable (%s); "
+			    "allowing client %s", curl_easy_strerror(code), ks);
+			r = AUTH_OK;
+		}
+	} else {
+		r = auth_tailscaled_classify(code, status, h->h_body,
+		    h->h_len);
+		if (r == AUTH_TAILSCALED_UNREACHABLE)
+			log_info("verify-clients: tailscaled at %s: %s",
+			    auth_socket_path(auth_conf_of(f->f_auth)),
+			    curl_easy_strerror(code));
+		else if (r == AUTH_TAILSCALED_TOO_OLD)
+			log_warnx("verify-clients: tailscaled version is too "
+			    "old: it does not know whois by node key");
+	}
+	hreq_free(h);
+	auth_flight_step(f, r);
+}
+
+static CURL *
+easy_common(struct hreq *h, const char *url, int64_t timeout_ms)
+{
+	CURL *e;
+
+	if ((e = curl_easy_init()) == NULL)
+		return NULL;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "derpd");
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	return e;
+}
+
+static void
+start(struct auth_flight *f, CURL *e, struct hreq *h, const char *backend)
+{
+	int is_url = h->h_is_url;
+
+	auth_count_backend_request(f->f_auth, backend);
+	if (e == NULL || auth_curl_add(auth_curl_of(f->f_auth), e, done_cb,
+	    h) == -1) {
+		if (e != NULL)
+			curl_easy_cleanup(e);
+		hreq_free(h);
+		log_warnx("admission: cannot start a %s request", backend);
+		auth_flight_step(f, is_url ? AUTH_URL_UNREACHABLE :
+		    AUTH_TAILSCALED_UNREACHABLE);
+	}
+}
+
+/* --- tailscaled ---------------------------------------------------- */
+
+static bool
+ts_enabled(const struct auth_conf *c)
+{
+	return c->ac_verify_clients;
+}
+
+static void
+ts_check(struct auth_flight *f)
+{
+	const struct auth_conf	*c = auth_conf_of(f->f_auth);
+	struct hreq		*h;
+	CURL			*e = NULL;
+	char			 url[200], hex[65];
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		auth_flight_step(f, AUTH_TAILSCALED_ERROR);
+		return;
+	}
+	h->h_flight = f;
+	util_hex_encode(f->f_key, 32, hex);
+	/* The colon percent-encoded, as Go's client sends it. */
+	snprintf(url, sizeof(url), "http://local-tailscaled.sock/localapi/v0/"
+	    "whois?addr=nodekey%%3A%s", hex);
+	if ((e = easy_common(h, url, c->ac_timeout_ms)) != NULL) {
+		curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH,
+		    auth_socket_path(c));
+		/* tailscaled refuses requests with any other Host. */
+		h->h_hdrs = curl_slist_append(NULL, "Host: local-tailscaled.sock");
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->h_hdrs);
+	}
+	start(f, e, h, "tailscaled");
+}
+
+const struct auth_backend auth_backend_tailscaled = {
+	.ab_name = "tailscaled",
+	.ab_enabled = ts_enabled,
+	.ab_init = NULL,
+	.ab_check = ts_check,
+	.ab_fini = NULL,
+};
+
+/* --- admission URL ------------------------------------------------- */
+
+static bool
+url_enabled(const struct auth_conf *c)
+{
+	return c->ac_url[0] != '\0';
+}
+
+static int
+url_init(struct auth *a, char *err, size_t errlen)
+{
+	const char *u = auth_conf_of(a)->ac_url;
+
+	if (strncasecmp(u, "http://", 7) != 0 &&
+	    strncasecmp(u, "https://", 8) != 0) {
+		snprintf(err, errlen, "-verify-client-url: \"%s\" is not an "
+		    "http(s) URL", u);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+url_check(struct auth_flight *f)
+{
+	const struct auth_conf	*c = auth_conf_of(f->f_auth);
+	struct hreq		*h;
+	CURL			*e = NULL;
+	size_t			 n;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		auth_flight_step(f, AUTH_URL_UNREACHABLE);
+		return;
+	}
+	h->h_flight = f;
+	h->h_is_url = 1;
+	n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key, f->f_src);
+	if ((e = easy_common(h, c->ac_url, c->ac_timeout_ms)) != NULL) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_post);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)n);
+		/* No Content-Type, like derper; no Expect: 100-continue. */
+		h->h_hdrs = curl_slist_append(NULL, "Content-Type:");
+		h->h_hdrs = curl_slist_append(h->h_hdrs, "Expect:");
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->h_hdrs);
+		curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+		curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
+	start(f, e, h, "url");
+}
+
+const struct auth_backend auth_backend_url = {
+	.ab_name = "url",
+	.ab_enabled = url_enabled,
+	.ab_init = url_init,
+	.ab_check = url_check,
+	.ab_fini = NULL,
+};
+
+/* --- startup self-check -------------------------------------------- */
+
+struct selfcheck {
+	struct auth	*sc_auth;
+	struct hreq	 sc_h;
+	int		 sc_phase;	/* 0 status, 1 whois of self */
+	char		 sc_key[KEY_TEXT_SIZE];
+};
+
+static void	selfcheck_start(struct selfcheck *);
+
+static void
+selfcheck_done(void *easy, int code, void *arg)
+{
+	struct selfcheck	*sc = arg;
+	const char		*sock = auth_socket_path(auth_conf_of(sc->sc_auth));
+	long			 status = 0;
+	cJSON			*j = NULL, *self, *pk, *st;
+
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (code == CURLE_ABORTED_BY_CALLBACK)
+		goto out;
+	if (code != CURLE_OK) {
+		log_warnx("verify-clients: cannot reach tailscaled at %s (%s); "
+		    "every client is refused until it is up", sock,
+		    curl_easy_strerror(code));
+		goto out;
+	}
+	if (sc->sc_phase == 0) {
+		if (status != 200 || sc->sc_h.h_body == NULL ||
+		    (j = cJSON_Parse(sc->sc_h.h_body)) == NULL) {
+			log_warnx("verify-clients: tailscaled at %s answered "
+			    "status %ld to /localapi/v0/status", sock, status);
+			goto out;
+		}
+		st = cJSON_GetObjectItem(j, "BackendState");
+		self = cJSON_GetObjectItem(j, "Self");
+		pk = self ? cJSON_GetObjectItem(self, "PublicKey") : NULL;
+		if (!cJSON_IsString(pk) || strncmp(pk->valuestring,
+		    NODEKEY_PREFIX, 8) != 0) {
+			log_warnx("verify-clients: tailscaled at %s is not "
+			    "logged in (state %s); clients will be refused",
+			    sock, cJSON_IsString(st) ? st->valuestring : "?");
+			goto out;
+		}
+		util_strlcpy(sc->sc_key, pk->valuestring, sizeof(sc->sc_key));
+		cJSON_Delete(j);
+		free(sc->sc_h.h_body);
+		sc->sc_h.h_body = NULL;
+		sc->sc_h.h_len = 0;
+		sc->sc_phase = 1;
+		selfcheck_start(sc);
+		return;
+	}
+	switch (auth_tailscaled_classify(code, status, sc->sc_h.h_body,
+	    sc->sc_h.h_len)) {
+	case AUTH_OK:
+		log_info("verify-clients: tailscaled at %s verifies its own "
+		    "node key; admission ready", sock);
+		break;
+	case AUTH_TAILSCALED_TOO_OLD:
+		log_warnx("verify-clients: tailscaled at %s is too old (no "
+		    "whois by node key); upgrade it, every client is refused",
+		    sock);
+		break;
+	default:
+		log_warnx("verify-clients: tailscaled at %s does not verify its "
+		    "own node key (status %ld); clients may be refused", sock,
+		    status);
+		break;
+	}
+out:
+	cJSON_Delete(j);
+	curl_slist_free_all(sc->sc_h.h_hdrs);
+	free(sc->sc_h.h_body);
+	free(sc);
+}
+
+static void
+selfcheck_start(struct selfcheck *sc)
+{
+	const struct auth_conf	*c = auth_conf_of(sc->sc_auth);
+	char			 url[200];
+	CURL			*e;
+
+	if (sc->sc_phase == 0)
+		snprintf(url, sizeof(url), "http://local-tailscaled.sock/"
+		    "localapi/v0/status?peers=false");
+	else
+		snprintf(url, sizeof(url), "http://local-tailscaled.sock/"
+		    "localapi/v0/whois?addr=nodekey%%3A%s", sc->sc_key + 8);
+	if ((e = easy_common(&sc->sc_h, url, c->ac_timeout_ms)) == NULL)
+		goto fail;
+	curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, auth_socket_path(c));
+	if (sc->sc_h.h_hdrs == NULL)
+		sc->sc_h.h_hdrs = curl_slist_append(NULL,
+		    "Host: local-tailscaled.sock");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, sc->sc_h.h_hdrs);
+	if (auth_curl_add(auth_curl_of(sc->sc_auth), e, selfcheck_done,
+	    sc) == 0)
+		return;
+	curl_easy_cleanup(e);
+fail:
+	curl_slist_free_all(sc->sc_h.h_hdrs);
+	free(sc->sc_h.h_body);
+	free(sc);
+}
+
+void
+auth_selfcheck(struct auth *a)
+{
+	struct selfcheck *sc;
+
+	if (!auth_conf_of(a)->ac_verify_clients ||
+	    (sc = calloc(1, sizeof(*sc))) == NULL)
+		return;
+	sc->sc_auth = a;
+	selfcheck_start(sc);
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: ISC */
+/* auth_int.h: what the admission backends share with the engine. */
+#ifndef DERPD_AUTH_INT_H
+#define DERPD_AUTH_INT_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "auth.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct auth_flight;
+struct auth_curl;
+struct allowlist;
+
+/* One backend (OpenSMTPD table_backend style). */
+struct auth_backend {
+	const char	*ab_name;
+	/* Configured for this conf? */
+	bool		 (*ab_enabled)(const struct auth_conf *);
+	/* Set up; 0 or -1 with err. */
+	int		 (*ab_init)(struct auth *, char *err, size_t errlen);
+	/* Start a check; completes with auth_flight_step (maybe at once). */
+	void		 (*ab_check)(struct auth_flight *);
+	void		 (*ab_fini)(struct auth *);
+};
+
+/* A backend request shared by every waiter on one key. */
+struct auth_flight {
+	struct auth		*f_auth;
+	uint8_t			 f_key[32];
+	char			 f_src[64];	/* client IP text, "" unknown */
+	int			 f_step;	/* index into the enabled chain */
+	struct auth_req		*f_waiters;
+	struct auth_flight	*f_next;	/* flights list or queue */
+	int			 f_queued;
+	void			*f_backend_state;
+};
+
+/* Backend finished its step: AUTH_OK goes on down the chain. */
+void	auth_flight_step(struct auth_flight *, enum auth_reason);
+struct event_base *auth_base(struct auth *);
+const struct auth_conf *auth_conf_of(struct auth *);
+struct auth_curl *auth_curl_of(struct auth *);
+void	auth_count_backend_request(struct auth *, const char *backend);
+
+/* libcurl multi-socket glue on the engine base (auth_curl.c). */
+struct auth_curl *auth_curl_new(struct event_base *base);
+void	auth_curl_free(struct auth_curl *);
+/* Add an easy handle; done(easy, result, arg) runs on completion. */
+int	auth_curl_add(struct auth_curl *, void *easy,
+	    void (*done)(void *easy, int curlcode, void *arg), void *arg);
+
+/* Allowlist file (auth_allow.c). */
+extern const struct auth_backend auth_backend_allow;
+extern const struct auth_backend auth_backend_tailscaled;
+extern const struct auth_backend auth_backend_url;
+struct allowlist *allowlist_load(const char *path, char *err, size_t errlen);
+void	allowlist_free(struct allowlist *);
+bool	allowlist_has(const struct allowlist *, const uint8_t key[32]);
+size_t	allowlist_count(const struct allowlist *);
+struct allowlist *auth_allowlist(struct auth *);
+void	auth_set_allowlist(struct auth *, struct allowlist *);
+/* Classify a tailscaled whois reply (pure, for tests). */
+enum auth_reason auth_tailscaled_classify(int curlcode, long status,
+	    const char *body, size_t len);
+/* Classify an admission URL reply (pure, for tests). */
+enum auth_reason auth_url_classify(int curlcode, long status,
+	    const char *body, size_t len);
+/* Webhook request body; returns length or 0. */
+size_t	auth_url_body(char *out, size_t outlen, const uint8_t key[32],
+	    const char *src);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
