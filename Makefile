@@ -46,6 +46,7 @@ endif
 # Everything in src/ but main.c goes into libderpd.a.
 SRC	 = src/config.c \
 	   src/conn.c \
+	   src/control.c \
 	   src/frame.c \
 	   src/http.c \
 	   src/io.c \

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -813,4 +814,65 @@ auth_varz(struct auth *a, struct evbuffer *out)
 		    " %llu\n", reason_names[r],
 		    (unsigned long long)__atomic_load_n(&a->a_results[r],
 		    __ATOMIC_RELAXED));
+}
+
+void
+auth_ctl_rejects(struct auth *a, cJSON *res)
+{
+	struct auth_reject_entry	*e;
+	cJSON				*arr = cJSON_AddArrayToObject(res, "rejects");
+	cJSON				*tot = cJSON_AddObjectToObject(res, "totals");
+	char				 k[KEY_TEXT_SIZE];
+	size_t				 n;
+
+	if (a == NULL || (e = calloc(AGG_MAX, sizeof(*e))) == NULL)
+		return;
+	n = auth_rejects_snapshot(a, e, AGG_MAX);
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "reason",
+		    auth_reason_name(e[i].are_reason));
+		cJSON_AddStringToObject(o, "source", e[i].are_source);
+		cJSON_AddNumberToObject(o, "count", (double)e[i].are_count);
+		cJSON_AddNumberToObject(o, "first_seen", (double)e[i].are_first);
+		cJSON_AddNumberToObject(o, "last_seen", (double)e[i].are_last);
+		util_key_format(e[i].are_last_key, NODEKEY_PREFIX, k);
+		cJSON_AddStringToObject(o, "last_key", k);
+		cJSON_AddItemToArray(arr, o);
+	}
+	free(e);
+	for (int r = 1; r < AUTH_REASON__COUNT; r++)
+		cJSON_AddNumberToObject(tot, reason_names[r],
+		    (double)__atomic_load_n(&a->a_rejects[r], __ATOMIC_RELAXED));
+}
+
+void
+auth_ctl_admission(struct auth *a, cJSON *res)
+{
+	cJSON	*o = cJSON_AddObjectToObject(res, "admission");
+	cJSON	*b = cJSON_AddArrayToObject(o, "backends");
+	size_t	 queued = 0;
+
+	cJSON_AddBoolToObject(o, "enabled", a != NULL);
+	if (a == NULL)
+		return;
+	for (int i = 0; i < a->a_nchain; i++)
+		cJSON_AddItemToArray(b, cJSON_CreateString(
+		    a->a_chain[i]->ab_name));
+	for (struct auth_flight *f = a->a_queue_head; f != NULL; f = f->f_next)
+		queued++;
+	cJSON_AddNumberToObject(o, "cache_entries", (double)a->a_nentries);
+	cJSON_AddNumberToObject(o, "in_flight", a->a_inflight);
+	cJSON_AddNumberToObject(o, "queued", (double)queued);
+	cJSON_AddNumberToObject(o, "checks",
+	    (double)__atomic_load_n(&a->a_checks, __ATOMIC_RELAXED));
+	cJSON_AddNumberToObject(o, "cache_hits",
+	    (double)__atomic_load_n(&a->a_hits, __ATOMIC_RELAXED));
+	cJSON_AddNumberToObject(o, "cache_misses",
+	    (double)__atomic_load_n(&a->a_misses, __ATOMIC_RELAXED));
+	cJSON_AddNumberToObject(o, "joined",
+	    (double)__atomic_load_n(&a->a_joined, __ATOMIC_RELAXED));
+	if (a->a_allow != NULL)
+		cJSON_AddNumberToObject(o, "allowlist_keys",
+		    (double)allowlist_count(a->a_allow));
 }

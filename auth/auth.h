@@ -101,6 +101,11 @@ const char *auth_reason_name(enum auth_reason);
 /* Prometheus lines for the admission counters (any thread). */
 void	auth_varz(struct auth *, struct evbuffer *out);
 
+struct cJSON;
+/* Admin handlers (engine thread); a NULL auth gives empty results. */
+void	auth_ctl_rejects(struct auth *, struct cJSON *result);
+void	auth_ctl_admission(struct auth *, struct cJSON *result);
+
 /* One aggregated refusal entry, as the admin socket will show it. */
 struct auth_reject_entry {
 	enum auth_reason are_reason;

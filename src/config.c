@@ -75,6 +75,12 @@ static const struct flag_def flags[] = {
 	    "most cached admission decisions" },
 	{ "auth-timeout", FT_DURATION, OFF(dc_auth.ac_timeout_ms), 0, 1,
 	    "limit for one backend request" },
+	STR("admin-socket", dc_admin_socket,
+	    "admin socket path for derpctl (default: none)"),
+	STR("admin-socket-group", dc_admin_group,
+	    "group of the admin sockets (mode 0660, else 0600)"),
+	STR("admin-socket-ro", dc_admin_socket_ro,
+	    "read-only admin socket: show commands only"),
 	{ "auth-max-inflight", FT_INT, OFF(dc_auth.ac_max_inflight), 0, 1,
 	    "backend requests at once; more wait in a queue" },
 	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
@@ -279,6 +285,9 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 
 	if (c->dc_dev) {
 		util_strlcpy(c->dc_addr, DERPD_DEV_ADDR, sizeof(c->dc_addr));
+		if (c->dc_admin_socket[0] == '\0')
+			util_strlcpy(c->dc_admin_socket, "derpd.sock",
+			    sizeof(c->dc_admin_socket));
 		c->dc_key_path[0] = '\0';
 	}
 	if (util_hostport_split(c->dc_addr, c->dc_listen_host,

@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -24,6 +26,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "control.h"
 #include "derpd.h"
 #include "frame.h"
 #include "http.h"
@@ -114,12 +117,15 @@ struct conn {
 	struct conn		*c_reap_next;
 	/* per-connection totals */
 	uint64_t		 c_pkts_in, c_bytes_in, c_pkts_out, c_bytes_out;
+	uint64_t		 c_drops;	/* atomic: dropped for us */
+	int64_t			 c_since;	/* unix seconds at accept */
 };
 
 static void	conn_io_read(void *);
 static void	conn_io_drain(void *);
 static void	conn_io_event(void *, enum io_event, const char *);
 static const struct io_cbs conn_io_cbs;
+static cJSON	*conn_event_data(struct conn *);
 static void	conn_admit(struct conn *, const uint8_t *, const char *, int);
 static void	conn_auth_notify(void *);
 static void	conn_auth_poll(struct conn *);
@@ -201,6 +207,7 @@ conn_schedule(struct worker *from, struct conn *c)
 
 struct drop_ctx {
 	struct stats	*st;
+	struct conn	*c;	/* the receiver, NULL if none */
 };
 
 static void
@@ -210,13 +217,15 @@ count_drop(struct pkt *p, int is_head, void *arg)
 
 	stats_drop(d->st, is_head ? DROP_QUEUE_HEAD : DROP_QUEUE_TAIL,
 	    p->p_disco, p->p_len);
+	if (d->c != NULL)
+		__atomic_add_fetch(&d->c->c_drops, 1, __ATOMIC_RELAXED);
 }
 
 /* Queue a packet for c (any thread); consumes p. */
 static void
 conn_enqueue_pkt(struct worker *from, struct conn *c, struct pkt *p)
 {
-	struct drop_ctx	 d = { &from->w_stats };
+	struct drop_ctx	 d = { &from->w_stats, c };
 	int		 sched = 0;
 
 	pthread_mutex_lock(&c->c_qlock);
@@ -329,13 +338,13 @@ ops_set_dup(void *obj, bool dup)
 	__atomic_store_n(&c->c_dup, dup ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* Ask c to close from its own thread: why 1 mesh ClosePeer, 2 admin. */
 static void
-ops_kick(void *obj)
+conn_kick(struct conn *c, int why)
 {
-	struct conn	*c = obj;
-	int		 sched = 0;
+	int sched = 0;
 
-	__atomic_store_n(&c->c_kick, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->c_kick, why, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&c->c_qlock);
 	if (!c->c_closed && !c->c_sched) {
 		c->c_sched = 1;
@@ -344,6 +353,12 @@ ops_kick(void *obj)
 	pthread_mutex_unlock(&c->c_qlock);
 	if (sched)
 		conn_schedule(NULL, c);
+}
+
+static void
+ops_kick(void *obj)
+{
+	conn_kick(obj, 1);
 }
 
 const struct peers_ops conn_peers_ops = {
@@ -432,7 +447,7 @@ static void
 conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 {
 	struct worker	*w = c->c_w;
-	struct drop_ctx	 d = { &w->w_stats };
+	struct drop_ctx	 d = { &w->w_stats, NULL };
 	char		 why[256];
 	va_list		 ap;
 	struct ctlmsg	*m, *n;
@@ -476,6 +491,11 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		STAT_DEC(&w->w_stats, STAT_NOTIDEAL_CONNECTIONS);
 	if (c->c_watcher)
 		STAT_DEC(&w->w_stats, STAT_WATCHERS);
+	if (c->c_registered && control_monitoring(c->c_env->d_control)) {
+		cJSON *ev = conn_event_data(c);
+		cJSON_AddStringToObject(ev, "reason", stats_close_name(r));
+		control_event(c->c_env->d_control, "client.disconnect", ev);
+	}
 	if (c->c_registered) {
 		uint8_t	(*kept)[32];
 		size_t	 nkept;
@@ -568,6 +588,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	memcpy(&c->c_sa, sa, salen);
 	util_addr_format(sa, c->c_addr, sizeof(c->c_addr));
 	c->c_connected_ms = util_now_ms();
+	c->c_since = (int64_t)time(NULL);
 	c->c_nothere_tokens = 3;
 	c->c_nothere_ms = c->c_connected_ms;
 	c->c_resp_reason = CLOSE_HTTP_DONE;
@@ -1021,6 +1042,9 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	    how, cached ? ", cached" : "");
 	conn_set_state(c, CONN_ACTIVE);
 	STAT_INC(&c->c_w->w_stats, STAT_DERP_CONNECTIONS);
+	if (control_monitoring(env->d_control))
+		control_event(env->d_control, "client.connect",
+		    conn_event_data(c));
 	/* Mesh peers get derper's fixed 30 s; others --tcp-write-timeout. */
 	io_set_write_timeout(c->c_io, c->c_mesh ? DERPD_MESH_WRITE_TIMEOUT_MS :
 	    env->d_conf->dc_tcp_write_timeout_ms);
@@ -1063,6 +1087,19 @@ conn_auth_poll(struct conn *c)
 		sodium_memzero(c->c_shared, sizeof(c->c_shared));
 		auth_note_reject(c->c_env->d_auth, reason,
 		    (const struct sockaddr *)&c->c_sa, c->c_key);
+		if (control_monitoring(c->c_env->d_control)) {
+			cJSON *d = cJSON_CreateObject();
+			char k[KEY_TEXT_SIZE], ip[64], *colon;
+			util_key_format(c->c_key, NODEKEY_PREFIX, k);
+			util_strlcpy(ip, c->c_addr, sizeof(ip));
+			if ((colon = strrchr(ip, ':')) != NULL)
+				*colon = '\0';
+			cJSON_AddStringToObject(d, "key", k);
+			cJSON_AddStringToObject(d, "source", ip);
+			cJSON_AddStringToObject(d, "reason",
+			    auth_reason_name(reason));
+			control_event(c->c_env->d_control, "client.reject", d);
+		}
 		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s)",
 		    auth_reason_name(reason), backend, cached ? ", cached" : "");
 		return;
@@ -1138,8 +1175,8 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
 	    STAT_PACKETS_RECEIVED_OTHER);
 	if (fwd)
 		STAT_INC(&w->w_stats, STAT_PACKETS_FORWARDED_IN);
-	c->c_pkts_in++;
-	c->c_bytes_in += plen;
+	stats_add(&c->c_pkts_in, 1);
+	stats_add(&c->c_bytes_in, plen);
 	switch (peers_lookup(c->c_env->d_peers, dst, &obj)) {
 	case PEERS_FOUND:
 		break;
@@ -1469,8 +1506,12 @@ conn_flush(struct conn *c, int from_list)
 		conn_auth_poll(c);
 		return;
 	}
-	if (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
+	switch (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
+	case 1:
 		conn_close(c, CLOSE_CLOSE_PEER, "closed by a mesh peer");
+		return;
+	case 2:
+		conn_close(c, CLOSE_KICKED, "kicked by an operator");
 		return;
 	}
 	if (c->c_state != CONN_ACTIVE)
@@ -1515,8 +1556,8 @@ conn_flush(struct conn *c, int from_list)
 			struct pkt *p = batch[i];
 			STAT_INC(&w->w_stats, STAT_PACKETS_SENT);
 			STAT_ADD(&w->w_stats, STAT_BYTES_SENT, p->p_len);
-			c->c_pkts_out++;
-			c->c_bytes_out += p->p_len;
+			stats_add(&c->c_pkts_out, 1);
+			stats_add(&c->c_bytes_out, p->p_len);
 			if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
 				stats_drop(&w->w_stats, DROP_NO_MEMORY,
 				    p->p_disco, p->p_len);
@@ -1579,4 +1620,88 @@ conn_close_all(struct worker *w)
 {
 	while (w->w_conns != NULL)
 		conn_close(w->w_conns, CLOSE_SHUTDOWN, "shutting down");
+}
+
+/* key, addr, worker: the identity part of admin output and events. */
+static cJSON *
+conn_event_data(struct conn *c)
+{
+	cJSON	*o = cJSON_CreateObject();
+	char	 k[KEY_TEXT_SIZE];
+
+	util_key_format(c->c_key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(o, "key", k);
+	cJSON_AddStringToObject(o, "addr", c->c_addr);
+	cJSON_AddNumberToObject(o, "worker", c->c_w->w_id);
+	return o;
+}
+
+struct ctl_list {
+	const char	*cl_prefix;
+	cJSON		*cl_arr;
+	size_t		 cl_n;
+};
+
+/* Registry read lock held: only immutable fields and relaxed counters. */
+static void
+ctl_list_one(void *obj, bool active, void *arg)
+{
+	struct conn	*c = obj;
+	struct ctl_list	*l = arg;
+	cJSON		*o;
+	char		 k[KEY_TEXT_SIZE];
+
+	(void)active;
+	util_key_format(c->c_key, NODEKEY_PREFIX, k);
+	if (l->cl_prefix != NULL && strncmp(k, l->cl_prefix,
+	    strlen(l->cl_prefix)) != 0 && strncmp(k + 8, l->cl_prefix,
+	    strlen(l->cl_prefix)) != 0)
+		return;
+	o = conn_event_data(c);
+	cJSON_AddNumberToObject(o, "connected_since", (double)c->c_since);
+	cJSON_AddBoolToObject(o, "home",
+	    __atomic_load_n(&c->c_preferred, __ATOMIC_RELAXED));
+	cJSON_AddBoolToObject(o, "mesh", c->c_mesh);
+	cJSON_AddBoolToObject(o, "prober", c->c_prober);
+	cJSON_AddBoolToObject(o, "duplicate",
+	    __atomic_load_n(&c->c_dup, __ATOMIC_RELAXED));
+	cJSON_AddNumberToObject(o, "packets_in", (double)stats_get(&c->c_pkts_in));
+	cJSON_AddNumberToObject(o, "bytes_in", (double)stats_get(&c->c_bytes_in));
+	cJSON_AddNumberToObject(o, "packets_out",
+	    (double)stats_get(&c->c_pkts_out));
+	cJSON_AddNumberToObject(o, "bytes_out",
+	    (double)stats_get(&c->c_bytes_out));
+	cJSON_AddNumberToObject(o, "drops",
+	    (double)__atomic_load_n(&c->c_drops, __ATOMIC_RELAXED));
+	cJSON_AddStringToObject(o, "admitted_by", c->c_admitted_by);
+	cJSON_AddBoolToObject(o, "admit_cached", c->c_admit_cached);
+	cJSON_AddItemToArray(l->cl_arr, o);
+	l->cl_n++;
+}
+
+size_t
+conn_ctl_list(struct derpd *env, const uint8_t *key, const char *prefix,
+    cJSON *arr)
+{
+	struct ctl_list l = { prefix, arr, 0 };
+
+	peers_foreach(env->d_peers, key, ctl_list_one, &l);
+	return l.cl_n;
+}
+
+static void
+ctl_kick_one(void *obj, bool active, void *arg)
+{
+	(void)active;
+	conn_kick(obj, 2);
+	(*(size_t *)arg)++;
+}
+
+size_t
+conn_ctl_kick(struct derpd *env, const uint8_t key[32])
+{
+	size_t n = 0;
+
+	peers_foreach(env->d_peers, key, ctl_kick_one, &n);
+	return n;
 }

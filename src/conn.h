@@ -4,6 +4,7 @@
 #define DERPD_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "peer.h"
@@ -30,6 +31,16 @@ void	conn_run_list(struct conn *list);
 void	conn_drop_list(struct conn *list);
 /* Drop owner references of closed conns (owner thread). */
 void	conn_reap_list(struct conn *list);
+struct derpd;
+struct cJSON;
+/*
+ * Admin handlers: append a JSON object per registered connection (of key
+ * only, or whose key text starts with prefix) to arr; returns how many.
+ */
+size_t	conn_ctl_list(struct derpd *, const uint8_t *key, const char *prefix,
+	    struct cJSON *arr);
+/* Close every connection of key (counted as "kicked"); returns how many. */
+size_t	conn_ctl_kick(struct derpd *, const uint8_t key[32]);
 /* Close every conn of worker w for shutdown (owner thread). */
 void	conn_close_all(struct worker *w);
 

@@ -47,6 +47,9 @@ struct derpd_conf {
 	bool	 dc_verbose;		/* --verbose */
 	bool	 dc_syslog;		/* --syslog */
 	struct auth_conf dc_auth;	/* admission flags */
+	char	 dc_admin_socket[108];	/* --admin-socket */
+	char	 dc_admin_group[64];	/* --admin-socket-group */
+	char	 dc_admin_socket_ro[108]; /* --admin-socket-ro */
 	/* derived by config_finish() */
 	bool	 dc_tls;
 	char	 dc_listen_host[256];
@@ -59,6 +62,7 @@ struct tls_state;
 struct worker;
 struct event_base;
 struct stun_server;
+struct control;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -73,6 +77,7 @@ struct derpd {
 	struct event_base	*d_base;	/* main thread: signals */
 	struct stun_server	*d_stun;
 	struct auth		*d_auth;	/* NULL: admission off */
+	struct control		*d_control;	/* NULL: no admin socket */
 	struct auth_conf	*d_auth_conf;
 	uint64_t		 d_next_conn_id;
 	int64_t			 d_start_time;

@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
+#include "control.h"
 #include "derpd.h"
 #include "keys.h"
 #include "listener.h"
@@ -162,6 +163,10 @@ main(int argc, char **argv)
 		    conf.dc_auth.ac_url[0] ? " url" : "");
 		auth_selfcheck(env.d_auth);
 	}
+	if (conf.dc_admin_socket[0] != '\0' && (env.d_control = control_new(&env,
+	    conf.dc_admin_socket, conf.dc_admin_group, conf.dc_admin_socket_ro,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
 	if (listener_open(conf.dc_listen_host, conf.dc_listen_port,
 	    conf.dc_workers, fds, bound, sizeof(bound), err, sizeof(err)) == -1)
 		fatalx("-a: %s", err);
@@ -207,6 +212,7 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	control_free(env.d_control);
 	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);
 	peers_free(env.d_peers);

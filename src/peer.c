@@ -376,3 +376,28 @@ peers_gauges(struct peers *p, struct peers_gauges *g)
 	g->pg_watchers = p->p_nwatch;
 	pthread_rwlock_unlock(&p->p_lock);
 }
+
+size_t
+peers_foreach(struct peers *p, const uint8_t *key,
+    void (*fn)(void *, bool, void *), void *arg)
+{
+	struct peer_entry	*e;
+	size_t			 n = 0;
+
+	pthread_rwlock_rdlock(&p->p_lock);
+	if (key != NULL) {
+		if ((e = find(p, key, NULL)) != NULL)
+			for (size_t i = 0; i < e->pe_n; i++, n++)
+				fn(e->pe_m[i].m_obj,
+				    e->pe_m[i].m_obj == e->pe_active, arg);
+	} else {
+		for (size_t h = 0; h < p->p_size; h++)
+			for (e = p->p_tab[h]; e != NULL; e = e->pe_next)
+				for (size_t i = 0; i < e->pe_n; i++, n++)
+					fn(e->pe_m[i].m_obj,
+					    e->pe_m[i].m_obj == e->pe_active,
+					    arg);
+	}
+	pthread_rwlock_unlock(&p->p_lock);
+	return n;
+}

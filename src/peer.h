@@ -83,6 +83,13 @@ int	peers_add_watcher(struct peers *, void *obj);
 /* Kick every conn of key. Returns how many were asked to close. */
 size_t	peers_kick_key(struct peers *, const uint8_t key[32]);
 void	peers_gauges(struct peers *, struct peers_gauges *);
+/*
+ * Call fn for every registered conn (of key only, when key is not NULL)
+ * with the read lock held; fn must not block or take the registry lock.
+ * Returns how many conns were visited.
+ */
+size_t	peers_foreach(struct peers *, const uint8_t *key,
+	    void (*fn)(void *obj, bool active, void *arg), void *arg);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_NO_MEMORY] = "no_memory",
 	[CLOSE_SHUTDOWN] = "shutdown",
 	[CLOSE_ADMISSION_DENIED] = "admission_denied",
+	[CLOSE_KICKED] = "kicked",
 };
 
 void

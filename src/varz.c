@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include <event2/buffer.h>
 
 #include "auth.h"
@@ -136,5 +138,48 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
 	    (long long)env->d_start_time,
 	    (long long)(time(NULL) - env->d_start_time), env->d_nworkers);
+	free(sum);
+}
+
+void
+varz_ctl_stats(struct derpd *env, cJSON *res)
+{
+	const struct stats	*blocks[DERPD_MAX_WORKERS + 1];
+	struct stats		*sum;
+	struct peers_gauges	 g;
+	size_t			 n = 0;
+	cJSON			*st = cJSON_AddObjectToObject(res, "stats");
+	cJSON			*dr = cJSON_AddObjectToObject(res, "drops");
+	cJSON			*cl = cJSON_AddObjectToObject(res, "closes");
+
+	if ((sum = malloc(sizeof(*sum))) == NULL)
+		return;
+	for (int i = 0; i < env->d_nworkers; i++)
+		blocks[n++] = &env->d_workers[i]->w_stats;
+	if (env->d_stun != NULL)
+		blocks[n++] = stun_server_stats(env->d_stun);
+	stats_sum(blocks, n, sum);
+	peers_gauges(env->d_peers, &g);
+	/* The same names as /debug/varz, one table for both. */
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+		cJSON_AddNumberToObject(st, metrics[i].m_name,
+		    (double)(int64_t)sum->st_c[metrics[i].m_id]);
+	cJSON_AddNumberToObject(st, "derp_clients_local", (double)g.pg_keys);
+	cJSON_AddNumberToObject(st, "derp_current_dup_client_keys",
+	    (double)g.pg_dup_keys);
+	cJSON_AddNumberToObject(st, "derp_current_dup_client_conns",
+	    (double)g.pg_dup_conns);
+	cJSON_AddNumberToObject(st, "uptime_sec",
+	    (double)(time(NULL) - env->d_start_time));
+	for (int r = 0; r < DROP__COUNT; r++) {
+		cJSON *o = cJSON_AddObjectToObject(dr, stats_drop_name(r));
+		cJSON_AddNumberToObject(o, "disco",
+		    (double)sum->st_drop_pkts[r][KIND_DISCO]);
+		cJSON_AddNumberToObject(o, "other",
+		    (double)sum->st_drop_pkts[r][KIND_OTHER]);
+	}
+	for (int r = 0; r < CLOSE__COUNT; r++)
+		cJSON_AddNumberToObject(cl, stats_close_name(r),
+		    (double)sum->st_close[r]);
 	free(sum);
 }

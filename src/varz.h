@@ -10,6 +10,9 @@ extern "C" {
 struct derpd;
 struct evbuffer;
 
+struct cJSON;
+/* "show stats": counters, drops by reason and kind, closes by reason. */
+void	varz_ctl_stats(struct derpd *env, struct cJSON *result);
 /* Append /debug/varz text for env to out (any worker thread). */
 void	varz_render(struct derpd *env, struct evbuffer *out);
 

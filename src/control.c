@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: ISC */
+/* control.c: the admin socket: framing, permissions, dispatch, monitor. */
+#include <errno.h>
+#include <grp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "control.h"
+#include "derpd.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+#include "varz.h"
+
+#define CTL_MONITOR_MAX_OUT	(1024 * 1024)
+
+struct ctl_client;
+
+struct control {
+	struct derpd		*ct_env;
+	struct evconnlistener	*ct_lis, *ct_lis_ro;
+	char			 ct_path[108], ct_ro_path[108];
+	struct ctl_client	*ct_clients;
+	int			 ct_monitors;	/* atomic */
+	/* events from worker threads */
+	pthread_mutex_t		 ct_ev_lock;
+	struct ev_item		*ct_ev_head, *ct_ev_tail;
+	int			 ct_efd;
+	struct event		*ct_evev;
+};
+
+struct ev_item {
+	struct ev_item	*e_next;
+	char		*e_line;	/* event minus the per-monitor id */
+	char		 e_name[32];
+};
+
+struct ctl_client {
+	struct control		*cc_ctl;
+	struct bufferevent	*cc_bev;
+	struct ctl_client	*cc_next;
+	int			 cc_ro;
+	int			 cc_monitor;
+	long long		 cc_monitor_id;
+	unsigned		 cc_uid;
+};
+
+/* A command: the pattern string is the wire name, usage and man page. */
+struct ctl_cmd {
+	const char	*cmd_name;
+	int		 cmd_ro_ok;	/* allowed on the read-only socket */
+	int		 (*cmd_fn)(struct control *, struct ctl_client *,
+			    cJSON *args, cJSON *result, char *err,
+			    size_t errlen, const char **code);
+};
+
+static int
+arg_key(cJSON *args, const char *name, uint8_t key[32], char *err,
+    size_t errlen)
+{
+	cJSON *k = args ? cJSON_GetObjectItemCaseSensitive(args, name) : NULL;
+
+	if (!cJSON_IsString(k)) {
+		snprintf(err, errlen, "missing argument \"%s\"", name);
+		return -1;
+	}
+	if (util_key_parse(k->valuestring, NODEKEY_PREFIX, key) != 0 &&
+	    util_hex_decode(k->valuestring, strlen(k->valuestring), key,
+	    32) != 0) {
+		snprintf(err, errlen, "\"%s\" is not a node key", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_show_clients(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	cJSON		*pfx = args ? cJSON_GetObjectItemCaseSensitive(args,
+			    "prefix") : NULL;
+	const char	*p = cJSON_IsString(pfx) ? pfx->valuestring : NULL;
+
+	(void)cc;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	conn_ctl_list(ct->ct_env, NULL, p,
+	    cJSON_AddArrayToObject(res, "clients"));
+	return 0;
+}
+
+static int
+cmd_show_client(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	uint8_t key[32];
+
+	(void)cc;
+	if (arg_key(args, "key", key, err, errlen) == -1) {
+		*code = "bad_request";
+		return -1;
+	}
+	if (conn_ctl_list(ct->ct_env, key, NULL,
+	    cJSON_AddArrayToObject(res, "clients")) == 0) {
+		snprintf(err, errlen, "no such client");
+		*code = "not_found";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_show_rejects(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)cc;
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	auth_ctl_rejects(ct->ct_env->d_auth, res);
+	return 0;
+}
+
+static int
+cmd_show_stats(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)cc;
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	varz_ctl_stats(ct->ct_env, res);
+	return 0;
+}
+
+static int
+cmd_show_admission(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)cc;
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	auth_ctl_admission(ct->ct_env->d_auth, res);
+	return 0;
+}
+
+static int
+cmd_kick(struct control *ct, struct ctl_client *cc, cJSON *args, cJSON *res,
+    char *err, size_t errlen, const char **code)
+{
+	uint8_t	 key[32];
+	size_t	 n;
+	char	 ks[8];
+
+	if (arg_key(args, "key", key, err, errlen) == -1) {
+		*code = "bad_request";
+		return -1;
+	}
+	if ((n = conn_ctl_kick(ct->ct_env, key)) == 0) {
+		snprintf(err, errlen, "no such client");
+		*code = "not_found";
+		return -1;
+	}
+	util_key_short(key, ks);
+	log_info("control: uid %u kicked %s (%zu connections)", cc->cc_uid,
+	    ks, n);
+	cJSON_AddNumberToObject(res, "kicked", (double)n);
+	return 0;
+}
+
+static int
+cmd_reload(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	struct derpd	*env = ct->ct_env;
+	cJSON		*ch = cJSON_AddArrayToObject(res, "changed");
+	cJSON		*un = cJSON_AddArrayToObject(res, "unchanged");
+	char		 e1[512] = "", e2[512] = "";
+	int		 failed = 0;
+
+	(void)args;
+	log_info("control: uid %u asked for a reload", cc->cc_uid);
+	if (env->d_tls != NULL) {
+		if (tls_reload(env->d_tls, e1, sizeof(e1)) == -1)
+			failed = 1;
+		else
+			cJSON_AddItemToArray(ch, cJSON_CreateString(
+			    "certificates"));
+	} else
+		cJSON_AddItemToArray(un, cJSON_CreateString("certificates"));
+	if (env->d_auth != NULL && env->d_auth_conf->ac_allow_file[0]) {
+		if (auth_reload(env->d_auth, e2, sizeof(e2)) == -1)
+			failed = 1;
+		else
+			cJSON_AddItemToArray(ch, cJSON_CreateString(
+			    "allowlist"));
+	} else
+		cJSON_AddItemToArray(un, cJSON_CreateString("allowlist"));
+	if (failed) {
+		snprintf(err, errlen, "reload failed, old configuration kept: "
+		    "%s%s%s", e1, e1[0] && e2[0] ? "; " : "", e2);
+		log_warnx("control: %s", err);
+		*code = "failed";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_log(struct control *ct, struct ctl_client *cc, cJSON *res, int v)
+{
+	(void)ct;
+	log_setverbose(v);
+	log_info("control: uid %u set logging %s", cc->cc_uid,
+	    v ? "verbose" : "brief");
+	cJSON_AddBoolToObject(res, "verbose", v);
+	return 0;
+}
+
+static int
+cmd_log_verbose(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	return cmd_log(ct, cc, res, 1);
+}
+
+static int
+cmd_log_brief(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	return cmd_log(ct, cc, res, 0);
+}
+
+static int
+cmd_monitor(struct control *ct, struct ctl_client *cc, cJSON *args,
+    cJSON *res, char *err, size_t errlen, const char **code)
+{
+	(void)args;
+	(void)err;
+	(void)errlen;
+	(void)code;
+	if (!cc->cc_monitor) {
+		cc->cc_monitor = 1;
+		__atomic_add_fetch(&ct->ct_monitors, 1, __ATOMIC_RELAXED);
+	}
+	cJSON_AddBoolToObject(res, "monitoring", 1);
+	return 0;
+}
+
+static const struct ctl_cmd ctl_cmds[] = {
+	{ .cmd_name = "show clients", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_clients },
+	{ .cmd_name = "show client", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_client },
+	{ .cmd_name = "show rejects", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_rejects },
+	{ .cmd_name = "show stats", .cmd_ro_ok = 1, .cmd_fn = cmd_show_stats },
+	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_admission },
+	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
+	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
+	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },
+	{ .cmd_name = "log brief", .cmd_fn = cmd_log_brief },
+	{ .cmd_name = "monitor", .cmd_fn = cmd_monitor },
+};
+
+static void
+client_free(struct ctl_client *cc)
+{
+	struct control		*ct = cc->cc_ctl;
+	struct ctl_client	**pp;
+
+	for (pp = &ct->ct_clients; *pp != NULL; pp = &(*pp)->cc_next)
+		if (*pp == cc) {
+			*pp = cc->cc_next;
+			break;
+		}
+	if (cc->cc_monitor)
+		__atomic_sub_fetch(&ct->ct_monitors, 1, __ATOMIC_RELAXED);
+	bufferevent_free(cc->cc_bev);
+	free(cc);
+}
+
+static void
+send_json(struct ctl_client *cc, cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	if (s == NULL)
+		return;
+	evbuffer_add(bufferevent_get_output(cc->cc_bev), s, strlen(s));
+	evbuffer_add(bufferevent_get_output(cc->cc_bev), "\n", 1);
+	free(s);
+}
+
+static void
+reply_error(struct ctl_client *cc, double id, const char *code,
+    const char *msg)
+{
+	cJSON *o = cJSON_CreateObject(), *e;
+
+	cJSON_AddNumberToObject(o, "v", CONTROL_VERSION);
+	cJSON_AddNumberToObject(o, "id", id);
+	cJSON_AddBoolToObject(o, "ok", 0);
+	e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", msg);
+	send_json(cc, o);
+	cJSON_Delete(o);
+}
+
+/* One request line: decode, check, dispatch, reply in order. */
+static void
+handle_line(struct ctl_client *cc, const char *line, size_t len)
+{
+	cJSON		*req, *v, *id, *cmd, *args, *reply, *res;
+	const char	*code = "failed";
+	char		 err[1024] = "";
+	double		 rid = 0;
+	size_t		 i;
+
+	if ((req = cJSON_ParseWithLength(line, len)) == NULL ||
+	    !cJSON_IsObject(req)) {
+		reply_error(cc, 0, "bad_request", "not a JSON object");
+		cJSON_Delete(req);
+		return;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(req, "v");
+	id = cJSON_GetObjectItemCaseSensitive(req, "id");
+	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+	args = cJSON_GetObjectItemCaseSensitive(req, "args");
+	if (cJSON_IsNumber(id))
+		rid = id->valuedouble;
+	if (!cJSON_IsNumber(v) || v->valueint != CONTROL_VERSION) {
+		reply_error(cc, rid, "bad_request", "unsupported protocol "
+		    "version (want \"v\":1)");
+		goto out;
+	}
+	if (!cJSON_IsString(cmd)) {
+		reply_error(cc, rid, "bad_request", "missing \"cmd\"");
+		goto out;
+	}
+	if (args != NULL && !cJSON_IsObject(args))
+		args = NULL;
+	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
+		if (strcmp(ctl_cmds[i].cmd_name, cmd->valuestring) == 0)
+			break;
+	if (i == sizeof(ctl_cmds) / sizeof(ctl_cmds[0])) {
+		reply_error(cc, rid, "unknown_command", "unknown command");
+		goto out;
+	}
+	if (cc->cc_ro && !ctl_cmds[i].cmd_ro_ok) {
+		reply_error(cc, rid, "permission_denied", "read-only socket: "
+		    "only show commands");
+		goto out;
+	}
+	reply = cJSON_CreateObject();
+	cJSON_AddNumberToObject(reply, "v", CONTROL_VERSION);
+	cJSON_AddNumberToObject(reply, "id", rid);
+	res = cJSON_CreateObject();
+	if (ctl_cmds[i].cmd_fn(cc->cc_ctl, cc, args, res, err, sizeof(err),
+	    &code) == -1) {
+		cJSON_Delete(res);
+		cJSON_Delete(reply);
+		reply_error(cc, rid, code, err);
+		goto out;
+	}
+	cJSON_AddBoolToObject(reply, "ok", 1);
+	cJSON_AddItemToObject(reply, "result", res);
+	send_json(cc, reply);
+	cJSON_Delete(reply);
+	if (strcmp(ctl_cmds[i].cmd_name, "monitor") == 0)
+		cc->cc_monitor_id = (long long)rid;
+out:
+	cJSON_Delete(req);
+}
+
+static void
+client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct ctl_client	*cc = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	char			*line;
+	size_t			 len;
+
+	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
+		if (len > CONTROL_MAX_LINE) {
+			free(line);
+			goto toolong;
+		}
+		if (len > 0)
+			handle_line(cc, line, len);
+		free(line);
+	}
+	if (evbuffer_get_length(in) > CONTROL_MAX_LINE)
+		goto toolong;
+	return;
+toolong:
+	log_info("control: uid %u sent a line over %d bytes; closing",
+	    cc->cc_uid, CONTROL_MAX_LINE);
+	client_free(cc);
+}
+
+static void
+client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	client_free(arg);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct control		*ct = arg;
+	struct ctl_client	*cc;
+	struct ucred		 cred;
+	socklen_t		 cl = sizeof(cred);
+
+	(void)sa;
+	(void)salen;
+	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
+		close(fd);
+		return;
+	}
+	cc->cc_ctl = ct;
+	cc->cc_ro = l == ct->ct_lis_ro;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		cc->cc_uid = cred.uid;
+	cc->cc_bev = bufferevent_socket_new(ct->ct_env->d_base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (cc->cc_bev == NULL) {
+		close(fd);
+		free(cc);
+		return;
+	}
+	log_debug("control: connection from uid %u pid %d%s", cc->cc_uid,
+	    (int)cred.pid, cc->cc_ro ? " (read-only)" : "");
+	bufferevent_setcb(cc->cc_bev, client_read_cb, NULL, client_event_cb,
+	    cc);
+	bufferevent_enable(cc->cc_bev, EV_READ | EV_WRITE);
+	cc->cc_next = ct->ct_clients;
+	ct->ct_clients = cc;
+}
+
+/* Broadcast queued events to monitors (main thread). */
+static void
+events_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control		*ct = arg;
+	struct ev_item		*list, *e;
+	struct ctl_client	*cc, *next;
+	uint64_t		 v;
+	char			 hdr[64];
+
+	(void)what;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("control: eventfd read");
+	pthread_mutex_lock(&ct->ct_ev_lock);
+	list = ct->ct_ev_head;
+	ct->ct_ev_head = ct->ct_ev_tail = NULL;
+	pthread_mutex_unlock(&ct->ct_ev_lock);
+	while ((e = list) != NULL) {
+		list = e->e_next;
+		for (cc = ct->ct_clients; cc != NULL; cc = next) {
+			struct evbuffer *out;
+
+			next = cc->cc_next;
+			if (!cc->cc_monitor)
+				continue;
+			out = bufferevent_get_output(cc->cc_bev);
+			if (evbuffer_get_length(out) > CTL_MONITOR_MAX_OUT) {
+				log_info("control: monitor of uid %u does not "
+				    "read; closing", cc->cc_uid);
+				client_free(cc);
+				continue;
+			}
+			snprintf(hdr, sizeof(hdr), "{\"v\":1,\"id\":%lld,",
+			    cc->cc_monitor_id);
+			evbuffer_add_printf(out, "%s%s\n", hdr, e->e_line);
+		}
+		free(e->e_line);
+		free(e);
+	}
+}
+
+int
+control_monitoring(struct control *ct)
+{
+	return ct != NULL &&
+	    __atomic_load_n(&ct->ct_monitors, __ATOMIC_RELAXED) > 0;
+}
+
+void
+control_event(struct control *ct, const char *event, cJSON *data)
+{
+	struct ev_item	*e;
+	char		*d;
+	size_t		 n;
+	int		 wake;
+	uint64_t	 one = 1;
+
+	if (ct == NULL || (d = cJSON_PrintUnformatted(data)) == NULL) {
+		cJSON_Delete(data);
+		return;
+	}
+	cJSON_Delete(data);
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		free(d);
+		return;
+	}
+	/* The rest of the line after {"v":1,"id":N, */
+	n = strlen(d) + strlen(event) + 32;
+	if ((e->e_line = malloc(n)) == NULL) {
+		free(d);
+		free(e);
+		return;
+	}
+	snprintf(e->e_line, n, "\"event\":\"%s\",\"data\":%s}", event, d);
+	free(d);
+	pthread_mutex_lock(&ct->ct_ev_lock);
+	wake = ct->ct_ev_head == NULL;
+	if (ct->ct_ev_tail != NULL)
+		ct->ct_ev_tail->e_next = e;
+	else
+		ct->ct_ev_head = e;
+	ct->ct_ev_tail = e;
+	pthread_mutex_unlock(&ct->ct_ev_lock);
+	if (wake && write(ct->ct_efd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		log_warn("control: eventfd write");
+}
+
+/* Refuse a directory others could use to swap the socket. */
+static int
+check_dir(const char *path, char *err, size_t errlen, const char *flag)
+{
+	char		 dir[108];
+	char		*slash;
+	struct stat	 st;
+
+	util_strlcpy(dir, path, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) == NULL)
+		util_strlcpy(dir, ".", sizeof(dir));
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1) {
+		snprintf(err, errlen, "%s: %s: %s", flag, dir, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen, "%s: directory %s is writable by others "
+		    "(mode %04o); refusing to put the admin socket there", flag,
+		    dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s: directory %s belongs to uid %u; "
+		    "refusing it", flag, dir, (unsigned)st.st_uid);
+		return -1;
+	}
+	return 0;
+}
+
+static struct evconnlistener *
+listen_unix(struct control *ct, const char *path, const char *group,
+    const char *flag, char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct evconnlistener	*l;
+	struct group		*gr = NULL;
+	mode_t			 old;
+	int			 fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "%s: path too long", flag);
+		return NULL;
+	}
+	if (check_dir(path, err, errlen, flag) == -1)
+		return NULL;
+	if (group != NULL && group[0] != '\0' && (gr = getgrnam(group)) ==
+	    NULL) {
+		snprintf(err, errlen, "-admin-socket-group: no group \"%s\"",
+		    group);
+		return NULL;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	util_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: %s exists and is not a "
+			    "socket", flag, path);
+			return NULL;
+		}
+		/* A socket nobody answers on is stale; a live one is not. */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd != -1 && connect(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0) {
+			close(fd);
+			snprintf(err, errlen, "%s: %s is in use by another "
+			    "process", flag, path);
+			return NULL;
+		}
+		if (fd != -1)
+			close(fd);
+		unlink(path);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		snprintf(err, errlen, "%s: socket: %s", flag, strerror(errno));
+		return NULL;
+	}
+	/* Never world-accessible, not even for an instant. */
+	old = umask(gr != NULL ? 0117 : 0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		snprintf(err, errlen, "%s: bind %s: %s", flag, path,
+		    strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	umask(old);
+	if (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) == -1) {
+		snprintf(err, errlen, "%s: chown %s: %s", flag, path,
+		    strerror(errno));
+		close(fd);
+		unlink(path);
+		return NULL;
+	}
+	if (listen(fd, 64) == -1 || (l = evconnlistener_new(
+	    ct->ct_env->d_base, accept_cb, ct, LEV_OPT_CLOSE_ON_FREE, -1,
+	    fd)) == NULL) {
+		snprintf(err, errlen, "%s: listen %s: %s", flag, path,
+		    strerror(errno));
+		close(fd);
+		unlink(path);
+		return NULL;
+	}
+	log_info("admin socket %s%s (mode %s)", path,
+	    strcmp(flag, "-admin-socket-ro") == 0 ? ", read-only" : "",
+	    gr != NULL ? "0660" : "0600");
+	return l;
+}
+
+struct control *
+control_new(struct derpd *env, const char *path, const char *group,
+    const char *ro_path, char *err, size_t errlen)
+{
+	struct control *ct;
+
+	if ((ct = calloc(1, sizeof(*ct))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ct->ct_env = env;
+	ct->ct_efd = -1;
+	pthread_mutex_init(&ct->ct_ev_lock, NULL);
+	if ((ct->ct_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (ct->ct_evev = event_new(env->d_base, ct->ct_efd,
+	    EV_READ | EV_PERSIST, events_cb, ct)) == NULL ||
+	    event_add(ct->ct_evev, NULL) == -1) {
+		snprintf(err, errlen, "-admin-socket: setup failed");
+		control_free(ct);
+		return NULL;
+	}
+	if ((ct->ct_lis = listen_unix(ct, path, group, "-admin-socket", err,
+	    errlen)) == NULL) {
+		control_free(ct);
+		return NULL;
+	}
+	util_strlcpy(ct->ct_path, path, sizeof(ct->ct_path));
+	if (ro_path != NULL && ro_path[0] != '\0') {
+		if ((ct->ct_lis_ro = listen_unix(ct, ro_path, group,
+		    "-admin-socket-ro", err, errlen)) == NULL) {
+			control_free(ct);
+			return NULL;
+		}
+		util_strlcpy(ct->ct_ro_path, ro_path, sizeof(ct->ct_ro_path));
+	}
+	return ct;
+}
+
+void
+control_free(struct control *ct)
+{
+	if (ct == NULL)
+		return;
+	while (ct->ct_clients != NULL)
+		client_free(ct->ct_clients);
+	if (ct->ct_lis != NULL) {
+		evconnlistener_free(ct->ct_lis);
+		unlink(ct->ct_path);
+	}
+	if (ct->ct_lis_ro != NULL) {
+		evconnlistener_free(ct->ct_lis_ro);
+		unlink(ct->ct_ro_path);
+	}
+	while (ct->ct_ev_head != NULL) {
+		struct ev_item *e = ct->ct_ev_head;
+		ct->ct_ev_head = e->e_next;
+		free(e->e_line);
+		free(e);
+	}
+	if (ct->ct_evev != NULL)
+		event_free(ct->ct_evev);
+	if (ct->ct_efd != -1)
+		close(ct->ct_efd);
+	pthread_mutex_destroy(&ct->ct_ev_lock);
+	free(ct);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * control.h: the admin socket. Newline-delimited JSON, versioned, with
+ * request ids; this file only frames and dispatches, the handlers live
+ * with the data they read (conn_ctl_*, auth_ctl_*, varz_ctl_*).
+ */
+#ifndef DERPD_CONTROL_H
+#define DERPD_CONTROL_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CONTROL_VERSION		1
+#define CONTROL_MAX_LINE	(64 * 1024)
+
+struct derpd;
+struct control;
+struct cJSON;
+
+/*
+ * Listen on path (mode 0600, or 0660 with group) and, if ro_path is not
+ * empty, on a read-only socket accepting only show commands. Runs on
+ * env->d_base. NULL with err naming the flag on failure.
+ */
+struct control *control_new(struct derpd *env, const char *path,
+	    const char *group, const char *ro_path, char *err, size_t errlen);
+/* Close the sockets and every admin connection; NULL is a no-op. */
+void	control_free(struct control *);
+/* True when someone runs "monitor" (cheap; any thread). */
+int	control_monitoring(struct control *);
+/*
+ * Broadcast an event to monitors (any thread). Takes ownership of data,
+ * a cJSON object.
+ */
+void	control_event(struct control *, const char *event, struct cJSON *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
