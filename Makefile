@@ -82,6 +82,7 @@ UNIT	 = tests/unit/config_test.cc \
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/relay_test.cc \
+	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc
 

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: ISC
+// control_test.cc: the admin socket against the real daemon: fields of
+// show clients, kick, rejects, reload, monitor, permissions, and bad
+// input from admin clients while packets are being relayed.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+
+namespace {
+
+// One admin connection speaking NDJSON.
+class Admin {
+public:
+	explicit Admin(const std::string &path)
+	{
+		struct sockaddr_un sun;
+
+		fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+		if (connect(fd_, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+			close(fd_);
+			fd_ = -1;
+		}
+	}
+	~Admin() { if (fd_ != -1) close(fd_); }
+	bool ok() const { return fd_ != -1; }
+	bool Send(const std::string &s)
+	{
+		size_t off = 0;
+		while (off < s.size()) {
+			ssize_t n = write(fd_, s.data() + off, s.size() - off);
+			if (n <= 0)
+				return false;
+			off += (size_t)n;
+		}
+		return true;
+	}
+	// Next line, "" on EOF or after timeout_ms.
+	std::string Line(int timeout_ms = 5000)
+	{
+		auto end = std::chrono::steady_clock::now() +
+		    std::chrono::milliseconds(timeout_ms);
+		for (;;) {
+			size_t nl = buf_.find('\n');
+			if (nl != std::string::npos) {
+				std::string l = buf_.substr(0, nl);
+				buf_.erase(0, nl + 1);
+				return l;
+			}
+			int left = (int)std::chrono::duration_cast<
+			    std::chrono::milliseconds>(end -
+			    std::chrono::steady_clock::now()).count();
+			if (left <= 0)
+				return "";
+			struct pollfd p = { fd_, POLLIN, 0 };
+			if (poll(&p, 1, left) <= 0)
+				return "";
+			char b[65536];
+			ssize_t n = read(fd_, b, sizeof(b));
+			if (n <= 0)
+				return "";
+			buf_.append(b, (size_t)n);
+		}
+	}
+	// Request cmd with args (JSON text or ""); returns the parsed reply.
+	cJSON *Do(const std::string &cmd, const std::string &args = "")
+	{
+		std::string r = "{\"v\":1,\"id\":" + std::to_string(++id_) +
+		    ",\"cmd\":\"" + cmd + "\"" +
+		    (args.empty() ? "" : ",\"args\":" + args) + "}\n";
+		if (!Send(r))
+			return nullptr;
+		std::string l = Line();
+		return l.empty() ? nullptr : cJSON_Parse(l.c_str());
+	}
+	int fd() const { return fd_; }
+	int id() const { return id_; }
+private:
+	int fd_ = -1;
+	int id_ = 0;
+	std::string buf_;
+};
+
+struct JsonDel {
+	void operator()(cJSON *j) const { cJSON_Delete(j); }
+};
+using Json = std::unique_ptr<cJSON, JsonDel>;
+
+bool
+IsOk(cJSON *r)
+{
+	return r != nullptr && cJSON_IsTrue(cJSON_GetObjectItem(r, "ok"));
+}
+
+std::string
+ErrCode(cJSON *r)
+{
+	cJSON *e = r ? cJSON_GetObjectItem(r, "error") : nullptr;
+	cJSON *c = e ? cJSON_GetObjectItem(e, "code") : nullptr;
+	return cJSON_IsString(c) ? c->valuestring : "";
+}
+
+cJSON *
+Result(cJSON *r, const char *name)
+{
+	cJSON *res = r ? cJSON_GetObjectItem(r, "result") : nullptr;
+	return res ? cJSON_GetObjectItem(res, name) : nullptr;
+}
+
+// The show-clients entry for key, or nullptr.
+cJSON *
+FindClient(cJSON *r, const std::string &key)
+{
+	cJSON *arr = Result(r, "clients"), *it;
+
+	cJSON_ArrayForEach(it, arr) {
+		cJSON *k = cJSON_GetObjectItem(it, "key");
+		if (cJSON_IsString(k) && key == k->valuestring)
+			return it;
+	}
+	return nullptr;
+}
+
+std::string
+NodeKey(derpc *c)
+{
+	return "nodekey:" + Hex(derpc_pub(c), 32);
+}
+
+class ControlTest : public DerpdTest {
+protected:
+	bool StartWithAdmin(std::vector<std::string> extra = {})
+	{
+		sock = d.dir + "/admin.sock";
+		extra.push_back("--admin-socket=" + sock);
+		return d.Start(extra);
+	}
+	std::string sock;
+};
+
+TEST_F(ControlTest, SocketIsPrivateAndRemovedAtExit)
+{
+	ASSERT_TRUE(StartWithAdmin({ "--admin-socket-ro=" + d.dir + "/ro.sock" }));
+	struct stat st;
+	ASSERT_EQ(stat(sock.c_str(), &st), 0);
+	EXPECT_TRUE(S_ISSOCK(st.st_mode));
+	EXPECT_EQ(st.st_mode & 0777, 0600u);
+	ASSERT_EQ(stat((d.dir + "/ro.sock").c_str(), &st), 0);
+	EXPECT_EQ(st.st_mode & 0777, 0600u);
+	EXPECT_TRUE(d.WaitLog("admin socket " + sock, 2000));
+	d.Stop();
+	EXPECT_NE(stat(sock.c_str(), &st), 0) << "socket left behind";
+}
+
+TEST_F(ControlTest, UnsafeDirectoryIsRefused)
+{
+	std::string open_dir = d.dir + "/open";
+	ASSERT_EQ(mkdir(open_dir.c_str(), 0777), 0);
+	ASSERT_EQ(chmod(open_dir.c_str(), 0777), 0);	/* no sticky bit */
+	int rc = d.RunToExit({ "--admin-socket=" + open_dir + "/a.sock" },
+	    5000);
+	EXPECT_NE(rc, 0);
+	EXPECT_NE(d.Log().find("-admin-socket"), std::string::npos) << d.Log();
+	EXPECT_NE(d.Log().find("writable by others"), std::string::npos);
+}
+
+TEST_F(ControlTest, ShowClientsFieldsAndDeparture)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	ASSERT_TRUE(SendRecv(a.get(), b.get(), "hello"));
+	ASSERT_EQ(derpc_note_preferred(a.get(), true), DERPC_OK);
+	Admin adm(sock);
+	ASSERT_TRUE(adm.ok());
+	Json r;
+	cJSON *ca = nullptr;
+	/* NotePreferred is handled asynchronously: poll briefly. */
+	for (int i = 0; i < 50; i++) {
+		r.reset(adm.Do("show clients"));
+		ASSERT_TRUE(IsOk(r.get()));
+		ca = FindClient(r.get(), NodeKey(a.get()));
+		if (ca && cJSON_IsTrue(cJSON_GetObjectItem(ca, "home")))
+			break;
+		usleep(20000);
+	}
+	ASSERT_NE(ca, nullptr);
+	cJSON *cb = FindClient(r.get(), NodeKey(b.get()));
+	ASSERT_NE(cb, nullptr);
+	EXPECT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(ca, "home")));
+	EXPECT_EQ(cJSON_GetObjectItem(ca, "packets_in")->valuedouble, 1);
+	EXPECT_EQ(cJSON_GetObjectItem(ca, "bytes_in")->valuedouble, 5);
+	EXPECT_EQ(cJSON_GetObjectItem(cb, "packets_out")->valuedouble, 1);
+	EXPECT_EQ(cJSON_GetObjectItem(cb, "bytes_out")->valuedouble, 5);
+	EXPECT_FALSE(cJSON_IsTrue(cJSON_GetObjectItem(ca, "mesh")));
+	EXPECT_FALSE(cJSON_IsTrue(cJSON_GetObjectItem(ca, "duplicate")));
+	EXPECT_STREQ(cJSON_GetObjectItem(ca, "admitted_by")->valuestring,
+	    "none");
+	std::string addr = cJSON_GetObjectItem(ca, "addr")->valuestring;
+	EXPECT_EQ(addr.rfind("127.0.0.1:", 0), 0u) << addr;
+	double since = cJSON_GetObjectItem(ca, "connected_since")->valuedouble;
+	EXPECT_NEAR(since, (double)time(nullptr), 60);
+	double w = cJSON_GetObjectItem(ca, "worker")->valuedouble;
+	EXPECT_TRUE(w == 0 || w == 1);
+
+	/* Prefix filter, and "show client" for one key. */
+	std::string hex = Hex(derpc_pub(a.get()), 32);
+	r.reset(adm.Do("show clients", "{\"prefix\":\"" + hex.substr(0, 10) +
+	    "\"}"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_EQ(cJSON_GetArraySize(Result(r.get(), "clients")), 1);
+	r.reset(adm.Do("show client", "{\"key\":\"" + NodeKey(b.get()) + "\"}"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_NE(FindClient(r.get(), NodeKey(b.get())), nullptr);
+
+	/* Leaving clients leave the list. */
+	std::string bkey = NodeKey(b.get());
+	b.reset();
+	bool gone = false;
+	for (int i = 0; i < 100 && !gone; i++) {
+		r.reset(adm.Do("show clients"));
+		gone = IsOk(r.get()) && FindClient(r.get(), bkey) == nullptr;
+		if (!gone)
+			usleep(20000);
+	}
+	EXPECT_TRUE(gone);
+	r.reset(adm.Do("show client", "{\"key\":\"" + bkey + "\"}"));
+	EXPECT_EQ(ErrCode(r.get()), "not_found");
+}
+
+TEST_F(ControlTest, KickClosesEveryConnectionOfTheKey)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Client a = d.Connect();
+	ASSERT_TRUE(a);
+	derpc_opts o = d.Opts();
+	o.priv = derpc_priv(a.get());
+	Client a2 = d.Connect(o);	/* a duplicate */
+	Client b = d.Connect();
+	ASSERT_TRUE(a2 && b);
+	Admin adm(sock);
+	Json r(adm.Do("kick", "{\"key\":\"" + NodeKey(a.get()) + "\"}"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_EQ(Result(r.get(), "kicked")->valuedouble, 2);
+	EXPECT_TRUE(ClosedWithin(a.get(), 3000));
+	EXPECT_TRUE(ClosedWithin(a2.get(), 3000));
+	EXPECT_EQ(d.WaitMetric("derpd_connections_closed{reason=\"kicked\"}", 2),
+	    2);
+	/* Others are untouched. */
+	Client c = d.Connect();
+	ASSERT_TRUE(c);
+	EXPECT_TRUE(SendRecv(c.get(), b.get(), "still here"));
+	r.reset(adm.Do("kick", "{\"key\":\"nodekey:" + std::string(64, '0') +
+	    "\"}"));
+	EXPECT_EQ(ErrCode(r.get()), "not_found");
+	r.reset(adm.Do("kick", "{\"key\":\"nonsense\"}"));
+	EXPECT_EQ(ErrCode(r.get()), "bad_request");
+}
+
+TEST_F(ControlTest, RejectsAreAggregatedByReasonAndSource)
+{
+	std::string allow = d.dir + "/allow";
+	std::ofstream(allow) << "# nobody yet\n";
+	ASSERT_TRUE(StartWithAdmin({ "--allow-keys=" + allow,
+	    "--auth-cache-deny-ttl=0" }));
+	uint8_t priv[32], pub[32];
+	derpc_keygen(priv, pub);
+	derpc_opts o = d.Opts();
+	o.priv = priv;
+	for (int i = 0; i < 3; i++) {
+		std::string err;
+		Client c = d.Connect(o, &err);
+		EXPECT_FALSE(c) << "refused client got ServerInfo";
+	}
+	Admin adm(sock);
+	Json r(adm.Do("show rejects"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *arr = Result(r.get(), "rejects");
+	ASSERT_EQ(cJSON_GetArraySize(arr), 1);
+	cJSON *e = cJSON_GetArrayItem(arr, 0);
+	EXPECT_STREQ(cJSON_GetObjectItem(e, "reason")->valuestring,
+	    "not_in_allowlist");
+	EXPECT_STREQ(cJSON_GetObjectItem(e, "source")->valuestring, "127.0.0.1");
+	EXPECT_EQ(cJSON_GetObjectItem(e, "count")->valuedouble, 3);
+	EXPECT_EQ(std::string(cJSON_GetObjectItem(e, "last_key")->valuestring),
+	    "nodekey:" + Hex(pub, 32));
+	EXPECT_LE(cJSON_GetObjectItem(e, "first_seen")->valuedouble,
+	    cJSON_GetObjectItem(e, "last_seen")->valuedouble);
+	EXPECT_EQ(cJSON_GetObjectItem(Result(r.get(), "totals"),
+	    "not_in_allowlist")->valuedouble, 3);
+	r.reset(adm.Do("show admission"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *ad = Result(r.get(), "admission");
+	EXPECT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(ad, "enabled")));
+	EXPECT_STREQ(cJSON_GetArrayItem(cJSON_GetObjectItem(ad, "backends"),
+	    0)->valuestring, "allowlist");
+
+	/* reload picks up the listed key. */
+	std::ofstream(allow) << "nodekey:" << Hex(pub, 32) << "\n";
+	r.reset(adm.Do("reload"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_STREQ(cJSON_GetArrayItem(Result(r.get(), "changed"),
+	    0)->valuestring, "allowlist");
+	Client ok = d.Connect(o);
+	EXPECT_TRUE(ok);
+}
+
+TEST_F(ControlTest, ReloadWithBrokenCertificateKeepsTheOldOne)
+{
+	std::string certs = d.dir + "/certs";
+	ASSERT_TRUE(StartWithAdmin({ "--certmode=manual",
+	    "--hostname=127.0.0.1", "--certdir=" + certs }));
+	ASSERT_TRUE(d.tls);
+	{
+		std::ofstream f(certs + "/127.0.0.1.crt", std::ios::trunc);
+		f << "-----BEGIN CERTIFICATE-----\ngarbage\n"
+		    "-----END CERTIFICATE-----\n";
+	}
+	Admin adm(sock);
+	Json r(adm.Do("reload"));
+	ASSERT_NE(r.get(), nullptr);
+	EXPECT_FALSE(IsOk(r.get()));
+	EXPECT_EQ(ErrCode(r.get()), "failed");
+	cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(r.get(), "error"),
+	    "message");
+	ASSERT_TRUE(cJSON_IsString(m));
+	EXPECT_NE(std::string(m->valuestring).find("old configuration kept"),
+	    std::string::npos) << m->valuestring;
+	/* The old certificate is still served. */
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	EXPECT_TRUE(SendRecv(a.get(), b.get(), "over tls"));
+}
+
+TEST_F(ControlTest, MonitorStreamsConnectAndDisconnect)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Admin mon(sock);
+	Json r(mon.Do("monitor"));
+	ASSERT_TRUE(IsOk(r.get()));
+	std::string key;
+	{
+		Client a = d.Connect();
+		ASSERT_TRUE(a);
+		key = NodeKey(a.get());
+		std::string l = mon.Line();
+		Json ev(cJSON_Parse(l.c_str()));
+		ASSERT_NE(ev.get(), nullptr) << l;
+		EXPECT_STREQ(cJSON_GetObjectItem(ev.get(), "event")->valuestring,
+		    "client.connect");
+		EXPECT_EQ(cJSON_GetObjectItem(ev.get(), "id")->valuedouble,
+		    mon.id());
+		EXPECT_EQ(std::string(cJSON_GetObjectItem(cJSON_GetObjectItem(
+		    ev.get(), "data"), "key")->valuestring), key);
+	}
+	std::string l = mon.Line();
+	Json ev(cJSON_Parse(l.c_str()));
+	ASSERT_NE(ev.get(), nullptr) << l;
+	EXPECT_STREQ(cJSON_GetObjectItem(ev.get(), "event")->valuestring,
+	    "client.disconnect");
+	EXPECT_STREQ(cJSON_GetObjectItem(cJSON_GetObjectItem(ev.get(), "data"),
+	    "reason")->valuestring, "eof");
+}
+
+TEST_F(ControlTest, ReadOnlySocketOnlyShows)
+{
+	std::string ro = d.dir + "/ro.sock";
+	ASSERT_TRUE(StartWithAdmin({ "--admin-socket-ro=" + ro }));
+	Admin adm(ro);
+	Json r(adm.Do("show stats"));
+	EXPECT_TRUE(IsOk(r.get()));
+	r.reset(adm.Do("reload"));
+	EXPECT_EQ(ErrCode(r.get()), "permission_denied");
+	r.reset(adm.Do("kick", "{\"key\":\"nodekey:" + std::string(64, 'a') +
+	    "\"}"));
+	EXPECT_EQ(ErrCode(r.get()), "permission_denied");
+	r.reset(adm.Do("log verbose"));
+	EXPECT_EQ(ErrCode(r.get()), "permission_denied");
+}
+
+TEST_F(ControlTest, BadInputGetsAnswersAndNeverHurtsTheDaemon)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	{
+		Admin adm(sock);
+		ASSERT_TRUE(adm.Send("this is not json\n"));
+		Json r(cJSON_Parse(adm.Line().c_str()));
+		EXPECT_EQ(ErrCode(r.get()), "bad_request");
+		r.reset(adm.Do("no such command"));
+		EXPECT_EQ(ErrCode(r.get()), "unknown_command");
+		ASSERT_TRUE(adm.Send("{\"v\":9,\"id\":1,\"cmd\":\"show stats\"}\n"));
+		r.reset(cJSON_Parse(adm.Line().c_str()));
+		EXPECT_EQ(ErrCode(r.get()), "bad_request");
+		/* Unknown fields are ignored. */
+		ASSERT_TRUE(adm.Send("{\"v\":1,\"id\":7,\"cmd\":\"show stats\","
+		    "\"extra\":[1,2]}\n"));
+		r.reset(cJSON_Parse(adm.Line().c_str()));
+		EXPECT_TRUE(IsOk(r.get()));
+		EXPECT_EQ(cJSON_GetObjectItem(r.get(), "id")->valuedouble, 7);
+	}
+	{
+		/* Over 64 KiB without a newline: the daemon hangs up. */
+		Admin adm(sock);
+		std::string big(70 * 1024, 'x');
+		adm.Send(big);
+		EXPECT_EQ(adm.Line(3000), "");
+		EXPECT_TRUE(d.WaitLog("over 65536 bytes", 3000));
+	}
+	{
+		/* Half a request, then gone. */
+		Admin adm(sock);
+		ASSERT_TRUE(adm.Send("{\"v\":1,\"id\":1,\"cmd\":\"show"));
+	}
+	Admin adm(sock);
+	Json r(adm.Do("show stats"));
+	EXPECT_TRUE(IsOk(r.get()));
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	EXPECT_TRUE(SendRecv(a.get(), b.get(), "fine"));
+}
+
+TEST_F(ControlTest, FiftyAdminClientsWhileRelaying)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	std::atomic<int> ok{0}, bad{0};
+	std::atomic<bool> stop{false};
+	/* Relay in the background, bounded in count. */
+	std::thread relay([&] {
+		uint8_t src[32];
+		char buf[2048];
+		for (int i = 0; i < 2000 && !stop; i++) {
+			if (derpc_send_packet(a.get(), derpc_pub(b.get()), "x",
+			    1) != DERPC_OK)
+				break;
+			size_t n;
+			if (derpc_recv_packet(b.get(), src, buf, sizeof(buf), &n,
+			    3000) != DERPC_OK)
+				break;
+		}
+	});
+	std::vector<std::thread> admins;
+	for (int t = 0; t < 50; t++)
+		admins.emplace_back([&] {
+			Admin adm(sock);
+			if (!adm.ok()) {
+				bad++;
+				return;
+			}
+			for (int i = 0; i < 10; i++) {
+				Json r(adm.Do(i % 2 ? "show clients" : "show stats"));
+				if (IsOk(r.get()))
+					ok++;
+				else
+					bad++;
+			}
+		});
+	for (auto &t : admins)
+		t.join();
+	stop = true;
+	relay.join();
+	EXPECT_EQ(ok.load(), 500);
+	EXPECT_EQ(bad.load(), 0);
+	EXPECT_TRUE(SendRecv(a.get(), b.get(), "after"));
+	EXPECT_EQ(d.Metric("derpd_connections_closed{reason=\"write_timeout\"}"),
+	    0);
+}
+
+} // namespace
