@@ -90,7 +90,8 @@ LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
 UNITBIN	 = $(UNIT:tests/unit/%.cc=$(B)/tests/unit/%)
 INTEGOBJ = $(INTEG:%.cc=$(B)/%.o)
-MANPAGES = man/derpd.8
+MANPAGES = man/derpd.8 \
+	   man/derpd-admission.7
 GTEST	 = -lgtest_main -lgtest
 
 all: $(B)/derpd $(B)/derpcat $(B)/loadgen $(UNITBIN) \
@@ -164,9 +165,12 @@ bench: $(B)/derpd $(B)/loadgen
 	@sh tests/bench/run.sh $(CURDIR)/$(B)
 
 install: $(B)/derpd
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 0755 $(B)/derpd $(DESTDIR)$(SBINDIR)/derpd
 	install -m 0644 man/derpd.8 $(DESTDIR)$(MANDIR)/man8/derpd.8
+	install -m 0644 man/derpd-admission.7 \
+	    $(DESTDIR)$(MANDIR)/man7/derpd-admission.7
 
 clean:
 	rm -rf build

@@ -107,6 +107,7 @@ struct auth {
 	struct auth_curl	*a_curl;
 	struct allowlist	*a_allow;
 	int			 a_closing;
+	uint64_t		 a_gen;		/* bumped by reload */
 	/* counters (atomic) */
 	uint64_t		 a_checks, a_hits, a_misses, a_joined;
 	uint64_t		 a_backend_reqs[NBACKENDS];
@@ -383,6 +384,27 @@ cache_remove(struct auth *a, struct centry *e)
 	free(e);
 }
 
+/* Keep chains short as the cache fills (-auth-cache-size may be large). */
+static void
+cache_grow(struct auth *a)
+{
+	size_t		 ns = a->a_tabsize * 2;
+	struct centry	**nt = calloc(ns, sizeof(*nt)), *e, *n;
+
+	if (nt == NULL)
+		return;
+	for (size_t i = 0; i < a->a_tabsize; i++)
+		for (e = a->a_tab[i]; e != NULL; e = n) {
+			size_t h = key_hash(e->ce_key, ns);
+			n = e->ce_hnext;
+			e->ce_hnext = nt[h];
+			nt[h] = e;
+		}
+	free(a->a_tab);
+	a->a_tab = nt;
+	a->a_tabsize = ns;
+}
+
 static struct centry *
 cache_add(struct auth *a, const uint8_t key[32])
 {
@@ -398,6 +420,8 @@ cache_add(struct auth *a, const uint8_t key[32])
 			cache_remove(a, victim);
 		victim = prev;
 	}
+	if (a->a_nentries >= a->a_tabsize)
+		cache_grow(a);
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
 	memcpy(e->ce_key, key, 32);
@@ -411,6 +435,20 @@ cache_add(struct auth *a, const uint8_t key[32])
 
 /* --- flights ------------------------------------------------------- */
 
+/* True when every waiter of a queued flight has been cancelled. */
+static int
+flight_abandoned(struct auth *a, struct auth_flight *f)
+{
+	int all = 1;
+
+	pthread_mutex_lock(&a->a_req_lock);
+	for (struct auth_req *r = f->f_waiters; r != NULL; r = r->r_next)
+		if (!r->r_cancelled)
+			all = 0;
+	pthread_mutex_unlock(&a->a_req_lock);
+	return all;
+}
+
 static void
 auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
     const char *backend)
@@ -420,6 +458,9 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 	int64_t		 ttl = reason == AUTH_OK ? a->a_conf.ac_allow_ttl_ms :
 			    a->a_conf.ac_deny_ttl_ms;
 
+	/* Decided under an allowlist that has since been reloaded: no cache. */
+	if (f->f_gen != a->a_gen)
+		ttl = 0;
 	if (e != NULL) {
 		e->ce_flight = NULL;
 		if (ttl > 0) {
@@ -436,15 +477,29 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 	}
 	free(f);
 	a->a_inflight--;
-	/* Start the next queued flight, if any. */
-	if (a->a_queue_head != NULL && !a->a_closing) {
+	/* Start the next queued flight whose clients are still waiting. */
+	while (a->a_queue_head != NULL && !a->a_closing) {
 		struct auth_flight *q = a->a_queue_head;
 		a->a_queue_head = q->f_next;
 		if (a->a_queue_head == NULL)
 			a->a_queue_tail = NULL;
 		q->f_next = NULL;
 		q->f_queued = 0;
+		if (flight_abandoned(a, q)) {
+			/* Everyone left: no backend request, nothing cached. */
+			struct centry *qe = cache_find(a, q->f_key);
+			if (qe != NULL)
+				cache_remove(a, qe);
+			for (struct auth_req *w = q->f_waiters, *wn; w != NULL;
+			    w = wn) {
+				wn = w->r_next;
+				req_unref(w);
+			}
+			free(q);
+			continue;
+		}
 		auth_start(a, q);
+		break;
 	}
 }
 
@@ -513,6 +568,7 @@ auth_process(struct auth *a, struct auth_req *r)
 		return;
 	}
 	f->f_auth = a;
+	f->f_gen = a->a_gen;
 	memcpy(f->f_key, r->r_key, 32);
 	memcpy(f->f_src, r->r_src, sizeof(f->f_src));
 	f->f_waiters = r;
@@ -663,17 +719,19 @@ auth_reload(struct auth *a, char *err, size_t errlen)
 {
 	struct allowlist *l;
 
-	if (a->a_conf.ac_allow_file[0] == '\0')
-		return 0;
-	if ((l = allowlist_load(a->a_conf.ac_allow_file, err, errlen)) == NULL)
-		return -1;
-	auth_set_allowlist(a, l);
-	/* Decisions made under the old list no longer hold. */
+	if (a->a_conf.ac_allow_file[0] != '\0') {
+		if ((l = allowlist_load(a->a_conf.ac_allow_file, err,
+		    errlen)) == NULL)
+			return -1;
+		auth_set_allowlist(a, l);
+		log_info("allowlist %s: %zu keys", a->a_conf.ac_allow_file,
+		    allowlist_count(l));
+	}
+	/* A reload forgets every decision, and those still being made. */
+	a->a_gen++;
 	for (size_t i = 0; i < a->a_tabsize; i++)
 		for (struct centry *e = a->a_tab[i]; e != NULL; e = e->ce_hnext)
 			e->ce_has_verdict = 0;
-	log_info("allowlist %s: %zu keys", a->a_conf.ac_allow_file,
-	    allowlist_count(l));
 	return 0;
 }
 

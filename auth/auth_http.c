@@ -16,7 +16,7 @@
 #include "log.h"
 #include "util.h"
 
-#define BODY_MAX	(64 * 1024)
+#define BODY_MAX	(4 * 1024 * 1024)	/* whois with a big CapMap */
 #define URL_BODY_READ	4096		/* Go decodes the first 4 KiB */
 
 struct hreq {
@@ -88,7 +88,12 @@ auth_url_classify(int curlcode, long status, const char *body, size_t len)
 		len = URL_BODY_READ;
 	if ((j = cJSON_ParseWithLength(body, len)) == NULL)
 		return AUTH_URL_BAD_RESPONSE;
-	allow = cJSON_GetObjectItem(j, "Allow");	/* case-insensitive */
+	/* Like Go: keys match case-insensitively and the last one wins. */
+	allow = NULL;
+	for (cJSON *it = j->child; cJSON_IsObject(j) && it != NULL;
+	    it = it->next)
+		if (it->string != NULL && strcasecmp(it->string, "Allow") == 0)
+			allow = it;
 	if (!cJSON_IsObject(j) || (allow != NULL && !cJSON_IsBool(allow)))
 		r = AUTH_URL_BAD_RESPONSE;
 	else
@@ -181,8 +186,10 @@ start(struct auth_flight *f, CURL *e, struct hreq *h, const char *backend)
 			curl_easy_cleanup(e);
 		hreq_free(h);
 		log_warnx("admission: cannot start a %s request", backend);
-		auth_flight_step(f, is_url ? AUTH_URL_UNREACHABLE :
-		    AUTH_TAILSCALED_UNREACHABLE);
+		/* Not reaching the URL is what fail-open is for. */
+		auth_flight_step(f, !is_url ? AUTH_TAILSCALED_UNREACHABLE :
+		    auth_conf_of(f->f_auth)->ac_url_fail_open ? AUTH_OK :
+		    AUTH_URL_UNREACHABLE);
 	}
 }
 

@@ -37,6 +37,7 @@ struct auth_flight {
 	struct auth_req		*f_waiters;
 	struct auth_flight	*f_next;	/* flights list or queue */
 	int			 f_queued;
+	uint64_t		 f_gen;		/* auth generation at start */
 	void			*f_backend_state;
 };
 

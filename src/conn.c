@@ -457,7 +457,9 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	if (r == CLOSE_EOF || r == CLOSE_HTTP_DONE || r == CLOSE_SHUTDOWN)
+	/* Refusals have their own rate-limited line (auth_note_reject). */
+	if (r == CLOSE_EOF || r == CLOSE_HTTP_DONE || r == CLOSE_SHUTDOWN ||
+	    r == CLOSE_ADMISSION_DENIED)
 		log_debug("conn %llu %s: closed: %s (%s)",
 		    (unsigned long long)c->c_id, c->c_addr,
 		    stats_close_name(r), why);
@@ -1003,8 +1005,9 @@ conn_read_client_info(struct conn *c)
 		conn_set_state(c, CONN_AUTH_PENDING);
 		io_pause_read(c->c_io);
 		evtimer_del(c->c_timer);
+		/* Room for both HTTP backends in a row, plus some queueing. */
 		conn_timer_set(c, (uint64_t)(env->d_conf->dc_handshake_timeout_ms +
-		    env->d_auth_conf->ac_timeout_ms));
+		    2 * env->d_auth_conf->ac_timeout_ms + 1000));
 		return 1;
 	}
 	conn_admit(c, shared, "none", 0);
@@ -1454,6 +1457,10 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		    "the handshake timeout");
 		break;
 	case CONN_AUTH_PENDING:
+		/* A verdict that arrived but was not acted on yet wins. */
+		conn_auth_poll(c);
+		if (c->c_state != CONN_AUTH_PENDING)
+			break;
 		auth_note_reject(c->c_env->d_auth, AUTH_TIMEOUT,
 		    (const struct sockaddr *)&c->c_sa, c->c_key);
 		conn_close(c, CLOSE_ADMISSION_DENIED, "admission check took "
