@@ -71,6 +71,7 @@ AUTH	 = auth/auth.c \
 TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
+	   tests/unit/auth_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
@@ -80,6 +81,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/util_test.cc
 
 INTEG	 = tests/integration/harness.cc \
+	   tests/integration/admission_test.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
