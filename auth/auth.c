@@ -108,6 +108,7 @@ struct auth {
 	struct allowlist	*a_allow;
 	int			 a_closing;
 	uint64_t		 a_gen;		/* bumped by reload */
+	int			 a_pumping;	/* inside auth_pump */
 	/* counters (atomic) */
 	uint64_t		 a_checks, a_hits, a_misses, a_joined;
 	uint64_t		 a_backend_reqs[NBACKENDS];
@@ -123,6 +124,7 @@ struct auth {
 };
 
 static void	auth_start(struct auth *, struct auth_flight *);
+static void	auth_pump(struct auth *);
 
 void
 auth_conf_defaults(struct auth_conf *c)
@@ -449,6 +451,43 @@ flight_abandoned(struct auth *a, struct auth_flight *f)
 	return all;
 }
 
+/*
+ * Start queued flights while there is room. A loop, not recursion: a
+ * flight that the allowlist settles at once finishes inside auth_start,
+ * and that nested finish must not start the next one itself.
+ */
+static void
+auth_pump(struct auth *a)
+{
+	if (a->a_pumping)
+		return;
+	a->a_pumping = 1;
+	while (a->a_queue_head != NULL && !a->a_closing &&
+	    a->a_inflight < a->a_conf.ac_max_inflight) {
+		struct auth_flight *q = a->a_queue_head;
+		a->a_queue_head = q->f_next;
+		if (a->a_queue_head == NULL)
+			a->a_queue_tail = NULL;
+		q->f_next = NULL;
+		q->f_queued = 0;
+		if (flight_abandoned(a, q)) {
+			/* Everyone left: no backend request, nothing cached. */
+			struct centry *qe = cache_find(a, q->f_key);
+			if (qe != NULL)
+				cache_remove(a, qe);
+			for (struct auth_req *w = q->f_waiters, *wn; w != NULL;
+			    w = wn) {
+				wn = w->r_next;
+				req_unref(w);
+			}
+			free(q);
+			continue;
+		}
+		auth_start(a, q);
+	}
+	a->a_pumping = 0;
+}
+
 static void
 auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
     const char *backend)
@@ -477,30 +516,7 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 	}
 	free(f);
 	a->a_inflight--;
-	/* Start the next queued flight whose clients are still waiting. */
-	while (a->a_queue_head != NULL && !a->a_closing) {
-		struct auth_flight *q = a->a_queue_head;
-		a->a_queue_head = q->f_next;
-		if (a->a_queue_head == NULL)
-			a->a_queue_tail = NULL;
-		q->f_next = NULL;
-		q->f_queued = 0;
-		if (flight_abandoned(a, q)) {
-			/* Everyone left: no backend request, nothing cached. */
-			struct centry *qe = cache_find(a, q->f_key);
-			if (qe != NULL)
-				cache_remove(a, qe);
-			for (struct auth_req *w = q->f_waiters, *wn; w != NULL;
-			    w = wn) {
-				wn = w->r_next;
-				req_unref(w);
-			}
-			free(q);
-			continue;
-		}
-		auth_start(a, q);
-		break;
-	}
+	auth_pump(a);
 }
 
 void

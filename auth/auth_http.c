@@ -65,11 +65,25 @@ auth_tailscaled_classify(int curlcode, long status, const char *body,
 		return AUTH_TAILSCALED_TOO_OLD;
 	if (status != 200 || body == NULL)
 		return AUTH_TAILSCALED_ERROR;
-	/* A 200 must carry a parseable JSON body, as derper requires. */
-	if ((j = cJSON_ParseWithLength(body, len)) == NULL)
-		return AUTH_TAILSCALED_ERROR;
-	cJSON_Delete(j);
-	return AUTH_OK;
+	/*
+	 * A 200 must carry one JSON object (Go's json.Unmarshal into a
+	 * struct: null is accepted, other types and trailing data are not).
+	 */
+	{
+		const char	*end = NULL;
+		int		 ok;
+
+		if ((j = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
+			return AUTH_TAILSCALED_ERROR;
+		ok = cJSON_IsObject(j) || cJSON_IsNull(j);
+		while (end != NULL && end < body + len && (*end == ' ' ||
+		    *end == '\t' || *end == '\n' || *end == '\r'))
+			end++;
+		if (end == NULL || end != body + len)
+			ok = 0;
+		cJSON_Delete(j);
+		return ok ? AUTH_OK : AUTH_TAILSCALED_ERROR;
+	}
 }
 
 enum auth_reason
