@@ -68,6 +68,11 @@ AUTH	 = auth/auth.c \
 	   auth/auth_curl.c \
 	   auth/auth_http.c
 
+ADMIN	 = admin/derpctl.c \
+	   admin/output_json.c \
+	   admin/output_text.c \
+	   admin/parser.c
+
 TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
@@ -92,11 +97,13 @@ LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
 UNITBIN	 = $(UNIT:tests/unit/%.cc=$(B)/tests/unit/%)
 INTEGOBJ = $(INTEG:%.cc=$(B)/%.o)
-MANPAGES = man/derpd.8 \
-	   man/derpd-admission.7
+MANPAGES = man/derpctl.8 \
+	   man/derpd.8 \
+	   man/derpd-admission.7 \
+	   man/derpd-control.7
 GTEST	 = -lgtest_main -lgtest
 
-all: $(B)/derpd $(B)/derpcat $(B)/loadgen $(UNITBIN) \
+all: $(B)/derpd $(B)/derpctl $(B)/derpcat $(B)/loadgen $(UNITBIN) \
 	$(B)/tests/integration_tests
 
 $(B)/%.o: %.c
@@ -111,6 +118,9 @@ $(B)/libderpd.a: $(LIBOBJ)
 	$(QAR)rm -f $@ && $(AR) rcs $@ $^
 
 $(B)/derpd: $(B)/src/main.o $(B)/libderpd.a
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/derpctl: $(ADMIN:%.c=$(B)/%.o) $(B)/libderpd.a
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/derpcat: $(B)/tests/lib/derpcat.o $(TLOBJ) $(B)/libderpd.a
@@ -157,22 +167,33 @@ asan:
 
 run: deps
 	@$(MAKE) --no-print-directory $(B)/derpd
-	@echo "derpd: dev relay on http://127.0.0.1:3340/derp, STUN on 127.0.0.1:3478"
-	@echo "try:   curl -i http://127.0.0.1:3340/derp/probe"
-	@echo "       curl -s http://127.0.0.1:3340/debug/varz | grep derp_"
-	@echo "       $(B)/derpcat -s http://127.0.0.1:3340/derp  (a test client)"
+	@$(MAKE) --no-print-directory $(B)/derpctl $(B)/derpcat
+	@echo "derpd: dev relay on http://127.0.0.1:3340/derp, STUN on 127.0.0.1:3478,"
+	@echo "       admin socket ./derpd.sock. In another shell, try:"
+	@echo "  $(B)/derpctl -s derpd.sock show stats"
+	@echo "  $(B)/derpcat -s http://127.0.0.1:3340/derp ping   (a test client)"
+	@echo "  $(B)/derpctl -s derpd.sock show clients"
+	@echo "  $(B)/derpctl -s derpd.sock monitor"
+	@echo "  curl -s http://127.0.0.1:3340/debug/varz | grep ^derp_"
 	$(B)/derpd --dev --verbose
 
 bench: $(B)/derpd $(B)/loadgen
 	@sh tests/bench/run.sh $(CURDIR)/$(B)
 
-install: $(B)/derpd
+UNITDIR	?= /etc/systemd/system
+COMPDIR	?= $(PREFIX)/share/bash-completion/completions
+
+install: $(B)/derpd $(B)/derpctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(B)/derpd $(DESTDIR)$(SBINDIR)/derpd
-	install -m 0644 man/derpd.8 $(DESTDIR)$(MANDIR)/man8/derpd.8
-	install -m 0644 man/derpd-admission.7 \
-	    $(DESTDIR)$(MANDIR)/man7/derpd-admission.7
+	install -m 0755 $(B)/derpctl $(DESTDIR)$(SBINDIR)/derpctl
+	install -m 0644 man/derpd.8 man/derpctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/derpd-admission.7 man/derpd-control.7 \
+	    $(DESTDIR)$(MANDIR)/man7/
+	install -m 0644 contrib/systemd/derpd.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 contrib/completion/derpctl.bash \
+	    $(DESTDIR)$(COMPDIR)/derpctl
 
 clean:
 	rm -rf build
@@ -181,5 +202,6 @@ clean:
 	asan run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
+	$(ADMIN:%.c=$(B)/%.d) \
 	$(B)/tests/bench/loadgen.d \
 	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d)

@@ -58,6 +58,7 @@ struct ctl_client {
 	int			 cc_monitor;
 	long long		 cc_monitor_id;
 	unsigned		 cc_uid;
+	int			 cc_eof;	/* peer done sending */
 };
 
 /* A command: the pattern string is the wire name, usage and man page. */
@@ -217,8 +218,13 @@ cmd_reload(struct control *ct, struct ctl_client *cc, cJSON *args,
 	} else
 		cJSON_AddItemToArray(un, cJSON_CreateString("allowlist"));
 	if (failed) {
-		snprintf(err, errlen, "reload failed, old configuration kept: "
-		    "%s%s%s", e1, e1[0] && e2[0] ? "; " : "", e2);
+		/* Each part is swapped alone: say which kept its old state. */
+		snprintf(err, errlen, "reload failed, old configuration kept "
+		    "for %s%s%s: %s%s%s%s", e1[0] ? "certificates" : "",
+		    e1[0] && e2[0] ? " and " : "", e2[0] ? "allowlist" : "",
+		    e1, e1[0] && e2[0] ? "; " : "", e2,
+		    cJSON_GetArraySize(ch) > 0 ? (e1[0] ?
+		    " (allowlist reloaded)" : " (certificates reloaded)") : "");
 		log_warnx("control: %s", err);
 		*code = "failed";
 		return -1;
@@ -430,11 +436,27 @@ toolong:
 }
 
 static void
+client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct ctl_client *cc = arg;
+
+	/* The peer half-closed: go once what it asked for is written. */
+	if (cc->cc_eof && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		client_free(cc);
+}
+
+static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	(void)what;
-	client_free(arg);
+	struct ctl_client *cc = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		cc->cc_eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	client_free(cc);
 }
 
 static void
@@ -465,8 +487,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	log_debug("control: connection from uid %u pid %d%s", cc->cc_uid,
 	    (int)cred.pid, cc->cc_ro ? " (read-only)" : "");
-	bufferevent_setcb(cc->cc_bev, client_read_cb, NULL, client_event_cb,
-	    cc);
+	bufferevent_setcb(cc->cc_bev, client_read_cb, client_write_cb,
+	    client_event_cb, cc);
 	bufferevent_enable(cc->cc_bev, EV_READ | EV_WRITE);
 	cc->cc_next = ct->ct_clients;
 	ct->ct_clients = cc;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -482,6 +483,94 @@ TEST_F(ControlTest, FiftyAdminClientsWhileRelaying)
 	EXPECT_TRUE(SendRecv(a.get(), b.get(), "after"));
 	EXPECT_EQ(d.Metric("derpd_connections_closed{reason=\"write_timeout\"}"),
 	    0);
+}
+
+// Run derpctl (next to $DERPD) with args; returns the exit status and
+// fills out/err.
+int
+Derpctl(const std::string &dir, const std::string &args, std::string *out,
+    std::string *err)
+{
+	const char *d = getenv("DERPD");
+	std::string bin = d ? std::string(d) : "build/derpd";
+	bin = bin.substr(0, bin.rfind('/') + 1) + "derpctl";
+	std::string o = dir + "/ctl.out", e = dir + "/ctl.err";
+	std::string cmd = bin + " " + args + " >" + o + " 2>" + e +
+	    " </dev/null";
+	int rc = system(cmd.c_str());
+	auto slurp = [](const std::string &p) {
+		std::ifstream f(p);
+		return std::string((std::istreambuf_iterator<char>(f)),
+		    std::istreambuf_iterator<char>());
+	};
+	*out = slurp(o);
+	*err = slurp(e);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST_F(ControlTest, DerpctlShowsClientsAsTableAndJson)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	ASSERT_TRUE(SendRecv(a.get(), b.get(), "ping"));
+	std::string out, err;
+	ASSERT_EQ(Derpctl(d.dir, "-s " + sock + " show clients", &out, &err),
+	    0) << err;
+	EXPECT_NE(out.find("KEY"), std::string::npos) << out;
+	EXPECT_NE(out.find("ADDR"), std::string::npos) << out;
+	std::string hex = Hex(derpc_pub(a.get()), 32);
+	EXPECT_NE(out.find(hex.substr(0, 6)), std::string::npos) << out;
+	printf("derpctl show clients:\n%s", out.c_str());
+	ASSERT_EQ(Derpctl(d.dir, "-j -s " + sock + " show clients", &out, &err),
+	    0) << err;
+	Json j(cJSON_Parse(out.c_str()));
+	ASSERT_NE(j.get(), nullptr) << out;
+	EXPECT_EQ(cJSON_GetArraySize(cJSON_GetObjectItem(j.get(), "clients")),
+	    2) << out;
+	/* Abbreviated, as bgpctl allows. */
+	EXPECT_EQ(Derpctl(d.dir, "-s " + sock + " sh st", &out, &err), 0) << err;
+	EXPECT_NE(out.find("derp_accepts"), std::string::npos) << out;
+}
+
+TEST_F(ControlTest, DerpctlKicksAndShowsRejects)
+{
+	std::string allow = d.dir + "/allow";
+	Client keep;
+	{
+		uint8_t priv[32], pub[32];
+		derpc_keygen(priv, pub);
+		std::ofstream(allow) << "nodekey:" << Hex(pub, 32) << "\n";
+		ASSERT_TRUE(StartWithAdmin({ "--allow-keys=" + allow }));
+		derpc_opts o = d.Opts();
+		o.priv = priv;
+		keep = d.Connect(o);
+		ASSERT_TRUE(keep);
+	}
+	for (int i = 0; i < 2; i++)
+		EXPECT_FALSE(d.Connect());	/* not listed: refused */
+	std::string out, err;
+	ASSERT_EQ(Derpctl(d.dir, "-s " + sock + " show rejects", &out, &err),
+	    0) << err;
+	EXPECT_NE(out.find("not_in_allowlist"), std::string::npos) << out;
+	EXPECT_NE(out.find("127.0.0.1"), std::string::npos) << out;
+	printf("derpctl show rejects:\n%s", out.c_str());
+	ASSERT_EQ(Derpctl(d.dir, "-s " + sock + " kick " +
+	    Hex(derpc_pub(keep.get()), 32), &out, &err), 0) << err;
+	EXPECT_TRUE(ClosedWithin(keep.get(), 3000));
+	EXPECT_EQ(Derpctl(d.dir, "-s " + sock + " kick " +
+	    Hex(derpc_pub(keep.get()), 32), &out, &err), 1);
+	EXPECT_NE(err.find("no such client"), std::string::npos) << err;
+}
+
+TEST_F(ControlTest, DerpctlSaysWhenDerpdIsNotRunning)
+{
+	std::string out, err;
+	EXPECT_EQ(Derpctl(d.dir, "-s " + d.dir + "/nothing.sock show stats",
+	    &out, &err), 1);
+	EXPECT_NE(err.find("not running"), std::string::npos) << err;
+	EXPECT_NE(Derpctl(d.dir, "-s " + d.dir + "/nothing.sock frobnicate",
+	    &out, &err), 0);
 }
 
 } // namespace
