@@ -30,7 +30,7 @@ CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) $(SAN) -MMD -MP \
 	   -Isrc -Iauth $(PKG_CFLAGS)
 CXXFLAGS ?=
 CXXFLAGS += -std=c++17 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(SAN) -MMD -MP \
-	   -Isrc -Iauth -Itests/lib $(PKG_CFLAGS)
+	   -Isrc -Iauth -Iadmin -Itests/lib $(PKG_CFLAGS)
 LDFLAGS	?=
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now $(SAN)
 LIBS	 = $(PKG_LIBS) -lpthread
@@ -77,6 +77,7 @@ TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
+	   tests/unit/derpctl_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
@@ -128,6 +129,10 @@ $(B)/derpcat: $(B)/tests/lib/derpcat.o $(TLOBJ) $(B)/libderpd.a
 
 $(B)/loadgen: $(B)/tests/bench/loadgen.o $(B)/libderpd.a
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/unit/derpctl_test: $(B)/tests/unit/derpctl_test.o $(B)/admin/parser.o \
+	$(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
