@@ -59,6 +59,7 @@ struct auth_req {
 	enum auth_reason r_reason;
 	const char	*r_backend;
 	int		 r_cached;
+	int		 r_fresh;		/* skip the cache */
 	auth_notify_cb	 r_notify;
 	void		*r_arg;
 	uint8_t		 r_key[32];
@@ -125,6 +126,8 @@ struct auth {
 
 static void	auth_start(struct auth *, struct auth_flight *);
 static void	auth_pump(struct auth *);
+static struct auth_req *auth_submit(struct auth *, const uint8_t *,
+		    const struct sockaddr *, auth_notify_cb, void *, int);
 
 void
 auth_conf_defaults(struct auth_conf *c)
@@ -268,6 +271,27 @@ struct auth_req *
 auth_check(struct auth *a, const uint8_t key[32], const struct sockaddr *src,
     auth_notify_cb notify, void *arg)
 {
+	return auth_submit(a, key, src, notify, arg, 0);
+}
+
+struct auth_req *
+auth_check_fresh(struct auth *a, const uint8_t key[32],
+    const struct sockaddr *src, auth_notify_cb notify, void *arg)
+{
+	return auth_submit(a, key, src, notify, arg, 1);
+}
+
+bool
+auth_reason_is_denial(enum auth_reason r)
+{
+	return r == AUTH_NOT_IN_ALLOWLIST || r == AUTH_NOT_IN_TAILNET ||
+	    r == AUTH_URL_DENIED;
+}
+
+static struct auth_req *
+auth_submit(struct auth *a, const uint8_t *key, const struct sockaddr *src,
+    auth_notify_cb notify, void *arg, int fresh)
+{
 	struct auth_req	*r;
 	int		 wake;
 	uint64_t	 one = 1;
@@ -278,6 +302,7 @@ auth_check(struct auth *a, const uint8_t key[32], const struct sockaddr *src,
 	r->r_refs = 2;		/* the caller's and the engine's */
 	r->r_notify = notify;
 	r->r_arg = arg;
+	r->r_fresh = fresh;
 	memcpy(r->r_key, key, 32);
 	src_text(src, r->r_src, sizeof(r->r_src));
 	__atomic_add_fetch(&a->a_checks, 1, __ATOMIC_RELAXED);
@@ -559,7 +584,7 @@ auth_process(struct auth *a, struct auth_req *r)
 	}
 	e = cache_find(a, r->r_key);
 	if (e != NULL && e->ce_has_verdict && e->ce_flight == NULL) {
-		if (util_now_ms() < e->ce_expires) {
+		if (!r->r_fresh && util_now_ms() < e->ce_expires) {
 			__atomic_add_fetch(&a->a_hits, 1, __ATOMIC_RELAXED);
 			lru_unlink(a, e);
 			lru_front(a, e);

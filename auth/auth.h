@@ -48,6 +48,7 @@ struct auth_conf {
 	int	 ac_cache_size;			/* --auth-cache-size */
 	int64_t	 ac_timeout_ms;			/* --auth-timeout */
 	int	 ac_max_inflight;		/* --auth-max-inflight */
+	int64_t	 ac_reverify_ms;		/* --auth-reverify, 0 off */
 };
 
 struct auth;
@@ -85,6 +86,14 @@ void	auth_selfcheck(struct auth *);
  */
 struct auth_req *auth_check(struct auth *, const uint8_t key[32],
 	    const struct sockaddr *src, auth_notify_cb notify, void *arg);
+/*
+ * Like auth_check, but never answered from the cache (the answer is
+ * still cached): for re-verifying live connections.
+ */
+struct auth_req *auth_check_fresh(struct auth *, const uint8_t key[32],
+	    const struct sockaddr *src, auth_notify_cb notify, void *arg);
+/* True for refusals that mean "this key is not welcome" (not outages). */
+bool	auth_reason_is_denial(enum auth_reason);
 /* 1 with the outcome once done, else 0. */
 int	auth_req_result(struct auth_req *, enum auth_reason *reason,
 	    const char **backend, int *cached);

@@ -81,6 +81,8 @@ static const struct flag_def flags[] = {
 	    "group of the admin sockets (mode 0660, else 0600)"),
 	STR("admin-socket-ro", dc_admin_socket_ro,
 	    "read-only admin socket: show commands only"),
+	{ "auth-reverify", FT_DURATION, OFF(dc_auth.ac_reverify_ms), 0, 1,
+	    "re-check live connections this often; 0 disables" },
 	{ "auth-max-inflight", FT_INT, OFF(dc_auth.ac_max_inflight), 0, 1,
 	    "backend requests at once; more wait in a queue" },
 	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
@@ -356,6 +358,14 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 	}
 	if (c->dc_auth.ac_allow_ttl_ms < 0 || c->dc_auth.ac_deny_ttl_ms < 0) {
 		snprintf(err, errlen, "-auth-cache-*-ttl: must not be negative");
+		return -1;
+	}
+	if (c->dc_auth.ac_reverify_ms < 0) {
+		snprintf(err, errlen, "-auth-reverify: must not be negative");
+		return -1;
+	}
+	if (c->dc_auth.ac_reverify_ms > 0 && c->dc_auth.ac_reverify_ms < 100) {
+		snprintf(err, errlen, "-auth-reverify: at least 100ms");
 		return -1;
 	}
 	if (c->dc_auth.ac_cache_size < 1) {

@@ -129,6 +129,7 @@ static cJSON	*conn_event_data(struct conn *);
 static void	conn_admit(struct conn *, const uint8_t *, const char *, int);
 static void	conn_auth_notify(void *);
 static void	conn_auth_poll(struct conn *);
+static void	conn_reverify_poll(struct conn *);
 static void	conn_read_frames(struct conn *);
 static void	conn_timer_cb(evutil_socket_t, short, void *);
 static void	conn_flush(struct conn *, int);
@@ -1513,6 +1514,11 @@ conn_flush(struct conn *c, int from_list)
 		conn_auth_poll(c);
 		return;
 	}
+	if (c->c_auth != NULL && c->c_state == CONN_ACTIVE) {
+		conn_reverify_poll(c);
+		if (c->c_state != CONN_ACTIVE)
+			return;
+	}
 	switch (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
 	case 1:
 		conn_close(c, CLOSE_CLOSE_PEER, "closed by a mesh peer");
@@ -1711,4 +1717,44 @@ conn_ctl_kick(struct derpd *env, const uint8_t key[32])
 
 	peers_foreach(env->d_peers, key, ctl_kick_one, &n);
 	return n;
+}
+
+/* A re-verification finished: a key that is no longer welcome goes. */
+static void
+conn_reverify_poll(struct conn *c)
+{
+	enum auth_reason	 reason;
+	const char		*backend;
+	int			 cached;
+
+	if (!auth_req_result(c->c_auth, &reason, &backend, &cached))
+		return;
+	auth_cancel(c->c_auth);
+	c->c_auth = NULL;
+	if (reason == AUTH_OK)
+		return;
+	if (!auth_reason_is_denial(reason)) {
+		/* An outage is not a verdict: keep the client, ask again. */
+		log_debug("conn %llu %s: re-verification inconclusive: %s",
+		    (unsigned long long)c->c_id, c->c_addr,
+		    auth_reason_name(reason));
+		return;
+	}
+	auth_note_reject(c->c_env->d_auth, AUTH_REVOKED,
+	    (const struct sockaddr *)&c->c_sa, c->c_key);
+	conn_close(c, CLOSE_REVOKED, "no longer admitted: %s (%s)",
+	    auth_reason_name(reason), backend);
+}
+
+void
+conn_reverify_all(struct worker *w)
+{
+	struct derpd	*env = w->w_env;
+
+	for (struct conn *c = w->w_conns; c != NULL; c = c->c_next) {
+		if (c->c_state != CONN_ACTIVE || c->c_mesh || c->c_auth != NULL)
+			continue;
+		c->c_auth = auth_check_fresh(env->d_auth, c->c_key,
+		    (const struct sockaddr *)&c->c_sa, conn_auth_notify, c);
+	}
 }

@@ -41,6 +41,8 @@ size_t	conn_ctl_list(struct derpd *, const uint8_t *key, const char *prefix,
 	    struct cJSON *arr);
 /* Close every connection of key (counted as "kicked"); returns how many. */
 size_t	conn_ctl_kick(struct derpd *, const uint8_t key[32]);
+/* Start a fresh admission check of every active non-mesh conn of w. */
+void	conn_reverify_all(struct worker *w);
 /* Close every conn of worker w for shutdown (owner thread). */
 void	conn_close_all(struct worker *w);
 

@@ -35,6 +35,7 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_SHUTDOWN] = "shutdown",
 	[CLOSE_ADMISSION_DENIED] = "admission_denied",
 	[CLOSE_KICKED] = "kicked",
+	[CLOSE_REVOKED] = "revoked",
 };
 
 void

@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "auth.h"
 #include "derpd.h"
 #include "log.h"
 #include "worker.h"
@@ -115,6 +116,14 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 	conn_reap_list(list);
 }
 
+static void
+worker_reverify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_reverify_all(arg);
+}
+
 static struct evconnlistener *
 listener_new(struct worker *w, int fd)
 {
@@ -159,6 +168,15 @@ worker_new(struct derpd *env, int id, int fd, int fd80)
 	if (w->w_inev == NULL || w->w_readyev == NULL || w->w_reapev == NULL ||
 	    w->w_retry == NULL || event_add(w->w_inev, NULL) == -1)
 		goto fail;
+	if (env->d_auth != NULL && env->d_auth_conf->ac_reverify_ms > 0) {
+		int64_t ms = env->d_auth_conf->ac_reverify_ms;
+		struct timeval tv = { (time_t)(ms / 1000),
+		    (suseconds_t)((ms % 1000) * 1000) };
+		w->w_reverify = event_new(w->w_base, -1, EV_PERSIST,
+		    worker_reverify_cb, w);
+		if (w->w_reverify == NULL || event_add(w->w_reverify, &tv) == -1)
+			goto fail;
+	}
 	if (fd != -1 && (w->w_lis = listener_new(w, fd)) == NULL)
 		goto fail;
 	if (fd80 != -1 && (w->w_lis80 = listener_new(w, fd80)) == NULL)
@@ -236,6 +254,8 @@ worker_free(struct worker *w)
 		event_free(w->w_reapev);
 	if (w->w_retry != NULL)
 		event_free(w->w_retry);
+	if (w->w_reverify != NULL)
+		event_free(w->w_reverify);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	if (w->w_efd != -1)

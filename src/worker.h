@@ -41,6 +41,7 @@ struct worker {
 	struct evconnlistener	*w_lis;
 	struct evconnlistener	*w_lis80;
 	struct event		*w_retry;	/* re-enable accept after EMFILE */
+	struct event		*w_reverify;	/* -auth-reverify ticker */
 	struct conn		*w_conns;	/* every live conn of this worker */
 	size_t			 w_nconns;
 };

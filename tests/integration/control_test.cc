@@ -563,6 +563,45 @@ TEST_F(ControlTest, DerpctlKicksAndShowsRejects)
 	EXPECT_NE(err.find("no such client"), std::string::npos) << err;
 }
 
+TEST_F(ControlTest, ReverifyClosesAKeyThatWasRemoved)
+{
+	std::string allow = d.dir + "/allow";
+	uint8_t pa[32], ka[32], pb[32], kb[32];
+	derpc_keygen(pa, ka);
+	derpc_keygen(pb, kb);
+	std::ofstream(allow) << "nodekey:" << Hex(ka, 32) << "\nnodekey:" <<
+	    Hex(kb, 32) << "\n";
+	ASSERT_TRUE(StartWithAdmin({ "--allow-keys=" + allow,
+	    "--auth-reverify=200ms" }));
+	derpc_opts o = d.Opts();
+	o.priv = pa;
+	Client a = d.Connect(o);
+	o.priv = pb;
+	Client b = d.Connect(o);
+	ASSERT_TRUE(a && b);
+	ASSERT_TRUE(SendRecv(a.get(), b.get(), "before"));
+	/* A leaves the list; B stays. */
+	std::ofstream(allow, std::ios::trunc) << "nodekey:" << Hex(kb, 32) <<
+	    "\n";
+	Admin adm(sock);
+	Json r(adm.Do("reload"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_TRUE(ClosedWithin(a.get(), 3000));
+	EXPECT_EQ(d.WaitMetric("derpd_admission_rejects{reason=\"revoked\"}",
+	    1), 1);
+	EXPECT_EQ(d.Metric("derpd_connections_closed{reason=\"revoked\"}"), 1);
+	/* B heard that A left, was re-verified too, and still relays. */
+	derpc_frame f;
+	EXPECT_TRUE(RecvType(b.get(), 0x08, &f, 3000));
+	usleep(500000);		/* a couple more re-verification rounds */
+	EXPECT_TRUE(SendRecv(b.get(), b.get(), "after"));
+	EXPECT_EQ(d.Metric("derpd_admission_rejects{reason=\"revoked\"}"), 1);
+	r.reset(adm.Do("show rejects"));
+	ASSERT_TRUE(IsOk(r.get()));
+	EXPECT_STREQ(cJSON_GetObjectItem(cJSON_GetArrayItem(Result(r.get(),
+	    "rejects"), 0), "reason")->valuestring, "revoked");
+}
+
 TEST_F(ControlTest, DerpctlSaysWhenDerpdIsNotRunning)
 {
 	std::string out, err;
