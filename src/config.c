@@ -360,6 +360,10 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "-auth-cache-*-ttl: must not be negative");
 		return -1;
 	}
+	if (c->dc_admin_socket_ro[0] != '\0' && c->dc_admin_socket[0] == '\0') {
+		snprintf(err, errlen, "-admin-socket-ro: needs -admin-socket");
+		return -1;
+	}
 	if (c->dc_auth.ac_reverify_ms < 0) {
 		snprintf(err, errlen, "-auth-reverify: must not be negative");
 		return -1;

@@ -257,6 +257,29 @@ TEST_F(Config, AdmissionFlags)
 	EXPECT_EQ(c.dc_auth.ac_max_inflight, 3);
 }
 
+TEST_F(Config, AdminSocketRoNeedsAdminSocket)
+{
+	struct derpd_conf c;
+	char err[512];
+	const char *argv[] = { "derpd", "-a", "127.0.0.1:0", "-c", "/tmp/k",
+	    "-admin-socket-ro=/tmp/ro.sock", "-auth-reverify=50ms" };
+
+	config_defaults(&c);
+	ASSERT_EQ(config_parse(&c, 6, (char **)argv, err, sizeof(err)),
+	    CONFIG_OK) << err;
+	ASSERT_EQ(config_finish(&c, err, sizeof(err)), -1);
+	EXPECT_NE(std::string(err).find("-admin-socket-ro"), std::string::npos)
+	    << err;
+	config_defaults(&c);
+	const char *argv2[] = { "derpd", "-a", "127.0.0.1:0", "-c", "/tmp/k",
+	    "-auth-reverify=50ms" };
+	ASSERT_EQ(config_parse(&c, 6, (char **)argv2, err, sizeof(err)),
+	    CONFIG_OK) << err;
+	ASSERT_EQ(config_finish(&c, err, sizeof(err)), -1);
+	EXPECT_NE(std::string(err).find("-auth-reverify"), std::string::npos)
+	    << err;
+}
+
 TEST_F(Config, MissingValue)
 {
 	std::string e = ParseErr({ "-a" });
