@@ -206,6 +206,19 @@ conn_schedule(struct worker *from, struct conn *c)
 		worker_wake(w);
 }
 
+/*
+ * With c_qlock held: claim c's place on a schedule list. True when the
+ * caller must list it (conn_schedule after unlocking).
+ */
+static int
+conn_claim_sched(struct conn *c)
+{
+	if (c->c_closed || c->c_sched)
+		return 0;
+	c->c_sched = 1;
+	return 1;
+}
+
 struct drop_ctx {
 	struct stats	*st;
 	struct conn	*c;	/* the receiver, NULL if none */
@@ -238,10 +251,7 @@ conn_enqueue_pkt(struct worker *from, struct conn *c, struct pkt *p)
 		return;
 	}
 	pktq_push(p->p_disco ? &c->c_discoq : &c->c_dataq, p, count_drop, &d);
-	if (!c->c_sched) {
-		c->c_sched = 1;
-		sched = 1;
-	}
+	sched = conn_claim_sched(c);
 	pthread_mutex_unlock(&c->c_qlock);
 	if (sched)
 		conn_schedule(from, c);
@@ -269,8 +279,10 @@ conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
 		int full = !c->c_closed;
 		pthread_mutex_unlock(&c->c_qlock);
 		free(m);
+		/* Another worker's counter: the one atomic add on it. */
 		if (full)
-			STAT_INC(&c->c_w->w_stats, STAT_CTL_DROPS);
+			__atomic_add_fetch(&c->c_w->w_stats.st_c[STAT_CTL_DROPS],
+			    1, __ATOMIC_RELAXED);
 		return;
 	}
 	if (c->c_ctl_tail != NULL)
@@ -279,10 +291,7 @@ conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
 		c->c_ctl_head = m;
 	c->c_ctl_tail = m;
 	c->c_nctl++;
-	if (!c->c_sched) {
-		c->c_sched = 1;
-		sched = 1;
-	}
+	sched = conn_claim_sched(c);
 	pthread_mutex_unlock(&c->c_qlock);
 	if (sched)
 		conn_schedule(from, c);
@@ -347,10 +356,7 @@ conn_kick(struct conn *c, int why)
 
 	__atomic_store_n(&c->c_kick, why, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&c->c_qlock);
-	if (!c->c_closed && !c->c_sched) {
-		c->c_sched = 1;
-		sched = 1;
-	}
+	sched = conn_claim_sched(c);
 	pthread_mutex_unlock(&c->c_qlock);
 	if (sched)
 		conn_schedule(NULL, c);
@@ -1065,10 +1071,7 @@ conn_auth_notify(void *arg)
 	int		 sched = 0;
 
 	pthread_mutex_lock(&c->c_qlock);
-	if (!c->c_closed && !c->c_sched) {
-		c->c_sched = 1;
-		sched = 1;
-	}
+	sched = conn_claim_sched(c);
 	pthread_mutex_unlock(&c->c_qlock);
 	if (sched)
 		conn_schedule(NULL, c);
