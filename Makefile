@@ -143,8 +143,11 @@ $(B)/tests/integration_tests: $(INTEGOBJ) $(TLOBJ) $(B)/libderpd.a
 deps:
 	@sh contrib/install-deps.sh
 
+# Builds use both cores; the test tiers run one after another (timing).
+JOBS	?= 2
+
 check: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory check-unit check-integration \
 	    check-interop check-man
 
@@ -163,7 +166,7 @@ check-man:
 	@echo "man pages: lint clean"
 
 asan:
-	$(MAKE) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) -j$(JOBS) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    all
 	$(MAKE) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
