@@ -61,223 +61,175 @@ struct ctl_client {
 	int			 cc_eof;	/* peer done sending */
 };
 
+/* One request being handled: what a command reads and writes. */
+struct ctl_call {
+	struct control		*k_ct;
+	struct ctl_client	*k_cc;
+	cJSON			*k_args;	/* may be NULL */
+	cJSON			*k_res;		/* the result object to fill */
+	char			 k_err[1024];	/* message when failing */
+	const char		*k_code;	/* error code when failing */
+};
+
 /* A command: the pattern string is the wire name, usage and man page. */
 struct ctl_cmd {
 	const char	*cmd_name;
 	int		 cmd_ro_ok;	/* allowed on the read-only socket */
-	int		 (*cmd_fn)(struct control *, struct ctl_client *,
-			    cJSON *args, cJSON *result, char *err,
-			    size_t errlen, const char **code);
+	int		 (*cmd_fn)(struct ctl_call *);	/* 0, or -1 with k_err */
 };
 
 static int
-arg_key(cJSON *args, const char *name, uint8_t key[32], char *err,
-    size_t errlen)
+ctl_fail(struct ctl_call *k, const char *code, const char *msg)
 {
-	cJSON *k = args ? cJSON_GetObjectItemCaseSensitive(args, name) : NULL;
+	k->k_code = code;
+	util_strlcpy(k->k_err, msg, sizeof(k->k_err));
+	return -1;
+}
 
-	if (!cJSON_IsString(k)) {
-		snprintf(err, errlen, "missing argument \"%s\"", name);
-		return -1;
+/* args.<name> as a node key (nodekey:<hex> or bare hex). */
+static int
+arg_key(struct ctl_call *k, const char *name, uint8_t key[32])
+{
+	cJSON	*v = k->k_args ? cJSON_GetObjectItemCaseSensitive(k->k_args,
+		    name) : NULL;
+	char	 msg[64];
+
+	if (!cJSON_IsString(v)) {
+		snprintf(msg, sizeof(msg), "missing argument \"%s\"", name);
+		return ctl_fail(k, "bad_request", msg);
 	}
-	if (util_key_parse(k->valuestring, NODEKEY_PREFIX, key) != 0 &&
-	    util_hex_decode(k->valuestring, strlen(k->valuestring), key,
+	if (util_key_parse(v->valuestring, NODEKEY_PREFIX, key) != 0 &&
+	    util_hex_decode(v->valuestring, strlen(v->valuestring), key,
 	    32) != 0) {
-		snprintf(err, errlen, "\"%s\" is not a node key", name);
-		return -1;
+		snprintf(msg, sizeof(msg), "\"%s\" is not a node key", name);
+		return ctl_fail(k, "bad_request", msg);
 	}
 	return 0;
 }
 
 static int
-cmd_show_clients(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_show_clients(struct ctl_call *k)
 {
-	cJSON		*pfx = args ? cJSON_GetObjectItemCaseSensitive(args,
-			    "prefix") : NULL;
-	const char	*p = cJSON_IsString(pfx) ? pfx->valuestring : NULL;
+	cJSON *p = k->k_args ? cJSON_GetObjectItemCaseSensitive(k->k_args,
+	    "prefix") : NULL;
 
-	(void)cc;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	conn_ctl_list(ct->ct_env, NULL, p,
-	    cJSON_AddArrayToObject(res, "clients"));
+	conn_ctl_list(k->k_ct->ct_env, NULL, cJSON_IsString(p) ?
+	    p->valuestring : NULL, cJSON_AddArrayToObject(k->k_res, "clients"));
 	return 0;
 }
 
 static int
-cmd_show_client(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_show_client(struct ctl_call *k)
 {
 	uint8_t key[32];
 
-	(void)cc;
-	if (arg_key(args, "key", key, err, errlen) == -1) {
-		*code = "bad_request";
+	if (arg_key(k, "key", key) == -1)
 		return -1;
-	}
-	if (conn_ctl_list(ct->ct_env, key, NULL,
-	    cJSON_AddArrayToObject(res, "clients")) == 0) {
-		snprintf(err, errlen, "no such client");
-		*code = "not_found";
-		return -1;
-	}
+	if (conn_ctl_list(k->k_ct->ct_env, key, NULL,
+	    cJSON_AddArrayToObject(k->k_res, "clients")) == 0)
+		return ctl_fail(k, "not_found", "no such client");
 	return 0;
 }
 
 static int
-cmd_show_rejects(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_show_rejects(struct ctl_call *k)
 {
-	(void)cc;
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	auth_ctl_rejects(ct->ct_env->d_auth, res);
+	auth_ctl_rejects(k->k_ct->ct_env->d_auth, k->k_res);
 	return 0;
 }
 
 static int
-cmd_show_stats(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_show_stats(struct ctl_call *k)
 {
-	(void)cc;
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	varz_ctl_stats(ct->ct_env, res);
+	varz_ctl_stats(k->k_ct->ct_env, k->k_res);
 	return 0;
 }
 
 static int
-cmd_show_admission(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_show_admission(struct ctl_call *k)
 {
-	(void)cc;
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	auth_ctl_admission(ct->ct_env->d_auth, res);
+	auth_ctl_admission(k->k_ct->ct_env->d_auth, k->k_res);
 	return 0;
 }
 
 static int
-cmd_kick(struct control *ct, struct ctl_client *cc, cJSON *args, cJSON *res,
-    char *err, size_t errlen, const char **code)
+cmd_kick(struct ctl_call *k)
 {
 	uint8_t	 key[32];
 	size_t	 n;
 	char	 ks[8];
 
-	if (arg_key(args, "key", key, err, errlen) == -1) {
-		*code = "bad_request";
+	if (arg_key(k, "key", key) == -1)
 		return -1;
-	}
-	if ((n = conn_ctl_kick(ct->ct_env, key)) == 0) {
-		snprintf(err, errlen, "no such client");
-		*code = "not_found";
-		return -1;
-	}
+	if ((n = conn_ctl_kick(k->k_ct->ct_env, key)) == 0)
+		return ctl_fail(k, "not_found", "no such client");
 	util_key_short(key, ks);
-	log_info("control: uid %u kicked %s (%zu connections)", cc->cc_uid,
-	    ks, n);
-	cJSON_AddNumberToObject(res, "kicked", (double)n);
+	log_info("control: uid %u kicked %s (%zu connections)",
+	    k->k_cc->cc_uid, ks, n);
+	cJSON_AddNumberToObject(k->k_res, "kicked", (double)n);
 	return 0;
 }
 
 static int
-cmd_reload(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_reload(struct ctl_call *k)
 {
-	struct derpd	*env = ct->ct_env;
-	cJSON		*ch = cJSON_AddArrayToObject(res, "changed");
-	cJSON		*un = cJSON_AddArrayToObject(res, "unchanged");
-	char		 e1[512] = "", e2[512] = "";
-	int		 failed = 0;
+	struct derpd	*env = k->k_ct->ct_env;
+	cJSON		*ch = cJSON_AddArrayToObject(k->k_res, "changed");
+	cJSON		*un = cJSON_AddArrayToObject(k->k_res, "unchanged");
+	char		 e1[400] = "", e2[400] = "";
 
-	(void)args;
-	log_info("control: uid %u asked for a reload", cc->cc_uid);
-	if (env->d_tls != NULL) {
-		if (tls_reload(env->d_tls, e1, sizeof(e1)) == -1)
-			failed = 1;
-		else
-			cJSON_AddItemToArray(ch, cJSON_CreateString(
-			    "certificates"));
-	} else
+	log_info("control: uid %u asked for a reload", k->k_cc->cc_uid);
+	if (env->d_tls == NULL)
 		cJSON_AddItemToArray(un, cJSON_CreateString("certificates"));
-	if (env->d_auth != NULL && env->d_auth_conf->ac_allow_file[0]) {
-		if (auth_reload(env->d_auth, e2, sizeof(e2)) == -1)
-			failed = 1;
-		else
-			cJSON_AddItemToArray(ch, cJSON_CreateString(
-			    "allowlist"));
-	} else
+	else if (tls_reload(env->d_tls, e1, sizeof(e1)) == 0)
+		cJSON_AddItemToArray(ch, cJSON_CreateString("certificates"));
+	if (env->d_auth == NULL || env->d_auth_conf->ac_allow_file[0] == '\0')
 		cJSON_AddItemToArray(un, cJSON_CreateString("allowlist"));
-	if (failed) {
-		/* Each part is swapped alone: say which kept its old state. */
-		snprintf(err, errlen, "reload failed, old configuration kept "
-		    "for %s%s%s: %s%s%s%s", e1[0] ? "certificates" : "",
-		    e1[0] && e2[0] ? " and " : "", e2[0] ? "allowlist" : "",
-		    e1, e1[0] && e2[0] ? "; " : "", e2,
-		    cJSON_GetArraySize(ch) > 0 ? (e1[0] ?
-		    " (allowlist reloaded)" : " (certificates reloaded)") : "");
-		log_warnx("control: %s", err);
-		*code = "failed";
-		return -1;
-	}
-	return 0;
+	else if (auth_reload(env->d_auth, e2, sizeof(e2)) == 0)
+		cJSON_AddItemToArray(ch, cJSON_CreateString("allowlist"));
+	if (e1[0] == '\0' && e2[0] == '\0')
+		return 0;
+	/* Each part is swapped alone: say which kept its old state. */
+	snprintf(k->k_err, sizeof(k->k_err), "reload failed, old configuration "
+	    "kept for %s%s%s: %s%s%s%s", e1[0] ? "certificates" : "",
+	    e1[0] && e2[0] ? " and " : "", e2[0] ? "allowlist" : "", e1,
+	    e1[0] && e2[0] ? "; " : "", e2, cJSON_GetArraySize(ch) > 0 ?
+	    (e1[0] ? " (allowlist reloaded)" : " (certificates reloaded)") : "");
+	log_warnx("control: %s", k->k_err);
+	k->k_code = "failed";
+	return -1;
 }
 
 static int
-cmd_log(struct control *ct, struct ctl_client *cc, cJSON *res, int v)
+cmd_log(struct ctl_call *k, int v)
 {
-	(void)ct;
 	log_setverbose(v);
-	log_info("control: uid %u set logging %s", cc->cc_uid,
+	log_info("control: uid %u set logging %s", k->k_cc->cc_uid,
 	    v ? "verbose" : "brief");
-	cJSON_AddBoolToObject(res, "verbose", v);
+	cJSON_AddBoolToObject(k->k_res, "verbose", v);
 	return 0;
 }
 
 static int
-cmd_log_verbose(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_log_verbose(struct ctl_call *k)
 {
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	return cmd_log(ct, cc, res, 1);
+	return cmd_log(k, 1);
 }
 
 static int
-cmd_log_brief(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_log_brief(struct ctl_call *k)
 {
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	return cmd_log(ct, cc, res, 0);
+	return cmd_log(k, 0);
 }
 
 static int
-cmd_monitor(struct control *ct, struct ctl_client *cc, cJSON *args,
-    cJSON *res, char *err, size_t errlen, const char **code)
+cmd_monitor(struct ctl_call *k)
 {
-	(void)args;
-	(void)err;
-	(void)errlen;
-	(void)code;
-	if (!cc->cc_monitor) {
-		cc->cc_monitor = 1;
-		__atomic_add_fetch(&ct->ct_monitors, 1, __ATOMIC_RELAXED);
+	if (!k->k_cc->cc_monitor) {
+		k->k_cc->cc_monitor = 1;
+		__atomic_add_fetch(&k->k_ct->ct_monitors, 1, __ATOMIC_RELAXED);
 	}
-	cJSON_AddBoolToObject(res, "monitoring", 1);
+	cJSON_AddBoolToObject(k->k_res, "monitoring", 1);
 	return 0;
 }
 
@@ -348,8 +300,7 @@ static void
 handle_line(struct ctl_client *cc, const char *line, size_t len)
 {
 	cJSON		*req, *v, *id, *cmd, *args, *reply, *res;
-	const char	*code = "failed";
-	char		 err[1024] = "";
+	struct ctl_call	*call;
 	double		 rid = 0;
 	size_t		 i;
 
@@ -388,17 +339,27 @@ handle_line(struct ctl_client *cc, const char *line, size_t len)
 		    "only show commands");
 		goto out;
 	}
+	call = calloc(1, sizeof(*call));
+	if (call == NULL) {
+		reply_error(cc, rid, "failed", "out of memory");
+		goto out;
+	}
+	call->k_ct = cc->cc_ctl;
+	call->k_cc = cc;
+	call->k_args = args;
+	call->k_res = cJSON_CreateObject();
+	call->k_code = "failed";
+	if (ctl_cmds[i].cmd_fn(call) == -1) {
+		reply_error(cc, rid, call->k_code, call->k_err);
+		cJSON_Delete(call->k_res);
+		free(call);
+		goto out;
+	}
 	reply = cJSON_CreateObject();
 	cJSON_AddNumberToObject(reply, "v", CONTROL_VERSION);
 	cJSON_AddNumberToObject(reply, "id", rid);
-	res = cJSON_CreateObject();
-	if (ctl_cmds[i].cmd_fn(cc->cc_ctl, cc, args, res, err, sizeof(err),
-	    &code) == -1) {
-		cJSON_Delete(res);
-		cJSON_Delete(reply);
-		reply_error(cc, rid, code, err);
-		goto out;
-	}
+	res = call->k_res;
+	free(call);
 	cJSON_AddBoolToObject(reply, "ok", 1);
 	cJSON_AddItemToObject(reply, "result", res);
 	send_json(cc, reply);
