@@ -608,17 +608,22 @@ listen_unix(struct control *ct, const char *path, const char *group,
 			    "socket", flag, path);
 			return NULL;
 		}
-		/* A socket nobody answers on is stale; a live one is not. */
+		/*
+		 * Only a socket that refuses connections is stale and may go;
+		 * a live one, or one we cannot probe, is left alone.
+		 */
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd != -1 && connect(fd, (struct sockaddr *)&sun,
-		    sizeof(sun)) == 0) {
-			close(fd);
+		if (fd == -1 || connect(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0 || errno != ECONNREFUSED) {
+			int e = errno;
+			if (fd != -1)
+				close(fd);
 			snprintf(err, errlen, "%s: %s is in use by another "
-			    "process", flag, path);
+			    "process or cannot be probed (%s)", flag, path,
+			    fd == -1 ? strerror(e) : "it answers");
 			return NULL;
 		}
-		if (fd != -1)
-			close(fd);
+		close(fd);
 		unlink(path);
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,

@@ -170,6 +170,36 @@ TEST_F(ControlTest, SocketIsPrivateAndRemovedAtExit)
 	EXPECT_NE(stat(sock.c_str(), &st), 0) << "socket left behind";
 }
 
+TEST_F(ControlTest, StaleSocketIsReplacedLiveOneIsNot)
+{
+	std::string path = d.dir + "/admin.sock";
+	{
+		/* A socket file left by a process that is gone. */
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		struct sockaddr_un sun;
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+		ASSERT_EQ(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+		close(fd);
+	}
+	ASSERT_TRUE(StartWithAdmin());
+	{
+		Admin adm(sock);
+		Json r(adm.Do("show stats"));
+		EXPECT_TRUE(IsOk(r.get()));
+	}
+	/* A second daemon on the same, live, path must refuse to start. */
+	Derpd other;
+	int rc = other.RunToExit({ "--admin-socket=" + sock }, 5000);
+	EXPECT_NE(rc, 0);
+	EXPECT_NE(other.Log().find("in use by another process"),
+	    std::string::npos) << other.Log();
+	Admin adm(sock);
+	Json r(adm.Do("show stats"));
+	EXPECT_TRUE(IsOk(r.get())) << "the first daemon's socket was taken";
+}
+
 TEST_F(ControlTest, UnsafeDirectoryIsRefused)
 {
 	std::string open_dir = d.dir + "/open";
