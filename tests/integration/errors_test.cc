@@ -15,22 +15,6 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t
-MsSince(Clock::time_point t)
-{
-	return std::chrono::duration_cast<std::chrono::milliseconds>(
-	    Clock::now() - t).count();
-}
-
-std::string
-Closed(const char *reason)
-{
-	return std::string("derpd_connections_closed{reason=\"") + reason +
-	    "\"}";
-}
-
 class ErrorsTest : public DerpdTest {
 protected:
 	// Dial, send the upgrade and read 101 + ServerKey.

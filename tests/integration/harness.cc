@@ -718,3 +718,24 @@ CertFileSHA256(const std::string &crt)
 	X509_free(x);
 	return Hex(md, 32);
 }
+
+int64_t
+MsSince(Clock::time_point t)
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(
+	    Clock::now() - t).count();
+}
+
+std::string
+Closed(const char *reason)
+{
+	return std::string("derpd_connections_closed{reason=\"") + reason +
+	    "\"}";
+}
+
+std::string
+Drop(const char *reason, const char *kind)
+{
+	return std::string("derp_packets_dropped{reason=\"") + reason +
+	    "\",kind=\"" + kind + "\"}";
+}

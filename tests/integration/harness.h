@@ -4,6 +4,7 @@
 #ifndef DERPD_IT_HARNESS_H
 #define DERPD_IT_HARNESS_H
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -116,6 +117,12 @@ protected:
 };
 
 // Helpers.
+using Clock = std::chrono::steady_clock;
+// Milliseconds since t.
+int64_t MsSince(Clock::time_point t);
+// Metric names: derpd_connections_closed{reason}, derp_packets_dropped.
+std::string Closed(const char *reason);
+std::string Drop(const char *reason, const char *kind);
 std::string Hex(const uint8_t *p, size_t n);
 // Receive frames (skipping KeepAlive) until type arrives; fails the test.
 ::testing::AssertionResult RecvType(derpc *c, uint8_t type,

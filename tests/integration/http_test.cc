@@ -11,15 +11,6 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t
-MsSince(Clock::time_point t)
-{
-	return std::chrono::duration_cast<std::chrono::milliseconds>(
-	    Clock::now() - t).count();
-}
-
 class HttpTest : public DerpdTest {};
 
 TEST_F(HttpTest, ProbeAndLatencyCheck)

@@ -19,29 +19,6 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t
-MsSince(Clock::time_point t)
-{
-	return std::chrono::duration_cast<std::chrono::milliseconds>(
-	    Clock::now() - t).count();
-}
-
-std::string
-Drop(const char *reason, const char *kind)
-{
-	return std::string("derp_packets_dropped{reason=\"") + reason +
-	    "\",kind=\"" + kind + "\"}";
-}
-
-std::string
-Closed(const char *reason)
-{
-	return std::string("derpd_connections_closed{reason=\"") + reason +
-	    "\"}";
-}
-
 class RelayTest : public DerpdTest {
 protected:
 	// Start with a mesh key file; mesh_ holds the key.
