@@ -88,6 +88,7 @@ UNIT	 = tests/unit/config_test.cc \
 
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
+	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \

@@ -15,7 +15,16 @@
 #include "util.h"
 
 #define IO_READ_CHUNK	(64 * 1024)
-#define IO_READ_BUDGET	(64 * 1024)	/* per callback, then yield */
+/*
+ * Fairness rule, part 1: one read callback takes at most IO_READ_BUDGET
+ * bytes from its socket, hands them to the connection, and yields. It asks
+ * to go on by activating its read event (edge-triggered: no new edge would
+ * come for bytes already queued); the worker's loop runs that activation
+ * only after it has polled the kernel and run due timers again (part 2,
+ * worker.c), so every ready connection is served once per turn whatever
+ * one connection sends.
+ */
+#define IO_READ_BUDGET	(64 * 1024)
 #define IO_WRITE_IOV	64
 
 struct io {
@@ -386,7 +395,7 @@ io_do_read(struct io *io)
 	}
 	if (total > 0 && !io->i_failed)
 		io->i_cbs.ic_read(io->i_arg);
-	/* Budget spent with data left: continue on the next loop turn. */
+	/* Budget spent with data left: go on after the others (see top). */
 	if (more && !io->i_dead && !io->i_failed && !io->i_read_stopped)
 		event_active(io->i_rev, EV_READ, 0);
 }

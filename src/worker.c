@@ -16,6 +16,9 @@
 #include "log.h"
 #include "worker.h"
 
+/* Callbacks per loop pass before the loop polls again (fairness). */
+#define WORKER_MAX_CALLBACKS	32
+
 static void
 worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -154,6 +157,18 @@ worker_new(struct derpd *env, int id, int fd, int fd80)
 	if ((cfg = event_config_new()) == NULL)
 		goto fail;
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+	/*
+	 * Fairness rule, part 2 (part 1 is the read budget in io.c): after
+	 * WORKER_MAX_CALLBACKS callbacks the loop polls the kernel and runs
+	 * due timers before it runs more. An event activated from inside a
+	 * callback (a connection that spent its read budget and asks to go
+	 * on) would otherwise run again in the same pass, and one flooding
+	 * client would keep epoll, timers and the inbox waiting until it
+	 * ran dry. With the limit it goes to the back of the line.
+	 */
+	if (event_config_set_max_dispatch_interval(cfg, NULL,
+	    WORKER_MAX_CALLBACKS, 0) == -1)
+		goto fail;
 	w->w_base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (w->w_base == NULL)
