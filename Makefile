@@ -4,6 +4,8 @@
 #   make check      install missing packages, build, run every test tier
 #   make bench      side-by-side benchmark against the Go derper
 #   make asan       unit + integration tests under ASan and UBSan
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (60), clang
+#   make check-fuzz-replay  the fuzz harnesses over their saved inputs
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -95,6 +97,16 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc
 
+# libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
+# LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
+# kept as tests/fuzz/regress/<name>/ (tests/fuzz/README).
+FUZZ	 = tests/fuzz/fuzz_clientinfo.c \
+	   tests/fuzz/fuzz_frame.c \
+	   tests/fuzz/fuzz_http.c \
+	   tests/fuzz/fuzz_keyfile.c \
+	   tests/fuzz/fuzz_meshkey.c \
+	   tests/fuzz/fuzz_stun.c
+
 LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
 UNITBIN	 = $(UNIT:tests/unit/%.cc=$(B)/tests/unit/%)
@@ -104,9 +116,11 @@ MANPAGES = man/derpctl.8 \
 	   man/derpd-admission.7 \
 	   man/derpd-control.7
 GTEST	 = -lgtest_main -lgtest
+FUZZNAMES = $(FUZZ:tests/fuzz/fuzz_%.c=%)
+REPLAYBIN = $(FUZZ:%.c=$(B)/%)
 
 all: $(B)/derpd $(B)/derpctl $(B)/derpcat $(B)/loadgen $(UNITBIN) \
-	$(B)/tests/integration_tests
+	$(B)/tests/integration_tests $(REPLAYBIN)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -141,6 +155,10 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
 $(B)/tests/integration_tests: $(INTEGOBJ) $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
+# A harness with tests/fuzz/replay.c as main(): no clang, no libFuzzer.
+$(REPLAYBIN): %: %.o $(B)/tests/fuzz/replay.o $(B)/libderpd.a
+	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 deps:
 	@sh contrib/install-deps.sh
 
@@ -149,11 +167,17 @@ JOBS	?= 2
 
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@$(MAKE) --no-print-directory check-unit check-integration \
-	    check-interop check-man
+	@$(MAKE) --no-print-directory check-unit check-fuzz-replay \
+	    check-integration check-interop check-man
 
 check-unit: $(UNITBIN)
 	@set -e; for t in $(UNITBIN); do echo "== $$t"; $$t --gtest_brief=1; done
+
+# Every saved fuzz input, seeds and past crashes, stays a test forever.
+check-fuzz-replay: $(REPLAYBIN)
+	@set -e; for n in $(FUZZNAMES); do \
+	    $(B)/tests/fuzz/fuzz_$$n tests/fuzz/corpus/$$n \
+	    tests/fuzz/regress/$$n; done
 
 check-integration: $(B)/derpd $(B)/tests/integration_tests
 	DERPD=$(CURDIR)/$(B)/derpd $(B)/tests/integration_tests --gtest_brief=1
@@ -172,7 +196,36 @@ asan:
 	    all
 	$(MAKE) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    check-unit check-integration
+	    check-unit check-fuzz-replay check-integration
+
+# make fuzz: the sources built by clang for libFuzzer with ASan and UBSan
+# in their own object dir; each harness links what it needs from
+# libderpd.a there. tests/fuzz/run.sh runs them one at a time.
+FZ	?= build/fuzz
+FUZZCC	?= clang
+FUZZ_SECONDS ?= 60
+FUZZCFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer $(WARN) \
+	   -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	   -MMD -MP -Isrc -Iauth $(PKG_CFLAGS)
+FUZZLIBOBJ = $(SRC:%.c=$(FZ)/%.o) $(AUTH:%.c=$(FZ)/%.o)
+FUZZBIN	 = $(FUZZ:tests/fuzz/%.c=$(FZ)/%)
+
+$(FUZZLIBOBJ): $(FZ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(QCC)$(FUZZCC) $(FUZZCFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FZ)/libderpd.a: $(FUZZLIBOBJ)
+	$(QAR)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZBIN): $(FZ)/%: tests/fuzz/%.c $(FZ)/libderpd.a
+	$(QLD)$(FUZZCC) $(FUZZCFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(FZ)/libderpd.a $(LIBS)
+
+fuzz: deps
+	@command -v $(FUZZCC) >/dev/null || \
+	    { echo "fuzz: $(FUZZCC) missing: contrib/install-deps.sh"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZBIN)
+	@sh tests/fuzz/run.sh $(FZ) $(FUZZ_SECONDS) $(FUZZNAMES)
 
 run: deps
 	@$(MAKE) --no-print-directory $(B)/derpd
@@ -207,10 +260,13 @@ install: $(B)/derpd $(B)/derpctl
 clean:
 	rm -rf build
 
-.PHONY: all deps check check-unit check-integration check-interop check-man \
+.PHONY: all deps check check-unit check-fuzz-replay check-integration \
+	check-interop check-man fuzz \
 	asan run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
 	$(ADMIN:%.c=$(B)/%.d) \
 	$(B)/tests/bench/loadgen.d \
-	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d)
+	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d) \
+	$(REPLAYBIN:=.d) $(B)/tests/fuzz/replay.d \
+	$(FUZZLIBOBJ:.o=.d) $(FUZZBIN:=.d)
