@@ -56,7 +56,14 @@ static const char *const state_names[] = {
 	"auth_pending", "active", "closing",
 };
 
-#define CTL_MAX_PENDING	4096
+#define CTL_MAX_PENDING	4096	/* PeerGone to a sender: drop and count */
+/*
+ * A watcher's live updates are protocol state: never dropped. A watcher
+ * that falls this far behind is closed (counted); it reconnects and gets
+ * a fresh snapshot. Its snapshot is streamed and costs no queue.
+ */
+#define WATCH_MAX_PENDING	(256 * 1024)
+#define WATCH_SNAPSHOT_STEP	256	/* keys per registry visit */
 #define CTL_FRAME_MAX	(FRAME_HDR_LEN + FRAME_PEERPRESENT_LEN)
 
 /* A small control frame queued by another thread. */
@@ -93,6 +100,7 @@ struct conn {
 	int			 c_notideal;
 	int			 c_preferred;
 	int			 c_watcher;
+	int			 c_watch_synced; /* snapshot fully sent */
 	int			 c_flushing;	/* inside conn_flush */
 	int			 c_dup;		/* atomic; set by registry */
 	int			 c_kick;	/* atomic; ClosePeer */
@@ -111,6 +119,8 @@ struct conn {
 	struct pktq		 c_discoq;	/* guarded by c_qlock */
 	struct ctlmsg		*c_ctl_head, *c_ctl_tail; /* c_qlock */
 	unsigned		 c_nctl;	/* guarded by c_qlock */
+	unsigned		 c_ctl_cap;	/* guarded by c_qlock */
+	int			 c_ctl_overflow; /* guarded by c_qlock */
 	struct conn		*c_sched_next;	/* on a schedule list */
 	/* owner-thread lists */
 	struct conn		*c_prev, *c_next;	/* w_conns */
@@ -261,6 +271,8 @@ conn_enqueue_pkt(struct worker *from, struct conn *c, struct pkt *p)
  * Queue a control frame for c. Called by any thread, sometimes with the
  * registry lock held, so it must not take the registry lock. from may be
  * NULL when the caller's worker is unknown; then the inbox path is used.
+ * Past c's cap (or out of memory) a frame to a sender is dropped and
+ * counted; a watcher is marked to be closed, as its state would be wrong.
  */
 static void
 conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
@@ -269,20 +281,29 @@ conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
 	struct ctlmsg	*m;
 	int		 sched = 0;
 
-	if ((m = malloc(sizeof(*m))) == NULL)
-		return;
-	m->cm_next = NULL;
-	m->cm_len = (uint8_t)len;
-	memcpy(m->cm_buf, buf, len);
+	if ((m = malloc(sizeof(*m))) != NULL) {
+		m->cm_next = NULL;
+		m->cm_len = (uint8_t)len;
+		memcpy(m->cm_buf, buf, len);
+	}
 	pthread_mutex_lock(&c->c_qlock);
-	if (c->c_closed || c->c_nctl >= CTL_MAX_PENDING) {
-		int full = !c->c_closed;
+	if (c->c_closed) {
+		pthread_mutex_unlock(&c->c_qlock);
+		free(m);
+		return;
+	}
+	if (m == NULL || c->c_nctl >= c->c_ctl_cap) {
+		if (c->c_ctl_cap == WATCH_MAX_PENDING && !c->c_ctl_overflow) {
+			c->c_ctl_overflow = 1;
+			sched = conn_claim_sched(c);
+		}
 		pthread_mutex_unlock(&c->c_qlock);
 		free(m);
 		/* Another worker's counter: the one atomic add on it. */
-		if (full)
-			__atomic_add_fetch(&c->c_w->w_stats.st_c[STAT_CTL_DROPS],
-			    1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&c->c_w->w_stats.st_c[STAT_CTL_DROPS], 1,
+		    __ATOMIC_RELAXED);
+		if (sched)
+			conn_schedule(from, c);
 		return;
 	}
 	if (c->c_ctl_tail != NULL)
@@ -310,12 +331,11 @@ ops_unref(void *obj)
 	conn_unref(obj);
 }
 
-static void
-ops_present(void *watcher, void *obj)
+/* PeerPresent for c into buf (CTL_FRAME_MAX); returns its length. */
+static size_t
+conn_build_present(const struct conn *c, uint8_t *buf)
 {
-	struct conn	*c = obj;
-	uint8_t		 buf[CTL_FRAME_MAX], flags = 0;
-	size_t		 n;
+	uint8_t flags = 0;
 
 	if (c->c_mesh)
 		flags |= PEER_PRESENT_MESH;
@@ -325,9 +345,16 @@ ops_present(void *watcher, void *obj)
 		flags |= PEER_PRESENT_NOT_IDEAL;
 	if (flags == 0)
 		flags = PEER_PRESENT_REGULAR;
-	n = frame_build_peer_present(buf, c->c_key,
+	return frame_build_peer_present(buf, c->c_key,
 	    (const struct sockaddr *)&c->c_sa, flags);
-	conn_enqueue_ctl(NULL, watcher, buf, n);
+}
+
+static void
+ops_present(void *watcher, void *obj)
+{
+	uint8_t	 buf[CTL_FRAME_MAX];
+
+	conn_enqueue_ctl(NULL, watcher, buf, conn_build_present(obj, buf));
 }
 
 static void
@@ -606,6 +633,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	pthread_mutex_init(&c->c_qlock, NULL);
 	pktq_init(&c->c_dataq, PKTQ_MAX_DEPTH);
 	pktq_init(&c->c_discoq, PKTQ_MAX_DEPTH);
+	c->c_ctl_cap = CTL_MAX_PENDING;
 	set_sockopts(env->d_conf, fd);
 	evutil_make_socket_nonblocking(fd);
 
@@ -1215,6 +1243,30 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
 	conn_unref(obj);
 }
 
+/* Snapshot callback, registry read lock held: PeerPresent of obj. */
+static void
+watch_emit(void *watcher, void *obj, void *arg)
+{
+	struct conn	*w = watcher;
+	uint8_t		 buf[CTL_FRAME_MAX];
+
+	(void)arg;
+	evbuffer_add(io_output(w->c_io), buf, conn_build_present(obj, buf));
+}
+
+/*
+ * Stream the registry snapshot to watcher c while its output has room;
+ * the drain callback brings us back for the rest (owner thread).
+ */
+static void
+conn_watch_pump(struct conn *c)
+{
+	while (c->c_watcher && !c->c_watch_synced && conn_out_has_room(c))
+		if (peers_watch_snapshot(c->c_env->d_peers, c,
+		    WATCH_SNAPSHOT_STEP, watch_emit, NULL))
+			c->c_watch_synced = 1;
+}
+
 /* Handle one complete frame of type/len at the head of in (header gone). */
 static void
 conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
@@ -1253,7 +1305,9 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 		uint8_t v;
 		evbuffer_remove(in, &v, 1);
 		if ((v != 0) != (c->c_preferred != 0)) {
-			c->c_preferred = v != 0;
+			/* Read by admin threads. */
+			__atomic_store_n(&c->c_preferred, v != 0,
+			    __ATOMIC_RELAXED);
 			if (v != 0)
 				STAT_INC(&w->w_stats, STAT_HOME_CONNECTIONS);
 			else
@@ -1274,9 +1328,14 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 		if (memcmp(c->c_key, c->c_env->d_key->sk_pub, 32) == 0 ||
 		    c->c_watcher)
 			break;
+		/* Live updates are protocol state from here on. */
+		pthread_mutex_lock(&c->c_qlock);
+		c->c_ctl_cap = WATCH_MAX_PENDING;
+		pthread_mutex_unlock(&c->c_qlock);
 		if (peers_add_watcher(c->c_env->d_peers, c) == 0) {
 			c->c_watcher = 1;
 			STAT_INC(&w->w_stats, STAT_WATCHERS);
+			conn_watch_pump(c);
 		}
 		break;
 	case FRAME_CLOSE_PEER: {
@@ -1478,6 +1537,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			evbuffer_add(io_output(c->c_io), ka,
 			    frame_build_keepalive(ka));
 			io_flush(c->c_io);
+			/* A failed write closed c and freed the timer. */
+			if (c->c_state != CONN_ACTIVE)
+				break;
 		}
 		conn_timer_set(c, c->c_keepalive_ms);
 		break;
@@ -1521,6 +1583,14 @@ conn_flush(struct conn *c, int from_list)
 		conn_reverify_poll(c);
 		if (c->c_state != CONN_ACTIVE)
 			return;
+	}
+	pthread_mutex_lock(&c->c_qlock);
+	more = c->c_ctl_overflow;
+	pthread_mutex_unlock(&c->c_qlock);
+	if (more) {
+		conn_close(c, CLOSE_WATCHER_OVERFLOW, "watcher more than %d "
+		    "updates behind", WATCH_MAX_PENDING);
+		return;
 	}
 	switch (__atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) {
 	case 1:
@@ -1591,6 +1661,13 @@ conn_flush(struct conn *c, int from_list)
 		/* Left over and the socket is full: the drain callback refills. */
 		if (!more || evbuffer_get_length(out) >= DERPD_OUT_HIGH_WATER)
 			break;
+	}
+	/* A full output buffer ends this; its drain callback resumes it. */
+	while (c->c_watcher && !c->c_watch_synced && conn_out_has_room(c)) {
+		conn_watch_pump(c);
+		io_flush(c->c_io);
+		if (c->c_state == CONN_CLOSING)
+			return;
 	}
 	c->c_flushing = 0;
 }

@@ -23,6 +23,23 @@ struct peer_entry {
 
 #define PEERS_MAX_KEPT	4096
 
+/*
+ * A watcher and its snapshot cursor. The snapshot is streamed, not
+ * queued: the watcher's owner pulls it bucket by bucket as its socket
+ * takes it (peers_watch_snapshot). Buckets are counted in the table size
+ * at enrolment (w_snap); the table only doubles, so snapshot bucket s is
+ * every current bucket b with b mod w_snap == s. A change to a key in a
+ * bucket the cursor has passed is sent live; a change to a key it has not
+ * reached is left to the snapshot, which will see the key's state then.
+ * Each key is announced exactly once, and PeerGone never precedes its
+ * PeerPresent.
+ */
+struct watch {
+	void			*w_obj;
+	size_t			 w_snap;	/* table size at enrolment */
+	size_t			 w_next;	/* next snapshot bucket */
+};
+
 struct peers {
 	const struct peers_ops	*p_ops;
 	pthread_rwlock_t	 p_lock;
@@ -30,7 +47,7 @@ struct peers {
 	size_t			 p_size;	/* power of two */
 	size_t			 p_keys, p_conns, p_dup_keys, p_dup_conns;
 	uint64_t		 p_seq;
-	void			**p_watch;
+	struct watch		*p_watch;
 	size_t			 p_nwatch, p_capwatch;
 };
 
@@ -128,11 +145,27 @@ grow(struct peers *p)
 	p->p_size = ns;
 }
 
+/* Has watcher w's snapshot passed key (so changes go live)? */
+static bool
+watch_passed(const struct watch *w, const uint8_t key[32])
+{
+	return w->w_next >= w->w_snap || key_hash(key, w->w_snap) < w->w_next;
+}
+
 static void
-notify_present(struct peers *p, void *obj)
+notify_present(struct peers *p, const uint8_t key[32], void *obj)
 {
 	for (size_t i = 0; i < p->p_nwatch; i++)
-		p->p_ops->po_present(p->p_watch[i], obj);
+		if (watch_passed(&p->p_watch[i], key))
+			p->p_ops->po_present(p->p_watch[i].w_obj, obj);
+}
+
+static void
+notify_gone(struct peers *p, const uint8_t key[32])
+{
+	for (size_t i = 0; i < p->p_nwatch; i++)
+		if (watch_passed(&p->p_watch[i], key))
+			p->p_ops->po_gone(p->p_watch[i].w_obj, key);
 }
 
 int
@@ -184,7 +217,7 @@ peers_add(struct peers *p, const uint8_t key[32], void *obj)
 		p->p_dup_conns++;
 		p->p_ops->po_set_dup(obj, true);
 	}
-	notify_present(p, obj);
+	notify_present(p, key, obj);
 	if (p->p_keys > p->p_size)
 		grow(p);
 	rc = 0;
@@ -234,7 +267,7 @@ peers_remove_sent(struct peers *p, const uint8_t key[32], void *obj,
 	}
 	pthread_rwlock_wrlock(&p->p_lock);
 	for (i = 0; i < p->p_nwatch; i++)
-		if (p->p_watch[i] == obj) {
+		if (p->p_watch[i].w_obj == obj) {
 			p->p_watch[i] = p->p_watch[--p->p_nwatch];
 			break;
 		}
@@ -259,8 +292,7 @@ peers_remove_sent(struct peers *p, const uint8_t key[32], void *obj,
 		free(e);
 		p->p_keys--;
 		last = true;
-		for (i = 0; i < p->p_nwatch; i++)
-			p->p_ops->po_gone(p->p_watch[i], key);
+		notify_gone(p, key);
 		goto out;
 	}
 	keep_sent(e, sent, nsent);
@@ -327,28 +359,61 @@ peers_add_watcher(struct peers *p, void *obj)
 
 	pthread_rwlock_wrlock(&p->p_lock);
 	for (size_t i = 0; i < p->p_nwatch; i++)
-		if (p->p_watch[i] == obj) {
+		if (p->p_watch[i].w_obj == obj) {
 			rc = 0;
 			goto out;
 		}
 	if (p->p_nwatch == p->p_capwatch) {
 		size_t nc = p->p_capwatch ? p->p_capwatch * 2 : 4;
-		void **nw = realloc(p->p_watch, nc * sizeof(*nw));
+		struct watch *nw = realloc(p->p_watch, nc * sizeof(*nw));
 		if (nw == NULL)
 			goto out;
 		p->p_watch = nw;
 		p->p_capwatch = nc;
 	}
-	for (size_t i = 0; i < p->p_size; i++)
-		for (struct peer_entry *e = p->p_tab[i]; e != NULL;
-		    e = e->pe_next)
-			if (e->pe_active != NULL)
-				p->p_ops->po_present(obj, e->pe_active);
-	p->p_watch[p->p_nwatch++] = obj;
+	p->p_watch[p->p_nwatch].w_obj = obj;
+	p->p_watch[p->p_nwatch].w_snap = p->p_size;
+	p->p_watch[p->p_nwatch].w_next = 0;
+	p->p_nwatch++;
 	rc = 0;
 out:
 	pthread_rwlock_unlock(&p->p_lock);
 	return rc;
+}
+
+int
+peers_watch_snapshot(struct peers *p, void *obj, size_t max,
+    void (*fn)(void *watcher, void *obj, void *arg), void *arg)
+{
+	struct watch	*w = NULL;
+	size_t		 n = 0;
+	int		 done;
+
+	/*
+	 * The read lock keeps writers out, and only obj's owner moves its
+	 * cursor, so advancing w_next under the read lock is safe.
+	 */
+	pthread_rwlock_rdlock(&p->p_lock);
+	for (size_t i = 0; i < p->p_nwatch; i++)
+		if (p->p_watch[i].w_obj == obj)
+			w = &p->p_watch[i];
+	if (w == NULL) {
+		pthread_rwlock_unlock(&p->p_lock);
+		return 1;
+	}
+	while (w->w_next < w->w_snap && n < max) {
+		for (size_t b = w->w_next; b < p->p_size; b += w->w_snap)
+			for (struct peer_entry *e = p->p_tab[b]; e != NULL;
+			    e = e->pe_next)
+				if (e->pe_active != NULL) {
+					fn(obj, e->pe_active, arg);
+					n++;
+				}
+		w->w_next++;
+	}
+	done = w->w_next >= w->w_snap;
+	pthread_rwlock_unlock(&p->p_lock);
+	return done;
 }
 
 size_t

@@ -78,8 +78,22 @@ enum peers_lookup peers_lookup(struct peers *, const uint8_t key[32],
 	    void **out);
 /* obj sent a frame: in a duplicate set it becomes the active conn. */
 void	peers_note_activity(struct peers *, const uint8_t key[32], void *obj);
-/* Enrol obj as a watcher; it gets PeerPresent for every active conn. */
+/*
+ * Enrol obj as a watcher: from now on it gets po_present and po_gone for
+ * every change, and the active conn of every key through
+ * peers_watch_snapshot, each key exactly once and in order. 0, or -1 on
+ * allocation failure.
+ */
 int	peers_add_watcher(struct peers *, void *obj);
+/*
+ * Stream watcher obj's snapshot: call fn(obj, conn, arg) for the active
+ * conn of the keys in the next buckets, about max of them, with the read
+ * lock held (fn must not block or take the registry lock). Returns 1 when
+ * the snapshot is complete (or obj is not a watcher), 0 when more is left.
+ * Only obj's owner thread may call it.
+ */
+int	peers_watch_snapshot(struct peers *, void *obj, size_t max,
+	    void (*fn)(void *watcher, void *obj, void *arg), void *arg);
 /* Kick every conn of key. Returns how many were asked to close. */
 size_t	peers_kick_key(struct peers *, const uint8_t key[32]);
 void	peers_gauges(struct peers *, struct peers_gauges *);

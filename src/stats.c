@@ -36,6 +36,7 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_ADMISSION_DENIED] = "admission_denied",
 	[CLOSE_KICKED] = "kicked",
 	[CLOSE_REVOKED] = "revoked",
+	[CLOSE_WATCHER_OVERFLOW] = "watcher_overflow",
 };
 
 void

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <set>
 #include <string>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -23,7 +24,38 @@
 namespace {
 
 class HostileTest : public DerpdTest {
+protected:
+	// Start with a mesh key file; mesh_ holds the key.
+	bool StartMesh(const std::vector<std::string> &extra = {})
+	{
+		randombytes_buf(mesh_, sizeof(mesh_));
+		std::string path = d.dir + "/mesh.key";
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd == -1)
+			return false;
+		std::string text = Hex(mesh_, 32) + "\n";
+		bool ok = write(fd, text.data(), text.size()) ==
+		    (ssize_t)text.size();
+		close(fd);
+		std::vector<std::string> args = { "--mesh-psk-file=" + path };
+		args.insert(args.end(), extra.begin(), extra.end());
+		return ok && d.Start(args);
+	}
+
+	uint8_t mesh_[32];
 };
+
+// Raise the soft open-files limit to the hard one (the daemon inherits it).
+void
+RaiseNoFile()
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 // Write-everything helper for a raw plain socket (no TLS).
 bool
@@ -125,6 +157,86 @@ TEST_F(HostileTest, FloodDoesNotFreezeItsWorker)
 	// Generous for a loaded 2-core machine and sanitizer builds; the
 	// unfair loop took 1,500-2,000 ms.
 	EXPECT_LT(worst, 300) << "a flooding client froze its worker";
+}
+
+// A mesh watcher of 15,000 clients hears of every one of them exactly
+// once, whether they were there before it watched (the snapshot) or came
+// while it was not reading (live updates, held back by its full socket),
+// and of every departure after the arrival. Before: the control queue held
+// 4,096 frames and the rest were dropped.
+TEST_F(HostileTest, WatcherOf15000ClientsMissesNone)
+{
+	const int n = 15000;
+	RaiseNoFile();
+	struct rlimit rl;
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+	if (rl.rlim_cur < (rlim_t)n + 500)
+		GTEST_SKIP() << "needs " << n + 500 << " open files, have "
+		    << rl.rlim_cur;
+	ASSERT_TRUE(StartMesh());
+	std::string err;
+	std::vector<Client> cs;
+	cs.reserve(n);
+	auto t0 = Clock::now();
+	for (int i = 0; i < n / 2; i++) {
+		cs.push_back(d.Connect(&err));
+		ASSERT_TRUE(cs.back()) << i << ": " << err;
+	}
+	derpc_opts o = d.Opts();
+	o.mesh_key = mesh_;
+	o.rcvbuf = 4096;	/* so that it falls behind */
+	Client w = d.Connect(o, &err);
+	ASSERT_TRUE(w) << err;
+	ASSERT_EQ(DERPC_OK, derpc_watch_conns(w.get()));
+	for (int i = n / 2; i < n; i++) {
+		cs.push_back(d.Connect(&err));
+		ASSERT_TRUE(cs.back()) << i << ": " << err;
+	}
+	printf("watcher: %d clients connected in %lld ms\n", n,
+	    (long long)MsSince(t0));
+
+	std::set<std::string> want, present, gone;
+	for (auto &c : cs)
+		want.insert(std::string((const char *)derpc_pub(c.get()), 32));
+	want.insert(std::string((const char *)derpc_pub(w.get()), 32));
+	auto deadline = Clock::now() + std::chrono::seconds(60);
+	int dup = 0, early_gone = 0;
+	auto read_until = [&](size_t npresent, size_t ngone) {
+		while ((present.size() < npresent || gone.size() < ngone) &&
+		    Clock::now() < deadline) {
+			derpc_frame f;
+			int r = derpc_recv_frame(w.get(), &f, 5000);
+			if (r != DERPC_OK)
+				return false;
+			if (f.type == FRAME_PEER_PRESENT) {
+				std::string k((const char *)f.payload, 32);
+				if (!present.insert(k).second)
+					dup++;
+			} else if (f.type == FRAME_PEER_GONE) {
+				std::string k((const char *)f.payload, 32);
+				if (!present.count(k))
+					early_gone++;
+				gone.insert(k);
+			}
+		}
+		return true;
+	};
+	EXPECT_TRUE(read_until(want.size(), 0));
+	printf("watcher: %zu of %zu keys announced after %lld ms\n",
+	    present.size(), want.size(), (long long)MsSince(t0));
+	EXPECT_EQ(want.size(), present.size());
+	EXPECT_TRUE(want == present);
+	EXPECT_EQ(0, dup) << "PeerPresent twice for a key";
+
+	// Everyone leaves while the watcher is not reading.
+	cs.clear();
+	EXPECT_TRUE(read_until(want.size(), (size_t)n));
+	printf("watcher: %zu of %d departures announced after %lld ms\n",
+	    gone.size(), n, (long long)MsSince(t0));
+	EXPECT_EQ((size_t)n, gone.size());
+	EXPECT_EQ(0, early_gone) << "PeerGone before PeerPresent";
+	EXPECT_EQ(0, d.Metric(Closed("watcher_overflow")));
+	EXPECT_EQ(0, d.Metric("derpd_control_frames_dropped"));
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <random>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -78,6 +81,14 @@ void
 FakeKick(void *obj)
 {
 	static_cast<Conn *>(obj)->kicks++;
+}
+
+// Snapshot callback: recorded like a live PeerPresent.
+void
+FakeSnap(void *watcher, void *obj, void *arg)
+{
+	(void)arg;
+	FakePresent(watcher, obj);
 }
 
 const struct peers_ops kOps = {
@@ -343,10 +354,22 @@ TEST_F(Peers, NoActivityFallsBackToNewest)
 	EXPECT_TRUE(Remove(k, a));
 }
 
+// Enrol w and pull its whole snapshot in small steps.
+int
+Enrol(struct peers *p, Conn *w)
+{
+	if (peers_add_watcher(p, w) != 0)
+		return -1;
+	for (int i = 0; i < 100000; i++)
+		if (peers_watch_snapshot(p, w, 3, FakeSnap, nullptr))
+			return 0;
+	return -1;
+}
+
 TEST_F(Peers, WatchersGetPresentAndGone)
 {
 	Conn *w = NewConn();
-	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(Enrol(p_, w), 0);
 	EXPECT_TRUE(rec_.present.empty()) << "nothing registered yet";
 	EXPECT_EQ(Gauges().pg_watchers, 1u);
 
@@ -381,7 +404,7 @@ TEST_F(Peers, AddWatcherSendsPresentForEachActiveKey)
 	peers_note_activity(p_, k2.data(), b);
 
 	Conn *w = NewConn();
-	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(Enrol(p_, w), 0);
 	std::vector<Conn *> seen;
 	for (auto &pr : rec_.present) {
 		EXPECT_EQ(pr.first, w);
@@ -394,13 +417,13 @@ TEST_F(Peers, AddWatcherSendsPresentForEachActiveKey)
 
 	// Enrolling twice changes nothing.
 	rec_.present.clear();
-	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(Enrol(p_, w), 0);
 	EXPECT_TRUE(rec_.present.empty());
 	EXPECT_EQ(Gauges().pg_watchers, 1u);
 
 	// Every watcher hears about a new conn.
 	Conn *w2 = NewConn();
-	ASSERT_EQ(peers_add_watcher(p_, w2), 0);
+	ASSERT_EQ(Enrol(p_, w2), 0);
 	rec_.present.clear();
 	Conn *e = NewConn();
 	Key k4 = MakeKey(13);
@@ -429,7 +452,7 @@ TEST_F(Peers, RemovingAWatcherUnenrolsIt)
 	Key kw = MakeKey(20), k = MakeKey(21);
 	Conn *w = NewConn(), *a = NewConn();
 	Add(kw, w);
-	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(Enrol(p_, w), 0);
 	ASSERT_EQ(rec_.present.size(), 1u) << "the watcher sees itself";
 	EXPECT_EQ(rec_.present[0], std::make_pair(w, w));
 	EXPECT_EQ(Gauges().pg_watchers, 1u);
@@ -478,7 +501,7 @@ TEST_F(Peers, Gauges)
 	Add(k2, c);
 	Add(k3, d);
 	Add(k3, e);
-	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	ASSERT_EQ(Enrol(p_, w), 0);
 	struct peers_gauges g = Gauges();
 	EXPECT_EQ(g.pg_keys, 3u);
 	EXPECT_EQ(g.pg_conns, 5u);
@@ -529,6 +552,84 @@ TEST_F(Peers, GrowPastInitialTable)
 		ASSERT_TRUE(Remove(MakeKey(1000 + i), cs[i])) << i;
 	EXPECT_EQ(Gauges().pg_keys, 0u);
 	EXPECT_EQ(Gauges().pg_conns, 0u);
+}
+
+// A watcher enrolled with 3,000 keys registered pulls its snapshot a few
+// keys at a time while keys come and go and the table doubles twice. In
+// the end it has heard of exactly the keys registered, each PeerPresent
+// once per connection it was told about, no PeerGone before a PeerPresent
+// and none for a key it never heard of.
+TEST_F(Peers, StreamedSnapshotIsExactUnderChurn)
+{
+	std::map<Key, Conn *> live;
+	uint64_t next = 50000;
+	for (int i = 0; i < 3000; i++) {
+		Key k = MakeKey(next++);
+		live[k] = NewConn();
+		Add(k, live[k]);
+	}
+	Conn *w = NewConn();
+	ASSERT_EQ(peers_add_watcher(p_, w), 0);
+	EXPECT_TRUE(rec_.present.empty()) << "the snapshot is pulled, not pushed";
+
+	// The watcher's view, replayed from what it was told, in order.
+	std::set<Key> view;
+	size_t pi = 0, gi = 0;
+	std::map<Conn *, Key> key_of;
+	for (auto &kv : live)
+		key_of[kv.second] = kv.first;
+	// Events arrive through two recorders; interleave by call order.
+	std::vector<std::pair<int, Key>> events;	/* 1 present, 0 gone */
+	auto drain = [&]() {
+		for (; pi < rec_.present.size(); pi++) {
+			EXPECT_EQ(rec_.present[pi].first, w);
+			events.emplace_back(1, key_of[rec_.present[pi].second]);
+		}
+		for (; gi < rec_.gone.size(); gi++) {
+			EXPECT_EQ(rec_.gone[gi].first, w);
+			events.emplace_back(0, rec_.gone[gi].second);
+		}
+	};
+	int done = 0, steps = 0;
+	std::mt19937 rng(7);
+	while (!done && steps < 100000) {
+		done = peers_watch_snapshot(p_, w, 5, FakeSnap, nullptr);
+		drain();
+		steps++;
+		// Churn: two joins, one leave per step (the table grows).
+		for (int j = 0; j < 2; j++) {
+			Key k = MakeKey(next++);
+			live[k] = NewConn();
+			key_of[live[k]] = k;
+			Add(k, live[k]);
+			drain();
+		}
+		auto it = live.begin();
+		std::advance(it, rng() % live.size());
+		ASSERT_TRUE(Remove(it->first, it->second));
+		live.erase(it);
+		drain();
+	}
+	ASSERT_TRUE(done) << "snapshot never finished";
+	EXPECT_GT(steps, 100) << "the snapshot came in steps";
+	for (auto &ev : events) {
+		if (ev.first) {
+			EXPECT_EQ(view.count(ev.second), 0u) << "PeerPresent twice";
+			view.insert(ev.second);
+		} else {
+			EXPECT_EQ(view.count(ev.second), 1u)
+			    << "PeerGone without PeerPresent";
+			view.erase(ev.second);
+		}
+	}
+	std::set<Key> truth;
+	for (auto &kv : live)
+		truth.insert(kv.first);
+	EXPECT_EQ(view.size(), truth.size());
+	EXPECT_TRUE(view == truth) << "the watcher's view is not the registry";
+	for (auto &kv : live)
+		Remove(kv.first, kv.second);
+	Remove(MakeKey(1), w);
 }
 
 TEST_F(Peers, KeysSharingAPrefix)
