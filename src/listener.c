@@ -10,8 +10,16 @@
 #include "listener.h"
 #include "util.h"
 
+/*
+ * Open a listening socket on sa. With reuseport the workers' sockets share
+ * the port (the kernel spreads connections over them); without it the
+ * socket is a probe that fails with EADDRINUSE when anyone else listens
+ * there. SO_REUSEPORT lets any process of the same user join the group, so
+ * the group alone would let a second derpd silently take half the clients.
+ */
 static int
-open_one(const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
+open_one(const struct sockaddr *sa, socklen_t sl, int reuseport, char *err,
+    size_t errlen)
 {
 	int	 fd, one = 1, zero = 0;
 
@@ -22,11 +30,13 @@ open_one(const struct sockaddr *sa, socklen_t sl, char *err, size_t errlen)
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, sa, sl) == -1 || listen(fd, 4096) == -1) {
-		snprintf(err, errlen, "bind: %s", strerror(errno));
+		snprintf(err, errlen, "bind: %s%s", strerror(errno),
+		    errno == EADDRINUSE ? " (is another derpd running?)" : "");
 		close(fd);
 		return -1;
 	}
@@ -40,7 +50,7 @@ listener_open(const char *host, const char *port, int n, int *fds,
 	struct addrinfo		 hints, *res = NULL, *ai;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sl;
-	int			 rc, i = 0;
+	int			 rc, i = 0, probe = -1;
 	char			 e[256] = "no usable address";
 
 	memset(&hints, 0, sizeof(hints));
@@ -53,8 +63,9 @@ listener_open(const char *host, const char *port, int n, int *fds,
 		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
 		return -1;
 	}
+	/* The exclusive probe: refuse an address someone listens on. */
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fds[0] = open_one(ai->ai_addr, ai->ai_addrlen, e,
+		if ((probe = open_one(ai->ai_addr, ai->ai_addrlen, 0, e,
 		    sizeof(e))) != -1)
 			break;
 	}
@@ -63,13 +74,14 @@ listener_open(const char *host, const char *port, int n, int *fds,
 		snprintf(err, errlen, "[%s]:%s: %s", host, port, e);
 		return -1;
 	}
-	/* Port 0 picked a port: the others must share that one. */
+	/* Port 0 picked a port: the workers must share that one. */
 	sl = sizeof(ss);
-	getsockname(fds[0], (struct sockaddr *)&ss, &sl);
+	getsockname(probe, (struct sockaddr *)&ss, &sl);
 	util_addr_format((struct sockaddr *)&ss, bound, boundlen);
 	freeaddrinfo(res);
-	for (i = 1; i < n; i++) {
-		if ((fds[i] = open_one((struct sockaddr *)&ss, sl, e,
+	close(probe);
+	for (i = 0; i < n; i++) {
+		if ((fds[i] = open_one((struct sockaddr *)&ss, sl, 1, e,
 		    sizeof(e))) == -1) {
 			snprintf(err, errlen, "%s: %s", bound, e);
 			while (--i >= 0)

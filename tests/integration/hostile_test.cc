@@ -239,4 +239,25 @@ TEST_F(HostileTest, WatcherOf15000ClientsMissesNone)
 	EXPECT_EQ(0, d.Metric("derpd_control_frames_dropped"));
 }
 
+// A second daemon on the address of a running one refuses to start, as
+// derper does ("address already in use"). Before: SO_REUSEPORT let it join
+// the port and take about half of the new connections.
+TEST_F(HostileTest, SecondDaemonOnTheSameAddressRefuses)
+{
+	ASSERT_TRUE(d.Start());
+	Derpd second;
+	int st = second.RunToExit({ "-a", "127.0.0.1:" +
+	    std::to_string(d.port) }, 10000);
+	EXPECT_EQ(1, st) << second.Log();
+	EXPECT_NE(std::string::npos, second.Log().find("ddress already in use"))
+	    << second.Log();
+	// Every connection still reaches the first daemon.
+	for (int i = 0; i < 20; i++) {
+		std::string err;
+		Client c = d.Connect(&err);
+		ASSERT_TRUE(c) << err;
+		EXPECT_EQ(0, memcmp(derpc_server_pub(c.get()), d.server_pub, 32));
+	}
+}
+
 }  // namespace
