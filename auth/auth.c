@@ -1,7 +1,18 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * auth.c: the admission engine: backend registry, per-key cache with
- * single-flight, bounded concurrency, and the refusal aggregator.
+ * single-flight, bounded concurrency served fairly across sources, and
+ * the refusal aggregator.
+ *
+ * Fairness rule: a check that needs a backend request is charged to its
+ * source group (an IPv4 address, or an IPv6 /64). A group may have at
+ * most ac_max_pending_per_source checks queued or in flight; more are
+ * refused at once as AUTH_RATE_LIMITED (not cached). When every backend
+ * slot is busy, checks wait in their group's FIFO, and a free slot goes
+ * to the next group in a round robin of groups that have checks waiting,
+ * so one address opening connections with fresh keys cannot keep another
+ * address out. Re-verification of live connections is not capped (it is
+ * not an unauthenticated caller's to trigger) but takes its turn.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,12 +56,14 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 	[AUTH_TIMEOUT] = "timeout",
 	[AUTH_REVOKED] = "revoked",
 	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
+	[AUTH_RATE_LIMITED] = "rate_limited",
 };
 
 #define AGG_MAX		256
 #define LOG_RATE	10	/* refusal log lines per second */
 #define LOG_BURST	20
 #define NBACKENDS	3
+#define SRC_TAB		1024	/* source group buckets (power of two) */
 
 struct auth_req {
 	struct auth	*r_auth;
@@ -64,7 +77,18 @@ struct auth_req {
 	void		*r_arg;
 	uint8_t		 r_key[32];
 	char		 r_src[64];
+	uint8_t		 r_grp[AUTH_SRC_KEY_LEN];
 	struct auth_req	*r_next;
+};
+
+/* A source group with checks pending; freed when it has none. */
+struct auth_src {
+	uint8_t		 s_key[AUTH_SRC_KEY_LEN];
+	struct auth_src	*s_hnext;
+	struct auth_src	*s_rnext;		/* round robin of waiting groups */
+	struct auth_flight *s_qhead, *s_qtail;	/* its queued flights */
+	int		 s_pending;		/* flights queued or in flight */
+	int		 s_inring;
 };
 
 /* A cache entry: a decision, or a flight in progress, for one key. */
@@ -103,7 +127,9 @@ struct auth {
 	struct centry		**a_tab;
 	size_t			 a_tabsize, a_nentries;
 	struct centry		*a_lru_head, *a_lru_tail;
-	struct auth_flight	*a_queue_head, *a_queue_tail;
+	struct auth_src		*a_src[SRC_TAB];	/* groups by key */
+	struct auth_src		*a_ring_head, *a_ring_tail;
+	size_t			 a_nsrc, a_nqueued;
 	int			 a_inflight;
 	struct auth_curl	*a_curl;
 	struct allowlist	*a_allow;
@@ -139,6 +165,7 @@ auth_conf_defaults(struct auth_conf *c)
 	c->ac_cache_size = 65536;
 	c->ac_timeout_ms = 5 * 1000;
 	c->ac_max_inflight = 64;
+	c->ac_max_pending_per_source = AUTH_MAX_PENDING_PER_SOURCE;
 }
 
 bool
@@ -231,6 +258,29 @@ src_text(const struct sockaddr *sa, char *out, size_t len)
 	}
 }
 
+void
+auth_src_key(const struct sockaddr *sa, uint8_t out[AUTH_SRC_KEY_LEN])
+{
+	memset(out, 0, AUTH_SRC_KEY_LEN);
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		out[0] = 4;
+		memcpy(out + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			out[0] = 4;
+			memcpy(out + 1, &a6->s6_addr[12], 4);
+		} else {
+			/* A /64 is what one subscriber is usually given. */
+			out[0] = 6;
+			memcpy(out + 1, a6->s6_addr, 8);
+		}
+	}
+}
+
 /* --- requests ------------------------------------------------------ */
 
 static void
@@ -253,6 +303,8 @@ req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
 {
 	struct auth *a = r->r_auth;
 
+	/* Counted first: whoever is notified may read the counters. */
+	__atomic_add_fetch(&a->a_results[reason], 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&a->a_req_lock);
 	if (!r->r_cancelled) {
 		r->r_reason = reason;
@@ -263,7 +315,6 @@ req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
 		r->r_notify(r->r_arg);
 	}
 	pthread_mutex_unlock(&a->a_req_lock);
-	__atomic_add_fetch(&a->a_results[reason], 1, __ATOMIC_RELAXED);
 	req_unref(r);
 }
 
@@ -305,6 +356,7 @@ auth_submit(struct auth *a, const uint8_t *key, const struct sockaddr *src,
 	r->r_fresh = fresh;
 	memcpy(r->r_key, key, 32);
 	src_text(src, r->r_src, sizeof(r->r_src));
+	auth_src_key(src, r->r_grp);
 	__atomic_add_fetch(&a->a_checks, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&a->a_sub_lock);
 	wake = a->a_sub == NULL;
@@ -460,6 +512,112 @@ cache_add(struct auth *a, const uint8_t key[32])
 	return e;
 }
 
+/* --- source groups (engine thread) -------------------------------- */
+
+static size_t
+src_hash(const uint8_t *k)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (int i = 0; i < AUTH_SRC_KEY_LEN; i++) {
+		h ^= k[i];
+		h *= 0x100000001b3ULL;
+	}
+	return (size_t)(h ^ (h >> 29)) & (SRC_TAB - 1);
+}
+
+/* The group of key, created empty if absent; NULL when out of memory. */
+static struct auth_src *
+src_get(struct auth *a, const uint8_t *key)
+{
+	struct auth_src	**head = &a->a_src[src_hash(key)], *s;
+
+	for (s = *head; s != NULL; s = s->s_hnext)
+		if (memcmp(s->s_key, key, AUTH_SRC_KEY_LEN) == 0)
+			return s;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	memcpy(s->s_key, key, AUTH_SRC_KEY_LEN);
+	s->s_hnext = *head;
+	*head = s;
+	a->a_nsrc++;
+	return s;
+}
+
+/* Free a group that has nothing pending (and so nothing queued). */
+static void
+src_release(struct auth *a, struct auth_src *s)
+{
+	struct auth_src **pp;
+
+	if (s == NULL || s->s_pending > 0 || s->s_inring)
+		return;
+	for (pp = &a->a_src[src_hash(s->s_key)]; *pp != s; pp = &(*pp)->s_hnext)
+		;
+	*pp = s->s_hnext;
+	a->a_nsrc--;
+	free(s);
+}
+
+/* Queue a flight behind its group; the group joins the round robin. */
+static void
+src_enqueue(struct auth *a, struct auth_flight *f)
+{
+	struct auth_src *s = f->f_grp;
+
+	f->f_queued = 1;
+	f->f_next = NULL;
+	if (s->s_qtail != NULL)
+		s->s_qtail->f_next = f;
+	else
+		s->s_qhead = f;
+	s->s_qtail = f;
+	a->a_nqueued++;
+	if (!s->s_inring) {
+		s->s_inring = 1;
+		s->s_rnext = NULL;
+		if (a->a_ring_tail != NULL)
+			a->a_ring_tail->s_rnext = s;
+		else
+			a->a_ring_head = s;
+		a->a_ring_tail = s;
+	}
+}
+
+/*
+ * The next queued flight in round-robin order: the first of the group at
+ * the head of the ring; that group goes to the back if it has more.
+ */
+static struct auth_flight *
+src_dequeue(struct auth *a)
+{
+	struct auth_src		*s = a->a_ring_head;
+	struct auth_flight	*f;
+
+	if (s == NULL)
+		return NULL;
+	a->a_ring_head = s->s_rnext;
+	if (a->a_ring_head == NULL)
+		a->a_ring_tail = NULL;
+	s->s_rnext = NULL;
+	f = s->s_qhead;
+	s->s_qhead = f->f_next;
+	if (s->s_qhead == NULL) {
+		s->s_qtail = NULL;
+		s->s_inring = 0;
+	} else {
+		if (a->a_ring_tail != NULL)
+			a->a_ring_tail->s_rnext = s;
+		else
+			a->a_ring_head = s;
+		a->a_ring_tail = s;
+	}
+	f->f_next = NULL;
+	f->f_queued = 0;
+	a->a_nqueued--;
+	return f;
+}
+
 /* --- flights ------------------------------------------------------- */
 
 /* True when every waiter of a queued flight has been cancelled. */
@@ -487,14 +645,9 @@ auth_pump(struct auth *a)
 	if (a->a_pumping)
 		return;
 	a->a_pumping = 1;
-	while (a->a_queue_head != NULL && !a->a_closing &&
+	while (a->a_ring_head != NULL && !a->a_closing &&
 	    a->a_inflight < a->a_conf.ac_max_inflight) {
-		struct auth_flight *q = a->a_queue_head;
-		a->a_queue_head = q->f_next;
-		if (a->a_queue_head == NULL)
-			a->a_queue_tail = NULL;
-		q->f_next = NULL;
-		q->f_queued = 0;
+		struct auth_flight *q = src_dequeue(a);
 		if (flight_abandoned(a, q)) {
 			/* Everyone left: no backend request, nothing cached. */
 			struct centry *qe = cache_find(a, q->f_key);
@@ -505,6 +658,8 @@ auth_pump(struct auth *a)
 				wn = w->r_next;
 				req_unref(w);
 			}
+			q->f_grp->s_pending--;
+			src_release(a, q->f_grp);
 			free(q);
 			continue;
 		}
@@ -539,6 +694,8 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 		n = r->r_next;
 		req_complete(r, reason, backend, 0);
 	}
+	f->f_grp->s_pending--;
+	src_release(a, f->f_grp);
 	free(f);
 	a->a_inflight--;
 	auth_pump(a);
@@ -573,6 +730,7 @@ auth_process(struct auth *a, struct auth_req *r)
 {
 	struct centry		*e;
 	struct auth_flight	*f;
+	struct auth_src		*s;
 	int			 cancelled;
 
 	pthread_mutex_lock(&a->a_req_lock);
@@ -601,9 +759,20 @@ auth_process(struct auth *a, struct auth_req *r)
 		return;
 	}
 	__atomic_add_fetch(&a->a_misses, 1, __ATOMIC_RELAXED);
+	if ((s = src_get(a, r->r_grp)) == NULL) {
+		log_warnx("auth: out of memory; refusing client");
+		req_complete(r, AUTH_TIMEOUT, "engine", 0);
+		return;
+	}
+	if (!r->r_fresh && s->s_pending >= a->a_conf.ac_max_pending_per_source) {
+		/* A new backend request only: joins and hits cost nothing. */
+		req_complete(r, AUTH_RATE_LIMITED, "engine", 0);
+		return;
+	}
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (e == NULL && (e = cache_add(a, r->r_key)) == NULL)) {
 		free(f);
+		src_release(a, s);
 		log_warnx("auth: out of memory; refusing client");
 		req_complete(r, AUTH_TIMEOUT, "engine", 0);
 		return;
@@ -613,16 +782,13 @@ auth_process(struct auth *a, struct auth_req *r)
 	memcpy(f->f_key, r->r_key, 32);
 	memcpy(f->f_src, r->r_src, sizeof(f->f_src));
 	f->f_waiters = r;
+	f->f_grp = s;
+	s->s_pending++;
 	r->r_next = NULL;
 	e->ce_flight = f;
 	if (a->a_inflight >= a->a_conf.ac_max_inflight) {
-		f->f_queued = 1;
 		__atomic_add_fetch(&a->a_queued_total, 1, __ATOMIC_RELAXED);
-		if (a->a_queue_tail != NULL)
-			a->a_queue_tail->f_next = f;
-		else
-			a->a_queue_head = f;
-		a->a_queue_tail = f;
+		src_enqueue(a, f);
 		return;
 	}
 	auth_start(a, f);
@@ -674,6 +840,8 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 		a->a_conf.ac_cache_size = 1;
 	if (a->a_conf.ac_max_inflight < 1)
 		a->a_conf.ac_max_inflight = 1;
+	if (a->a_conf.ac_max_pending_per_source < 1)
+		a->a_conf.ac_max_pending_per_source = 1;
 	a->a_base = base;
 	a->a_efd = -1;
 	a->a_log_tokens = LOG_BURST;
@@ -739,6 +907,13 @@ auth_free(struct auth *a)
 		}
 		free(a->a_tab);
 	}
+	/* Their flights went with the cache entries above. */
+	for (size_t i = 0; i < SRC_TAB; i++)
+		while (a->a_src[i] != NULL) {
+			struct auth_src *s = a->a_src[i];
+			a->a_src[i] = s->s_hnext;
+			free(s);
+		}
 	while (a->a_agg_head != NULL) {
 		struct agg *g = a->a_agg_head;
 		a->a_agg_head = g->g_next;
@@ -950,7 +1125,6 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 {
 	cJSON	*o = cJSON_AddObjectToObject(res, "admission");
 	cJSON	*b = cJSON_AddArrayToObject(o, "backends");
-	size_t	 queued = 0;
 
 	cJSON_AddBoolToObject(o, "enabled", a != NULL);
 	if (a == NULL)
@@ -958,11 +1132,15 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 	for (int i = 0; i < a->a_nchain; i++)
 		cJSON_AddItemToArray(b, cJSON_CreateString(
 		    a->a_chain[i]->ab_name));
-	for (struct auth_flight *f = a->a_queue_head; f != NULL; f = f->f_next)
-		queued++;
 	cJSON_AddNumberToObject(o, "cache_entries", (double)a->a_nentries);
 	cJSON_AddNumberToObject(o, "in_flight", a->a_inflight);
-	cJSON_AddNumberToObject(o, "queued", (double)queued);
+	cJSON_AddNumberToObject(o, "queued", (double)a->a_nqueued);
+	cJSON_AddNumberToObject(o, "sources_pending", (double)a->a_nsrc);
+	cJSON_AddNumberToObject(o, "max_pending_per_source",
+	    a->a_conf.ac_max_pending_per_source);
+	cJSON_AddNumberToObject(o, "rate_limited",
+	    (double)__atomic_load_n(&a->a_results[AUTH_RATE_LIMITED],
+	    __ATOMIC_RELAXED));
 	cJSON_AddNumberToObject(o, "checks",
 	    (double)__atomic_load_n(&a->a_checks, __ATOMIC_RELAXED));
 	cJSON_AddNumberToObject(o, "cache_hits",

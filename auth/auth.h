@@ -34,6 +34,7 @@ enum auth_reason {
 	AUTH_TIMEOUT,
 	AUTH_REVOKED,
 	AUTH_BAD_HANDSHAKE,
+	AUTH_RATE_LIMITED,	/* its source has too many checks pending */
 	AUTH_REASON__COUNT
 };
 
@@ -48,6 +49,7 @@ struct auth_conf {
 	int	 ac_cache_size;			/* --auth-cache-size */
 	int64_t	 ac_timeout_ms;			/* --auth-timeout */
 	int	 ac_max_inflight;		/* --auth-max-inflight */
+	int	 ac_max_pending_per_source;	/* --auth-max-pending-per-source */
 	int64_t	 ac_reverify_ms;		/* --auth-reverify, 0 off */
 };
 

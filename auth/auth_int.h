@@ -15,6 +15,12 @@ extern "C" {
 struct auth_flight;
 struct auth_curl;
 struct allowlist;
+struct auth_src;
+
+/* A source address group: a family byte, then the IPv4 address or the /64. */
+#define AUTH_SRC_KEY_LEN	17
+/* Default cap of checks pending (queued or in flight) per source group. */
+#define AUTH_MAX_PENDING_PER_SOURCE	32
 
 /* One backend (OpenSMTPD table_backend style). */
 struct auth_backend {
@@ -35,7 +41,8 @@ struct auth_flight {
 	char			 f_src[64];	/* client IP text, "" unknown */
 	int			 f_step;	/* index into the enabled chain */
 	struct auth_req		*f_waiters;
-	struct auth_flight	*f_next;	/* flights list or queue */
+	struct auth_flight	*f_next;	/* its source's queue */
+	struct auth_src		*f_grp;		/* source group charged */
 	int			 f_queued;
 	uint64_t		 f_gen;		/* auth generation at start */
 	void			*f_backend_state;
@@ -65,6 +72,12 @@ bool	allowlist_has(const struct allowlist *, const uint8_t key[32]);
 size_t	allowlist_count(const struct allowlist *);
 struct allowlist *auth_allowlist(struct auth *);
 void	auth_set_allowlist(struct auth *, struct allowlist *);
+/*
+ * The group a client address is scheduled and capped in (pure): an IPv4
+ * address (IPv4-mapped IPv6 counts as IPv4), or an IPv6 /64; NULL or any
+ * other family is one "unknown" group.
+ */
+void	auth_src_key(const struct sockaddr *, uint8_t out[AUTH_SRC_KEY_LEN]);
 /* Classify a tailscaled whois reply (pure, for tests). */
 enum auth_reason auth_tailscaled_classify(int curlcode, long status,
 	    const char *body, size_t len);

@@ -85,6 +85,9 @@ static const struct flag_def flags[] = {
 	    "re-check live connections this often; 0 disables" },
 	{ "auth-max-inflight", FT_INT, OFF(dc_auth.ac_max_inflight), 0, 1,
 	    "backend requests at once; more wait in a queue" },
+	{ "auth-max-pending-per-source", FT_INT,
+	    OFF(dc_auth.ac_max_pending_per_source), 0, 1,
+	    "checks pending per client address or IPv6 /64; more are refused" },
 	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
 	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key"),
 	NOSUP("acme-email", FT_STRING, "ACME contact email"),
@@ -382,6 +385,11 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 	}
 	if (c->dc_auth.ac_max_inflight < 1) {
 		snprintf(err, errlen, "-auth-max-inflight: must be at least 1");
+		return -1;
+	}
+	if (c->dc_auth.ac_max_pending_per_source < 1) {
+		snprintf(err, errlen,
+		    "-auth-max-pending-per-source: must be at least 1");
 		return -1;
 	}
 	if (c->dc_workers < 0 || c->dc_workers > DERPD_MAX_WORKERS) {

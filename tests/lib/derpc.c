@@ -343,7 +343,8 @@ need(struct derpc *c, size_t n, int64_t deadline)
 /* Connection setup. */
 
 static int
-tcp_connect(struct derpc *c, int port, int rcvbuf, int64_t deadline)
+tcp_connect(struct derpc *c, int port, int rcvbuf, const char *bind_addr,
+    int64_t deadline)
 {
 	struct sockaddr_in	 sin;
 	int			 one = 1, e = 0;
@@ -359,6 +360,20 @@ tcp_connect(struct derpc *c, int port, int rcvbuf, int64_t deadline)
 	if (rcvbuf > 0)
 		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
 		    sizeof(rcvbuf));
+	if (bind_addr != NULL) {
+		/* A chosen source address (any of 127.0.0.0/8 on Linux). */
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+			seterr(c, "bind: \"%s\" is not an IPv4 address",
+			    bind_addr);
+			return -1;
+		}
+		if (bind(c->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+			seterr(c, "bind %s: %s", bind_addr, strerror(errno));
+			return -1;
+		}
+	}
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
@@ -493,7 +508,7 @@ derpc_dial(const struct derpc_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	deadline = deadline_of(c, -1);
-	if (tcp_connect(c, o->port, o->rcvbuf, deadline) == -1 ||
+	if (tcp_connect(c, o->port, o->rcvbuf, o->bind_addr, deadline) == -1 ||
 	    (o->tls && tls_connect(c, o, deadline) == -1)) {
 		snprintf(err, errlen, "%s", c->err);
 		derpc_close(c);

@@ -69,6 +69,8 @@ struct derpc_opts {
 	size_t		 pipeline_len;
 	int		 timeout_ms;	/* per step; 0: DERPC_DEFAULT_TIMEOUT_MS */
 	int		 rcvbuf;	/* SO_RCVBUF before connect; 0: default */
+	/* Local IPv4 address to bind before connect (e.g. "127.0.0.2"); NULL: none. */
+	const char	*bind_addr;
 };
 
 struct derpc;

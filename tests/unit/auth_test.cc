@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <string>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <vector>
 
@@ -207,6 +208,8 @@ TEST(AuthReason, Names)
 	    "url_bad_response");
 	EXPECT_STREQ(auth_reason_name(AUTH_URL_UNREACHABLE), "url_unreachable");
 	EXPECT_STREQ(auth_reason_name(AUTH_TIMEOUT), "timeout");
+	EXPECT_STREQ(auth_reason_name(AUTH_RATE_LIMITED), "rate_limited");
+	EXPECT_FALSE(auth_reason_is_denial(AUTH_RATE_LIMITED));
 	EXPECT_STREQ(auth_reason_name(AUTH_REASON__COUNT), "unknown");
 }
 
@@ -1388,10 +1391,11 @@ TEST_F(EngineChain, TailscaledGoneFailsClosed)
 // with no DERP handshake in the way.
 TEST_F(EngineChain, Throughput)
 {
+	const int n = 2000;
 	conf_.ac_allow_file[0] = '\0';
 	conf_.ac_url[0] = '\0';
+	conf_.ac_max_pending_per_source = n;	/* all from 127.0.0.1 */
 	ASSERT_TRUE(New());
-	const int n = 2000;
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
 			EXPECT_EQ(Check(k_ok_)->cached, 0);	/* warm it */
@@ -1435,6 +1439,7 @@ TEST_F(EngineUrl, QueuedSynchronousRefusalsDoNotRecurse)
 		    "%s", f.c_str());
 		conf_.ac_max_inflight = 1;
 		conf_.ac_cache_size = 1 << 20;
+		conf_.ac_max_pending_per_source = 1 << 20;	/* one source */
 		delay_ms_ = 300;
 		if (!New())
 			_exit(2);
@@ -1457,6 +1462,208 @@ TEST_F(EngineUrl, QueuedSynchronousRefusalsDoNotRecurse)
 		fflush(nullptr);
 		_exit(0);
 	}, ::testing::ExitedWithCode(0), "");
+}
+
+// --- fairness across sources -----------------------------------------
+
+namespace {
+
+std::vector<uint8_t>
+GroupOf(const struct sockaddr *sa)
+{
+	std::vector<uint8_t> k(AUTH_SRC_KEY_LEN);
+	auth_src_key(sa, k.data());
+	return k;
+}
+
+template <typename T>
+std::vector<uint8_t>
+GroupOf(const T &s)
+{
+	return GroupOf((const struct sockaddr *)&s);
+}
+
+// The Source of the nth request the fake webhook received.
+std::string
+SourceOf(const fakehttp::Request &rq)
+{
+	size_t p = rq.body.find("\"Source\":\"");
+	if (p == std::string::npos)
+		return "";
+	p += 10;
+	return rq.body.substr(p, rq.body.find('"', p) - p);
+}
+
+}  // namespace
+
+TEST(AuthSrcKey, Ipv4IgnoresThePort)
+{
+	EXPECT_EQ(GroupOf(V4("192.0.2.1", 1)), GroupOf(V4("192.0.2.1", 2)));
+	EXPECT_NE(GroupOf(V4("192.0.2.1")), GroupOf(V4("192.0.2.2")));
+}
+
+TEST(AuthSrcKey, V4MappedIsIpv4)
+{
+	EXPECT_EQ(GroupOf(V6("::ffff:192.0.2.1")), GroupOf(V4("192.0.2.1")));
+	EXPECT_NE(GroupOf(V6("::ffff:192.0.2.1")), GroupOf(V4("192.0.2.9")));
+	/* Not the same as the IPv6 address with those low bytes. */
+	EXPECT_NE(GroupOf(V6("::c000:201")), GroupOf(V4("192.0.2.1")));
+}
+
+TEST(AuthSrcKey, Ipv6ByPrefix64)
+{
+	EXPECT_EQ(GroupOf(V6("2001:db8:1:2::1")),
+	    GroupOf(V6("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+	EXPECT_NE(GroupOf(V6("2001:db8:1:2::1")), GroupOf(V6("2001:db8:1:3::1")));
+	EXPECT_NE(GroupOf(V6("2001:db8:1:2::1")), GroupOf(V6("2001:db9:1:2::1")));
+}
+
+TEST(AuthSrcKey, UnknownIsOneGroupApart)
+{
+	std::vector<uint8_t> none = GroupOf((const struct sockaddr *)nullptr);
+	struct sockaddr_un un;
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	EXPECT_EQ(none, GroupOf(un));
+	EXPECT_NE(none, GroupOf(V4("0.0.0.0")));
+	EXPECT_NE(none, GroupOf(V6("::")));
+	EXPECT_NE(GroupOf(V4("0.0.0.0")), GroupOf(V6("::")));
+}
+
+// With every backend slot busy, queued checks are started round robin
+// across sources, not in arrival order: a source that queued four checks
+// first does not go before a source that queued two after it.
+TEST_F(EngineUrl, QueuedChecksRoundRobinAcrossSources)
+{
+	delay_ms_ = 100;
+	conf_.ac_max_inflight = 1;
+	ASSERT_TRUE(New());
+	struct sockaddr_in a = V4("192.0.2.10"), b = V4("198.51.100.20");
+	struct sockaddr_in6 c = V6("2001:db8:7:7::1");
+	std::vector<Waiter> ws(8);
+	/* a: 4 checks (the first starts at once), then b: 2, then c: 2. */
+	for (int i = 0; i < 4; i++)
+		Submit(&ws[i], MakeKey(300 + i), (const struct sockaddr *)&a);
+	for (int i = 4; i < 6; i++)
+		Submit(&ws[i], MakeKey(300 + i), (const struct sockaddr *)&b);
+	for (int i = 6; i < 8; i++)
+		Submit(&ws[i], MakeKey(300 + i), (const struct sockaddr *)&c);
+	for (auto &w : ws) {
+		ASSERT_TRUE(Finish(&w, 5000));
+		EXPECT_EQ(w.reason, AUTH_OK);
+	}
+	auto reqs = srv_.Requests();
+	ASSERT_EQ(reqs.size(), 8u);
+	std::vector<std::string> order;
+	for (auto &r : reqs)
+		order.push_back(SourceOf(r));
+	const std::string A = "192.0.2.10", B = "198.51.100.20",
+	    C = "2001:db8:7:7::1";
+	std::vector<std::string> want = { A, A, B, C, A, B, C, A };
+	EXPECT_EQ(order, want);
+	EXPECT_EQ(M("derpd_admission_queued"), 7);
+}
+
+// A source may have at most ac_max_pending_per_source checks pending;
+// past that its new keys are refused at once as rate_limited (and not
+// cached), while other sources, joins of a pending check, and
+// re-verifications go on.
+TEST_F(EngineUrl, PendingCapPerSource)
+{
+	delay_ms_ = 300;
+	conf_.ac_max_pending_per_source = 2;
+	ASSERT_TRUE(New());
+	struct sockaddr_in a = V4("192.0.2.10"), b = V4("192.0.2.11");
+	const struct sockaddr *sa = (const struct sockaddr *)&a;
+	std::vector<Waiter> ws(4);
+	for (int i = 0; i < 4; i++)
+		Submit(&ws[i], MakeKey(400 + i), sa);
+	/* The two over the cap are answered without a backend request. */
+	ASSERT_TRUE(Finish(&ws[2], 200));
+	ASSERT_TRUE(Finish(&ws[3], 200));
+	EXPECT_EQ(ws[2].reason, AUTH_RATE_LIMITED);
+	EXPECT_EQ(ws[3].reason, AUTH_RATE_LIMITED);
+	EXPECT_STREQ(ws[2].backend, "engine");
+	EXPECT_EQ(ws[0].notified.load() + ws[1].notified.load(), 0);
+	/* Another source, and a join of a's pending key, still get in. */
+	Waiter other, join, fresh;
+	Submit(&other, MakeKey(410), (const struct sockaddr *)&b);
+	Submit(&join, MakeKey(400), sa);
+	fresh.req = auth_check_fresh(a_, MakeKey(411).data(), sa, NotifyCb,
+	    &fresh);
+	ASSERT_NE(fresh.req, nullptr);
+	for (Waiter *w : { &ws[0], &ws[1], &other, &join, &fresh }) {
+		ASSERT_TRUE(Finish(w, 3000));
+		EXPECT_EQ(w->reason, AUTH_OK);
+	}
+	EXPECT_EQ(srv_.CountMatching(KeyHex(MakeKey(402)), true), 0u);
+	EXPECT_EQ(srv_.CountMatching(KeyHex(MakeKey(403)), true), 0u);
+	EXPECT_EQ(srv_.CountMatching(KeyHex(MakeKey(400)), true), 1u);
+	EXPECT_EQ(M("derpd_admission_results{reason=\"rate_limited\"}"), 2);
+	/* Not cached: once a's checks are done, the key is asked for. */
+	auto w = Check(MakeKey(402));
+	EXPECT_EQ(w->reason, AUTH_OK);
+	EXPECT_EQ(w->cached, 0);
+	EXPECT_EQ(srv_.CountMatching(KeyHex(MakeKey(402)), true), 1u);
+}
+
+// The cap groups IPv6 by /64 and IPv4-mapped addresses as IPv4.
+TEST_F(EngineUrl, PendingCapGroupsBySource)
+{
+	delay_ms_ = 300;
+	conf_.ac_max_pending_per_source = 1;
+	ASSERT_TRUE(New());
+	struct sockaddr_in6 p1 = V6("2001:db8:1:2::1"),
+	    p2 = V6("2001:db8:1:2:aaaa::2"), q = V6("2001:db8:1:3::1"),
+	    m = V6("::ffff:192.0.2.7");
+	struct sockaddr_in v4 = V4("192.0.2.7");
+	Waiter w1, w2, w3, w4, w5;
+	Submit(&w1, MakeKey(500), (const struct sockaddr *)&p1);
+	Submit(&w2, MakeKey(501), (const struct sockaddr *)&p2);
+	Submit(&w3, MakeKey(502), (const struct sockaddr *)&q);
+	Submit(&w4, MakeKey(503), (const struct sockaddr *)&m);
+	Submit(&w5, MakeKey(504), (const struct sockaddr *)&v4);
+	for (Waiter *w : { &w1, &w2, &w3, &w4, &w5 })
+		ASSERT_TRUE(Finish(w, 3000));
+	EXPECT_EQ(w1.reason, AUTH_OK);
+	EXPECT_EQ(w2.reason, AUTH_RATE_LIMITED) << "same /64 as the first";
+	EXPECT_EQ(w3.reason, AUTH_OK) << "another /64";
+	EXPECT_EQ(w4.reason, AUTH_OK);
+	EXPECT_EQ(w5.reason, AUTH_RATE_LIMITED) << "same IPv4 as the mapped one";
+}
+
+// Many sources, each with more checks than the cap, against one slot:
+// every source gets its cap's worth served, none more, and the engine
+// frees every source group once done (no leak under `make asan`).
+TEST_F(EngineUrl, ManySourcesCapAndDrain)
+{
+	delay_ms_ = 5;
+	conf_.ac_max_inflight = 2;
+	conf_.ac_max_pending_per_source = 3;
+	ASSERT_TRUE(New());
+	const int nsrc = 20, per = 5;
+	std::vector<Waiter> ws(nsrc * per);
+	std::vector<struct sockaddr_in> addrs(nsrc);
+	for (int s = 0; s < nsrc; s++) {
+		std::string ip = "10.0.0." + std::to_string(s + 1);
+		addrs[s] = V4(ip.c_str());
+	}
+	for (int i = 0; i < per; i++)
+		for (int s = 0; s < nsrc; s++)
+			Submit(&ws[i * nsrc + s], MakeKey(600 + i * nsrc + s),
+			    (const struct sockaddr *)&addrs[s]);
+	int ok = 0, limited = 0;
+	for (auto &w : ws) {
+		ASSERT_TRUE(Finish(&w, 10000));
+		if (w.reason == AUTH_OK)
+			ok++;
+		else if (w.reason == AUTH_RATE_LIMITED)
+			limited++;
+	}
+	EXPECT_EQ(ok + limited, nsrc * per);
+	EXPECT_GE(ok, nsrc * 3);
+	EXPECT_EQ((size_t)ok, srv_.RequestCount());
+	EXPECT_LE(srv_.MaxConcurrent(), 2);
 }
 
 // --- refusal aggregator --------------------------------------------
