@@ -22,6 +22,11 @@
 #include "tls.h"
 #include "util.h"
 
+#define TLS_CIPHERS_12	"ECDHE-ECDSA-AES128-GCM-SHA256:" \
+	"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:" \
+	"ECDHE-RSA-CHACHA20-POLY1305"
+
 struct tls_state {
 	pthread_mutex_t	 t_lock;
 	SSL_CTX		*t_ctx;
@@ -246,10 +251,18 @@ build_ctx(struct tls_state *t, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_NO_AUTO_CHAIN);
+	/*
+	 * No session tickets and no cache: DERP clients never resume, so a
+	 * ticket would only cost handshake CPU and, with a key that is never
+	 * rotated, weaken forward secrecy.
+	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	    SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
 	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+	/* TLS 1.2: forward-secret AEAD only (no static RSA, no CBC). */
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);

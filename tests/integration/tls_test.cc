@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: ISC
 // tls_test.cc: --certmode=manual, the meta cert, reloads and SNI
 // (PROTOCOL.md 10).
+#include <arpa/inet.h>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <netinet/in.h>
 #include <string>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -367,6 +372,113 @@ TEST_F(TlsTest, DnsHostnameRequiresMatchingSni)
 		EXPECT_NE(std::string::npos, std::string(e).find("TLS")) << e;
 	}
 	EXPECT_TRUE(SendRecv(ok.get(), ok.get(), "after bad SNI"));
+}
+
+// A raw TLS client: connect, send one HTTP request, read the answer (so
+// any NewSessionTicket is read too), and keep the session.
+struct TlsProbe {
+	bool handshake = false;
+	bool reused = false;
+	SSL_SESSION *session = nullptr;	/* owned by the caller */
+	std::string cipher;
+};
+
+TlsProbe
+ProbeTls(int port, int version, const char *ciphers, SSL_SESSION *resume)
+{
+	TlsProbe r;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_set_min_proto_version(ctx, version);
+	SSL_CTX_set_max_proto_version(ctx, version);
+	if (ciphers != nullptr && !SSL_CTX_set_cipher_list(ctx, ciphers)) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
+	/* We keep the session; a cache would mark it dead at CTX free. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* The server closes after its answer: not an error here. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in sin = {};
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	SSL *ssl = SSL_new(ctx);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+		SSL_set_fd(ssl, fd);
+		if (resume != nullptr)
+			SSL_set_session(ssl, resume);
+		if (SSL_connect(ssl) == 1) {
+			r.handshake = true;
+			r.reused = SSL_session_reused(ssl) == 1;
+			r.cipher = SSL_get_cipher_name(ssl);
+			const char req[] = "GET /derp/probe HTTP/1.1\r\n"
+			    "Host: 127.0.0.1\r\n\r\n";
+			SSL_write(ssl, req, sizeof(req) - 1);
+			char buf[4096];
+			while (SSL_read(ssl, buf, sizeof(buf)) > 0)
+				;
+			r.session = SSL_get1_session(ssl);
+			/* Else SSL_free marks the session not resumable. */
+			SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN |
+			    SSL_RECEIVED_SHUTDOWN);
+		}
+	}
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+// DERP clients never resume, so tickets would only cost handshake CPU and
+// weaken forward secrecy (the ticket key was never rotated). No tickets, no
+// resumption, in TLS 1.3 and 1.2.
+TEST_F(TlsTest, NoSessionTicketsNoResumption)
+{
+	ASSERT_TRUE(StartTls());
+	for (int v : { TLS1_3_VERSION, TLS1_2_VERSION }) {
+		TlsProbe first = ProbeTls(d.port, v, nullptr, nullptr);
+		ASSERT_TRUE(first.handshake) << "version " << std::hex << v;
+		ASSERT_NE(nullptr, first.session);
+		EXPECT_FALSE(SSL_SESSION_is_resumable(first.session))
+		    << "a resumable session (ticket) was issued, version "
+		    << std::hex << v;
+		TlsProbe second = ProbeTls(d.port, v, nullptr, first.session);
+		EXPECT_TRUE(second.handshake);
+		EXPECT_FALSE(second.reused) << "session resumed, version "
+		    << std::hex << v;
+		SSL_SESSION_free(first.session);
+		SSL_SESSION_free(second.session);
+	}
+}
+
+// TLS 1.2 offers only forward-secret AEAD suites, with an RSA certificate
+// too: no static-RSA key exchange, no CBC.
+TEST_F(TlsTest, Tls12OnlyForwardSecretAead)
+{
+	std::string crt = certdir() + "/127.0.0.1.crt";
+	std::string key = certdir() + "/127.0.0.1.key";
+	ASSERT_EQ(0, mkdir(certdir().c_str(), 0700));
+	std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 3650 "
+	    "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+	    key + " -out " + crt + " >/dev/null 2>&1 && chmod 600 " + key;
+	ASSERT_EQ(0, system(cmd.c_str())) << cmd;
+	ASSERT_TRUE(StartTls());
+	for (const char *weak : { "AES128-SHA", "AES256-GCM-SHA384",
+	    "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384" }) {
+		TlsProbe p = ProbeTls(d.port, TLS1_2_VERSION, weak, nullptr);
+		EXPECT_FALSE(p.handshake) << weak << " was accepted";
+		SSL_SESSION_free(p.session);
+	}
+	for (const char *good : { "ECDHE-RSA-AES128-GCM-SHA256",
+	    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305" }) {
+		TlsProbe p = ProbeTls(d.port, TLS1_2_VERSION, good, nullptr);
+		EXPECT_TRUE(p.handshake) << good << " was refused";
+		EXPECT_EQ(good, p.cipher);
+		SSL_SESSION_free(p.session);
+	}
 }
 
 }  // namespace
