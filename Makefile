@@ -79,6 +79,7 @@ TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
+	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \

@@ -1,8 +1,23 @@
 /* SPDX-License-Identifier: ISC */
-/* control.c: the admin socket: framing, permissions, dispatch, monitor. */
+/*
+ * control.c: the admin socket: framing, permissions, dispatch, monitor.
+ *
+ * Bounded output per admin client (STYLE rule 14): replies are built whole
+ * and queued in request order, so a client that pipelines requests and
+ * never reads would grow the daemon without end. Past CTL_OUT_HIWAT bytes
+ * of pending output we stop reading that client's requests (the kernel
+ * then pushes back on its writes) and resume below CTL_OUT_LOWAT. Monitor
+ * events are not requested, so they cannot be paced that way: past
+ * CTL_MONITOR_MAX_OUT an event is dropped for that monitor and counted,
+ * and once its output is back under CTL_OUT_LOWAT the monitor is told how
+ * many it missed ("monitor.dropped") before the next event. Events from
+ * worker threads wait in a queue of at most CTL_EVQ_MAX; past that they
+ * are dropped, counted and announced to every monitor the same way.
+ */
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +36,17 @@
 #include "auth.h"
 #include "conn.h"
 #include "control.h"
+#include "control_int.h"
 #include "derpd.h"
 #include "log.h"
 #include "tls.h"
 #include "util.h"
 #include "varz.h"
 
-#define CTL_MONITOR_MAX_OUT	(1024 * 1024)
+#define CTL_OUT_HIWAT		(256 * 1024)	/* stop reading requests */
+#define CTL_OUT_LOWAT		(64 * 1024)	/* resume reading */
+#define CTL_MONITOR_MAX_OUT	(1024 * 1024)	/* drop events past this */
+#define CTL_EVQ_MAX		4096		/* events waiting for the loop */
 
 struct ctl_client;
 
@@ -39,9 +58,15 @@ struct control {
 	int			 ct_monitors;	/* atomic */
 	/* events from worker threads */
 	pthread_mutex_t		 ct_ev_lock;
-	struct ev_item		*ct_ev_head, *ct_ev_tail;
+	struct ev_item		*ct_ev_head, *ct_ev_tail;	/* ct_ev_lock */
+	size_t			 ct_ev_len;			/* ct_ev_lock */
+	uint64_t		 ct_ev_lost;	/* ct_ev_lock: not yet told */
 	int			 ct_efd;
 	struct event		*ct_evev;
+	/* counters (atomic; read from worker threads by varz) */
+	uint64_t		 ct_read_pauses;
+	uint64_t		 ct_evq_drops;
+	uint64_t		 ct_mon_drops;
 };
 
 struct ev_item {
@@ -59,6 +84,9 @@ struct ctl_client {
 	long long		 cc_monitor_id;
 	unsigned		 cc_uid;
 	int			 cc_eof;	/* peer done sending */
+	int			 cc_paused;	/* not reading: output too big */
+	int			 cc_dropping;	/* monitor: output over the cap */
+	uint64_t		 cc_dropped;	/* monitor: events not yet told */
 };
 
 /* One request being handled: what a command reads and writes. */
@@ -295,79 +323,115 @@ reply_error(struct ctl_client *cc, double id, const char *code,
 	cJSON_Delete(o);
 }
 
-/* One request line: decode, check, dispatch, reply in order. */
-static void
-handle_line(struct ctl_client *cc, const char *line, size_t len)
+int
+control_request_parse(const char *line, size_t len, int read_only,
+    struct ctl_request *rq)
 {
-	cJSON		*req, *v, *id, *cmd, *args, *reply, *res;
-	struct ctl_call	*call;
-	double		 rid = 0;
-	size_t		 i;
+	cJSON	*v, *id, *cmd, *args;
+	size_t	 i;
 
-	if ((req = cJSON_ParseWithLength(line, len)) == NULL ||
-	    !cJSON_IsObject(req)) {
-		reply_error(cc, 0, "bad_request", "not a JSON object");
-		cJSON_Delete(req);
-		return;
+	memset(rq, 0, sizeof(*rq));
+	rq->rq_cmd = -1;
+	rq->rq_code = "bad_request";
+	if ((rq->rq_json = cJSON_ParseWithLength(line, len)) == NULL ||
+	    !cJSON_IsObject(rq->rq_json)) {
+		rq->rq_msg = "not a JSON object";
+		return -1;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(req, "v");
-	id = cJSON_GetObjectItemCaseSensitive(req, "id");
-	cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
-	args = cJSON_GetObjectItemCaseSensitive(req, "args");
+	v = cJSON_GetObjectItemCaseSensitive(rq->rq_json, "v");
+	id = cJSON_GetObjectItemCaseSensitive(rq->rq_json, "id");
+	cmd = cJSON_GetObjectItemCaseSensitive(rq->rq_json, "cmd");
+	args = cJSON_GetObjectItemCaseSensitive(rq->rq_json, "args");
 	if (cJSON_IsNumber(id))
-		rid = id->valuedouble;
-	if (!cJSON_IsNumber(v) || v->valueint != CONTROL_VERSION) {
-		reply_error(cc, rid, "bad_request", "unsupported protocol "
-		    "version (want \"v\":1)");
-		goto out;
+		rq->rq_id = id->valuedouble;
+	if (!cJSON_IsNumber(v) || v->valuedouble != CONTROL_VERSION) {
+		rq->rq_msg = "unsupported protocol version (want \"v\":1)";
+		return -1;
 	}
 	if (!cJSON_IsString(cmd)) {
-		reply_error(cc, rid, "bad_request", "missing \"cmd\"");
-		goto out;
+		rq->rq_msg = "missing \"cmd\"";
+		return -1;
 	}
-	if (args != NULL && !cJSON_IsObject(args))
-		args = NULL;
+	rq->rq_args = cJSON_IsObject(args) ? args : NULL;
 	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
 		if (strcmp(ctl_cmds[i].cmd_name, cmd->valuestring) == 0)
 			break;
 	if (i == sizeof(ctl_cmds) / sizeof(ctl_cmds[0])) {
-		reply_error(cc, rid, "unknown_command", "unknown command");
-		goto out;
+		rq->rq_code = "unknown_command";
+		rq->rq_msg = "unknown command";
+		return -1;
 	}
-	if (cc->cc_ro && !ctl_cmds[i].cmd_ro_ok) {
-		reply_error(cc, rid, "permission_denied", "read-only socket: "
-		    "only show commands");
+	if (read_only && !ctl_cmds[i].cmd_ro_ok) {
+		rq->rq_code = "permission_denied";
+		rq->rq_msg = "read-only socket: only show commands";
+		return -1;
+	}
+	rq->rq_cmd = (int)i;
+	rq->rq_name = ctl_cmds[i].cmd_name;
+	rq->rq_code = NULL;
+	return 0;
+}
+
+void
+control_request_cleanup(struct ctl_request *rq)
+{
+	cJSON_Delete(rq->rq_json);
+	rq->rq_json = NULL;
+	rq->rq_args = NULL;
+}
+
+/* One request line: decode, check, dispatch, reply in order. */
+static void
+handle_line(struct ctl_client *cc, const char *line, size_t len)
+{
+	struct ctl_request	 rq;
+	struct ctl_call		*call;
+	cJSON			*reply, *res;
+
+	if (control_request_parse(line, len, cc->cc_ro, &rq) == -1) {
+		reply_error(cc, rq.rq_id, rq.rq_code, rq.rq_msg);
 		goto out;
 	}
 	call = calloc(1, sizeof(*call));
 	if (call == NULL) {
-		reply_error(cc, rid, "failed", "out of memory");
+		reply_error(cc, rq.rq_id, "failed", "out of memory");
 		goto out;
 	}
 	call->k_ct = cc->cc_ctl;
 	call->k_cc = cc;
-	call->k_args = args;
+	call->k_args = rq.rq_args;
 	call->k_res = cJSON_CreateObject();
 	call->k_code = "failed";
-	if (ctl_cmds[i].cmd_fn(call) == -1) {
-		reply_error(cc, rid, call->k_code, call->k_err);
+	if (ctl_cmds[rq.rq_cmd].cmd_fn(call) == -1) {
+		reply_error(cc, rq.rq_id, call->k_code, call->k_err);
 		cJSON_Delete(call->k_res);
 		free(call);
 		goto out;
 	}
 	reply = cJSON_CreateObject();
 	cJSON_AddNumberToObject(reply, "v", CONTROL_VERSION);
-	cJSON_AddNumberToObject(reply, "id", rid);
+	cJSON_AddNumberToObject(reply, "id", rq.rq_id);
 	res = call->k_res;
 	free(call);
 	cJSON_AddBoolToObject(reply, "ok", 1);
 	cJSON_AddItemToObject(reply, "result", res);
 	send_json(cc, reply);
 	cJSON_Delete(reply);
-	if (strcmp(ctl_cmds[i].cmd_name, "monitor") == 0)
-		cc->cc_monitor_id = (long long)rid;
+	if (strcmp(rq.rq_name, "monitor") == 0)
+		cc->cc_monitor_id = (long long)rq.rq_id;
 out:
-	cJSON_Delete(req);
+	control_request_cleanup(&rq);
+}
+
+/* Too much output waiting: read no more requests until it drains. */
+static void
+client_pause(struct ctl_client *cc)
+{
+	cc->cc_paused = 1;
+	bufferevent_disable(cc->cc_bev, EV_READ);
+	__atomic_add_fetch(&cc->cc_ctl->ct_read_pauses, 1, __ATOMIC_RELAXED);
+	log_debug("control: uid %u does not read its replies; pausing",
+	    cc->cc_uid);
 }
 
 static void
@@ -375,10 +439,12 @@ client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client	*cc = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer		*out = bufferevent_get_output(bev);
 	char			*line;
 	size_t			 len;
 
-	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
+	while (!cc->cc_paused &&
+	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
 		if (len > CONTROL_MAX_LINE) {
 			free(line);
 			goto toolong;
@@ -386,8 +452,11 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		if (len > 0)
 			handle_line(cc, line, len);
 		free(line);
+		if (evbuffer_get_length(out) > CTL_OUT_HIWAT)
+			client_pause(cc);
 	}
-	if (evbuffer_get_length(in) > CONTROL_MAX_LINE)
+	/* Paused, what is left may be whole lines we have not got to. */
+	if (!cc->cc_paused && evbuffer_get_length(in) > CONTROL_MAX_LINE)
 		goto toolong;
 	return;
 toolong:
@@ -399,11 +468,23 @@ toolong:
 static void
 client_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct ctl_client *cc = arg;
+	struct ctl_client	*cc = arg;
+	size_t			 len = evbuffer_get_length(
+				    bufferevent_get_output(bev));
 
 	/* The peer half-closed: go once what it asked for is written. */
-	if (cc->cc_eof && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (cc->cc_eof && len == 0) {
 		client_free(cc);
+		return;
+	}
+	/* Runs at or under the low mark (the write watermark). */
+	if (cc->cc_paused && len <= CTL_OUT_LOWAT) {
+		cc->cc_paused = 0;
+		if (!cc->cc_eof)
+			bufferevent_enable(bev, EV_READ);
+		/* Requests already read wait for no new bytes. */
+		client_read_cb(bev, cc);	/* may free cc */
+	}
 }
 
 static void
@@ -450,9 +531,45 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	    (int)cred.pid, cc->cc_ro ? " (read-only)" : "");
 	bufferevent_setcb(cc->cc_bev, client_read_cb, client_write_cb,
 	    client_event_cb, cc);
+	/* The write callback also runs when output drains to the low mark. */
+	bufferevent_setwatermark(cc->cc_bev, EV_WRITE, CTL_OUT_LOWAT, 0);
 	bufferevent_enable(cc->cc_bev, EV_READ | EV_WRITE);
 	cc->cc_next = ct->ct_clients;
 	ct->ct_clients = cc;
+}
+
+/*
+ * Queue one event line for a monitor, or drop and count it when the
+ * monitor's output is over the cap; a gap is announced before the next
+ * event that goes out.
+ */
+static void
+monitor_send(struct ctl_client *cc, const char *line)
+{
+	struct control	*ct = cc->cc_ctl;
+	struct evbuffer	*out = bufferevent_get_output(cc->cc_bev);
+	size_t		 len = evbuffer_get_length(out);
+
+	if (cc->cc_dropping && len <= CTL_OUT_LOWAT)
+		cc->cc_dropping = 0;
+	else if (!cc->cc_dropping && len > CTL_MONITOR_MAX_OUT) {
+		cc->cc_dropping = 1;
+		log_info("control: monitor of uid %u does not keep up; "
+		    "dropping events", cc->cc_uid);
+	}
+	if (cc->cc_dropping) {
+		cc->cc_dropped++;
+		__atomic_add_fetch(&ct->ct_mon_drops, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (cc->cc_dropped > 0) {
+		evbuffer_add_printf(out, "{\"v\":1,\"id\":%lld,\"event\":"
+		    "\"monitor.dropped\",\"data\":{\"dropped\":%llu}}\n",
+		    cc->cc_monitor_id, (unsigned long long)cc->cc_dropped);
+		cc->cc_dropped = 0;
+	}
+	evbuffer_add_printf(out, "{\"v\":1,\"id\":%lld,%s\n",
+	    cc->cc_monitor_id, line);
 }
 
 /* Broadcast queued events to monitors (main thread). */
@@ -461,9 +578,8 @@ events_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct control		*ct = arg;
 	struct ev_item		*list, *e;
-	struct ctl_client	*cc, *next;
-	uint64_t		 v;
-	char			 hdr[64];
+	struct ctl_client	*cc;
+	uint64_t		 v, lost;
 
 	(void)what;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -471,29 +587,65 @@ events_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&ct->ct_ev_lock);
 	list = ct->ct_ev_head;
 	ct->ct_ev_head = ct->ct_ev_tail = NULL;
+	ct->ct_ev_len = 0;
+	lost = ct->ct_ev_lost;
+	ct->ct_ev_lost = 0;
 	pthread_mutex_unlock(&ct->ct_ev_lock);
 	while ((e = list) != NULL) {
 		list = e->e_next;
-		for (cc = ct->ct_clients; cc != NULL; cc = next) {
-			struct evbuffer *out;
-
-			next = cc->cc_next;
-			if (!cc->cc_monitor)
-				continue;
-			out = bufferevent_get_output(cc->cc_bev);
-			if (evbuffer_get_length(out) > CTL_MONITOR_MAX_OUT) {
-				log_info("control: monitor of uid %u does not "
-				    "read; closing", cc->cc_uid);
-				client_free(cc);
-				continue;
-			}
-			snprintf(hdr, sizeof(hdr), "{\"v\":1,\"id\":%lld,",
-			    cc->cc_monitor_id);
-			evbuffer_add_printf(out, "%s%s\n", hdr, e->e_line);
-		}
+		for (cc = ct->ct_clients; cc != NULL; cc = cc->cc_next)
+			if (cc->cc_monitor)
+				monitor_send(cc, e->e_line);
 		free(e->e_line);
 		free(e);
 	}
+	/* The queue was full after these: a gap for every monitor. */
+	for (cc = ct->ct_clients; lost > 0 && cc != NULL; cc = cc->cc_next)
+		if (cc->cc_monitor)
+			cc->cc_dropped += lost;
+}
+
+/* The admin socket's counters: one table for varz and "show stats". */
+static const struct {
+	const char	*name;
+	size_t		 off;
+} ctl_counters[] = {
+	{ "derpd_admin_read_pauses", offsetof(struct control, ct_read_pauses) },
+	{ "derpd_admin_event_queue_drops",
+	    offsetof(struct control, ct_evq_drops) },
+	{ "derpd_admin_monitor_events_dropped",
+	    offsetof(struct control, ct_mon_drops) },
+};
+
+static uint64_t
+ctl_counter(struct control *ct, size_t i)
+{
+	const uint64_t *p;
+
+	if (ct == NULL)
+		return 0;
+	p = (const uint64_t *)(const void *)((const char *)ct +
+	    ctl_counters[i].off);
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+void
+control_varz(struct control *ct, struct evbuffer *out)
+{
+	for (size_t i = 0; i < sizeof(ctl_counters) / sizeof(ctl_counters[0]);
+	    i++)
+		evbuffer_add_printf(out, "# TYPE %s counter\n%s %llu\n",
+		    ctl_counters[i].name, ctl_counters[i].name,
+		    (unsigned long long)ctl_counter(ct, i));
+}
+
+void
+control_ctl_stats(struct control *ct, cJSON *stats)
+{
+	for (size_t i = 0; i < sizeof(ctl_counters) / sizeof(ctl_counters[0]);
+	    i++)
+		cJSON_AddNumberToObject(stats, ctl_counters[i].name,
+		    (double)ctl_counter(ct, i));
 }
 
 int
@@ -531,6 +683,16 @@ control_event(struct control *ct, const char *event, cJSON *data)
 	snprintf(e->e_line, n, "\"event\":\"%s\",\"data\":%s}", event, d);
 	free(d);
 	pthread_mutex_lock(&ct->ct_ev_lock);
+	if (ct->ct_ev_len >= CTL_EVQ_MAX) {
+		/* The loop is behind: drop, count, tell monitors later. */
+		ct->ct_ev_lost++;
+		pthread_mutex_unlock(&ct->ct_ev_lock);
+		__atomic_add_fetch(&ct->ct_evq_drops, 1, __ATOMIC_RELAXED);
+		free(e->e_line);
+		free(e);
+		return;
+	}
+	ct->ct_ev_len++;
 	wake = ct->ct_ev_head == NULL;
 	if (ct->ct_ev_tail != NULL)
 		ct->ct_ev_tail->e_next = e;

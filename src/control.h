@@ -33,9 +33,16 @@ void	control_free(struct control *);
 int	control_monitoring(struct control *);
 /*
  * Broadcast an event to monitors (any thread). Takes ownership of data,
- * a cJSON object.
+ * a cJSON object. At most a bounded number wait for the loop; the excess
+ * is dropped, counted, and announced to monitors.
  */
 void	control_event(struct control *, const char *event, struct cJSON *data);
+
+struct evbuffer;
+/* The admin socket's counters as varz lines (any thread; NULL: zeros). */
+void	control_varz(struct control *, struct evbuffer *out);
+/* The same counters into the "stats" object of "show stats". */
+void	control_ctl_stats(struct control *, struct cJSON *stats);
 
 #ifdef __cplusplus
 }

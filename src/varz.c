@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "auth.h"
+#include "control.h"
 #include "derpd.h"
 #include "peer.h"
 #include "stats.h"
@@ -134,6 +135,7 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
+	control_varz(env->d_control, out);
 	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
 	    (long long)env->d_start_time,
@@ -172,6 +174,7 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	cJSON_AddNumberToObject(st, "uptime_sec",
 	    (double)(time(NULL) - env->d_start_time));
 	for (int r = 0; r < DROP__COUNT; r++) {
+	control_ctl_stats(env->d_control, st);
 		cJSON *o = cJSON_AddObjectToObject(dr, stats_drop_name(r));
 		cJSON_AddNumberToObject(o, "disco",
 		    (double)sum->st_drop_pkts[r][KIND_DISCO]);

@@ -515,6 +515,171 @@ TEST_F(ControlTest, FiftyAdminClientsWhileRelaying)
 	    0);
 }
 
+// VmRSS of pid in KiB, -1 if unreadable.
+long
+RssKb(pid_t pid)
+{
+	std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+	std::string line;
+	while (std::getline(f, line))
+		if (line.compare(0, 6, "VmRSS:") == 0)
+			return strtol(line.c_str() + 6, nullptr, 10);
+	return -1;
+}
+
+// The pid at the other end of a Unix socket (the daemon), -1 if unknown.
+pid_t
+PeerPid(int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == -1)
+		return -1;
+	return cred.pid;
+}
+
+// Pipeline "show stats" on path for ms without reading a reply; returns
+// the daemon's RSS growth in KiB (measured while the client is still
+// connected) and the bytes of requests the daemon took in *sent.
+long
+NeverReader(const std::string &path, int ms, size_t *sent)
+{
+	Admin adm(path);
+	EXPECT_TRUE(adm.ok());
+	if (!adm.ok())
+		return -1;
+	pid_t pid = PeerPid(adm.fd());
+	/* Warm up (the first reply allocates what every reply reuses). */
+	Json r(adm.Do("show stats"));
+	EXPECT_TRUE(IsOk(r.get()));
+	long before = RssKb(pid);
+	std::string batch;
+	for (int i = 0; i < 64; i++)
+		batch += "{\"v\":1,\"id\":" + std::to_string(i + 2) +
+		    ",\"cmd\":\"show stats\"}\n";
+	fcntl(adm.fd(), F_SETFL, fcntl(adm.fd(), F_GETFL) | O_NONBLOCK);
+	auto end = Clock::now() + std::chrono::milliseconds(ms);
+	size_t off = 0;
+	*sent = 0;
+	long peak = before;
+	int turns = 0;
+	while (Clock::now() < end) {
+		ssize_t n = write(adm.fd(), batch.data() + off,
+		    batch.size() - off);
+		if (n > 0) {
+			*sent += (size_t)n;
+			off = (off + (size_t)n) % batch.size();
+		} else if (n == -1 && errno == EAGAIN) {
+			struct pollfd p = { adm.fd(), POLLOUT, 0 };
+			poll(&p, 1, 10);
+		} else
+			break;
+		if (++turns % 256 == 0) {
+			long now = RssKb(pid);
+			if (now > peak)
+				peak = now;
+		}
+	}
+	long after = RssKb(pid);
+	if (after > peak)
+		peak = after;
+	return peak - before;
+}
+
+// An admin client that pipelines requests and never reads the replies
+// costs the daemon a bounded amount of memory: past a high-water mark of
+// pending output the daemon stops reading its requests (issue 7). The
+// same on the read-only socket. Other admin clients are served meanwhile.
+TEST_F(ControlTest, NeverReadingClientIsBounded)
+{
+	std::string ro = d.dir + "/ro.sock";
+	ASSERT_TRUE(StartWithAdmin({ "--admin-socket-ro=" + ro }));
+	for (const std::string &path : { sock, ro }) {
+		size_t sent = 0;
+		long grew;
+		{
+			Admin other(path);
+			grew = NeverReader(path, 6000, &sent);
+			/* Another admin client still gets its answer. */
+			Json r(other.Do("show stats"));
+			EXPECT_TRUE(IsOk(r.get()));
+		}
+		printf("[ INFO     ] never-reader on %s: %zu bytes of requests "
+		    "taken, RSS grew %ld KiB in 6 s\n", path == ro ?
+		    "the read-only socket" : "the admin socket", sent, grew);
+		EXPECT_GE(grew, 0);
+		EXPECT_LT(grew, 16 * 1024) << "RSS grew " << grew << " KiB";
+	}
+	/* The daemon stopped reading: the counter says so. */
+	Admin adm(sock);
+	Json r(adm.Do("show stats"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *v = cJSON_GetObjectItem(Result(r.get(), "stats"),
+	    "derpd_admin_read_pauses");
+	ASSERT_TRUE(cJSON_IsNumber(v));
+	EXPECT_GE(v->valuedouble, 2);
+	EXPECT_GE(d.Metric("derpd_admin_read_pauses"), 2);
+}
+
+// A monitor that does not read: past its output cap events are dropped
+// for it and counted, and when it catches up it is told how many it
+// missed ("monitor.dropped") before the next event.
+TEST_F(ControlTest, SlowMonitorDropsAreCountedAndTold)
+{
+	ASSERT_TRUE(StartWithAdmin());
+	Admin mon(sock);
+	Json r(mon.Do("monitor"));
+	ASSERT_TRUE(IsOk(r.get()));
+	/* Connect and leave, bounded, until events are being dropped. */
+	const char *kDropped = "derpd_admin_monitor_events_dropped";
+	std::atomic<int> done{ 0 };
+	std::atomic<bool> stop{ false };
+	auto t0 = Clock::now();
+	std::vector<std::thread> ts;
+	for (int t = 0; t < 4; t++)
+		ts.emplace_back([&] {
+			while (!stop && done < 8000 && MsSince(t0) < 20000) {
+				Client c = d.Connect();
+				done++;
+			}
+		});
+	while (!stop && done < 8000 && MsSince(t0) < 20000) {
+		usleep(100000);
+		if (d.Metric(kDropped) > 0)
+			stop = true;
+	}
+	stop = true;
+	for (auto &t : ts)
+		t.join();
+	/* Let the last disconnects reach the monitor, then read it all. */
+	EXPECT_EQ(d.WaitMetric("derpd_current_sockets", 1), 1);
+	usleep(300000);
+	int64_t dropped = d.Metric(kDropped);
+	printf("[ INFO     ] %d connects; %lld events dropped for the "
+	    "monitor\n", done.load(), (long long)dropped);
+	ASSERT_GT(dropped, 0);
+	int lines = 0;
+	while (!mon.Line(500).empty())
+		lines++;
+	EXPECT_GT(lines, 1000);
+	Client c = d.Connect();
+	ASSERT_TRUE(c);
+	Json gap(cJSON_Parse(mon.Line().c_str()));
+	ASSERT_NE(gap.get(), nullptr);
+	EXPECT_STREQ(cJSON_GetObjectItem(gap.get(), "event")->valuestring,
+	    "monitor.dropped");
+	EXPECT_EQ(cJSON_GetObjectItem(gap.get(), "id")->valuedouble, mon.id());
+	EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(gap.get(), "data"),
+	    "dropped")->valuedouble, (double)dropped);
+	Json ev(cJSON_Parse(mon.Line().c_str()));
+	ASSERT_NE(ev.get(), nullptr);
+	EXPECT_STREQ(cJSON_GetObjectItem(ev.get(), "event")->valuestring,
+	    "client.connect");
+	/* Still a working admin connection. */
+	r.reset(mon.Do("show stats"));
+	EXPECT_TRUE(IsOk(r.get()));
+}
+
 // Run derpctl (next to $DERPD) with args; returns the exit status and
 // fills out/err.
 int
