@@ -84,6 +84,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
+	   tests/unit/log_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \

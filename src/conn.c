@@ -146,6 +146,40 @@ static void	conn_flush(struct conn *, int);
 static void	conn_close(struct conn *, enum close_reason, const char *,
 		    ...) LOG_FMT(3, 4);
 
+/*
+ * Lines a peer can cause (one per bad connection) are limited per worker,
+ * so a flood of bad connections cannot flood the log; what is held back is
+ * counted and mentioned on the next line let through.
+ */
+#define CONN_LOG_RATE	20	/* lines per second per worker */
+#define CONN_LOG_BURST	100
+
+static void conn_log(struct conn *, const char *, ...) LOG_FMT(2, 3);
+
+static void
+conn_log(struct conn *c, const char *fmt, ...)
+{
+	char		 msg[512];
+	uint64_t	 held;
+	va_list		 ap;
+
+	if (!log_rate_allow(&c->c_w->w_lograte, util_now_ms(), CONN_LOG_RATE,
+	    CONN_LOG_BURST, &held)) {
+		STAT_INC(&c->c_w->w_stats, STAT_LOG_HELD);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held > 0)
+		log_info("conn %llu %s: %s (%llu similar lines held back)",
+		    (unsigned long long)c->c_id, c->c_addr, msg,
+		    (unsigned long long)held);
+	else
+		log_info("conn %llu %s: %s", (unsigned long long)c->c_id,
+		    c->c_addr, msg);
+}
+
 static void
 conn_ref(struct conn *c)
 {
@@ -498,9 +532,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		    (unsigned long long)c->c_id, c->c_addr,
 		    stats_close_name(r), why);
 	else
-		log_info("conn %llu %s: closed: %s (%s)",
-		    (unsigned long long)c->c_id, c->c_addr,
-		    stats_close_name(r), why);
+		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
 	stats_close(&w->w_stats, r);
 	if (c->c_state == CONN_ACTIVE)
 		STAT_DEC(&w->w_stats, STAT_DERP_CONNECTIONS);
@@ -604,6 +636,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	struct conn	*c;
 	SSL		*ssl = NULL;
 	int		 tls = env->d_conf->dc_tls && !port80;
+	uint64_t	 held;
 
 	STAT_INC(&w->w_stats, STAT_ACCEPTS);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -663,7 +696,11 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 fail:
 	close(fd);
 fail_nofd:
-	log_warnx("accept %s: cannot set up connection", c->c_addr);
+	if (log_rate_allow(&w->w_lograte, util_now_ms(), CONN_LOG_RATE,
+	    CONN_LOG_BURST, &held))
+		log_warnx("accept %s: cannot set up connection", c->c_addr);
+	else
+		STAT_INC(&w->w_stats, STAT_LOG_HELD);
 	stats_close(&w->w_stats, CLOSE_NO_MEMORY);
 	pthread_mutex_destroy(&c->c_qlock);
 	free(c);
@@ -814,8 +851,7 @@ conn_route(struct conn *c, const struct http_req *req)
 		}
 		if (strcmp(up, "derp") != 0 && strcmp(up, "websocket") != 0) {
 			if (up[0] != '\0')
-				log_info("conn %llu %s: weird upgrade: %s",
-				    (unsigned long long)c->c_id, c->c_addr,
+				conn_log(c, "weird upgrade: %s",
 				    req->hr_upgrade);
 			conn_http_respond(c, 426, NULL, "text/plain; "
 			    "charset=utf-8", "DERP requires connection "
@@ -910,8 +946,8 @@ conn_read_http(struct conn *c)
 	if (st == HTTP_NEED_MORE)
 		return;
 	if (st == HTTP_TOO_LARGE) {
-		log_info("conn %llu %s: request head larger than %d bytes",
-		    (unsigned long long)c->c_id, c->c_addr, HTTP_MAX_HEAD);
+		conn_log(c, "request head larger than %d bytes",
+		    HTTP_MAX_HEAD);
 		c->c_resp_reason = CLOSE_HEAD_TOO_LARGE;
 		conn_http_respond(c, 431, NULL, "text/plain; charset=utf-8",
 		    "request header fields too large\n", 0);
@@ -923,8 +959,7 @@ conn_read_http(struct conn *c)
 	}
 	if (http_parse_head(p, head_len, req) != HTTP_OK) {
 		free(req);
-		log_info("conn %llu %s: malformed request head",
-		    (unsigned long long)c->c_id, c->c_addr);
+		conn_log(c, "malformed request head");
 		c->c_resp_reason = CLOSE_BAD_REQUEST;
 		conn_http_respond(c, 400, NULL, "text/plain; charset=utf-8",
 		    "bad request\n", 0);
@@ -1729,57 +1764,111 @@ conn_event_data(struct conn *c)
 	return o;
 }
 
-struct ctl_list {
-	const char	*cl_prefix;
-	cJSON		*cl_arr;
-	size_t		 cl_n;
+/* What "show clients" reports of one connection, copied under the lock. */
+struct ctl_row {
+	uint8_t		 r_key[KEY_LEN];
+	char		 r_addr[64];
+	char		 r_admitted_by[16];
+	int		 r_worker;
+	int64_t		 r_since;
+	bool		 r_home, r_mesh, r_prober, r_dup, r_cached;
+	uint64_t	 r_pkts_in, r_bytes_in, r_pkts_out, r_bytes_out, r_drops;
 };
 
-/* Registry read lock held: only immutable fields and relaxed counters. */
+struct ctl_list {
+	const char	*cl_prefix;
+	struct ctl_row	*cl_rows;
+	size_t		 cl_n, cl_cap;
+	int		 cl_nomem;
+};
+
+/*
+ * Registry read lock held: copy only immutable fields and relaxed
+ * counters, and nothing slow. The reply is built after the lock is gone,
+ * so a large "show clients" does not hold up connects and disconnects.
+ */
 static void
 ctl_list_one(void *obj, bool active, void *arg)
 {
 	struct conn	*c = obj;
 	struct ctl_list	*l = arg;
-	cJSON		*o;
+	struct ctl_row	*r;
 	char		 k[KEY_TEXT_SIZE];
 
 	(void)active;
-	util_key_format(c->c_key, NODEKEY_PREFIX, k);
-	if (l->cl_prefix != NULL && strncmp(k, l->cl_prefix,
-	    strlen(l->cl_prefix)) != 0 && strncmp(k + 8, l->cl_prefix,
-	    strlen(l->cl_prefix)) != 0)
-		return;
-	o = conn_event_data(c);
-	cJSON_AddNumberToObject(o, "connected_since", (double)c->c_since);
-	cJSON_AddBoolToObject(o, "home",
-	    __atomic_load_n(&c->c_preferred, __ATOMIC_RELAXED));
-	cJSON_AddBoolToObject(o, "mesh", c->c_mesh);
-	cJSON_AddBoolToObject(o, "prober", c->c_prober);
-	cJSON_AddBoolToObject(o, "duplicate",
-	    __atomic_load_n(&c->c_dup, __ATOMIC_RELAXED));
-	cJSON_AddNumberToObject(o, "packets_in", (double)stats_get(&c->c_pkts_in));
-	cJSON_AddNumberToObject(o, "bytes_in", (double)stats_get(&c->c_bytes_in));
-	cJSON_AddNumberToObject(o, "packets_out",
-	    (double)stats_get(&c->c_pkts_out));
-	cJSON_AddNumberToObject(o, "bytes_out",
-	    (double)stats_get(&c->c_bytes_out));
-	cJSON_AddNumberToObject(o, "drops",
-	    (double)__atomic_load_n(&c->c_drops, __ATOMIC_RELAXED));
-	cJSON_AddStringToObject(o, "admitted_by", c->c_admitted_by);
-	cJSON_AddBoolToObject(o, "admit_cached", c->c_admit_cached);
-	cJSON_AddItemToArray(l->cl_arr, o);
-	l->cl_n++;
+	if (l->cl_prefix != NULL) {
+		size_t plen = strlen(l->cl_prefix);
+		util_key_format(c->c_key, NODEKEY_PREFIX, k);
+		if (strncmp(k, l->cl_prefix, plen) != 0 &&
+		    strncmp(k + 8, l->cl_prefix, plen) != 0)
+			return;
+	}
+	if (l->cl_n == l->cl_cap) {
+		size_t nc = l->cl_cap ? l->cl_cap * 2 : 64;
+		struct ctl_row *nr = realloc(l->cl_rows, nc * sizeof(*nr));
+		if (nr == NULL) {
+			l->cl_nomem = 1;
+			return;
+		}
+		l->cl_rows = nr;
+		l->cl_cap = nc;
+	}
+	r = &l->cl_rows[l->cl_n++];
+	memcpy(r->r_key, c->c_key, KEY_LEN);
+	util_strlcpy(r->r_addr, c->c_addr, sizeof(r->r_addr));
+	util_strlcpy(r->r_admitted_by, c->c_admitted_by,
+	    sizeof(r->r_admitted_by));
+	r->r_worker = c->c_w->w_id;
+	r->r_since = c->c_since;
+	r->r_home = __atomic_load_n(&c->c_preferred, __ATOMIC_RELAXED);
+	r->r_mesh = c->c_mesh;
+	r->r_prober = c->c_prober;
+	r->r_dup = __atomic_load_n(&c->c_dup, __ATOMIC_RELAXED);
+	r->r_cached = c->c_admit_cached;
+	r->r_pkts_in = stats_get(&c->c_pkts_in);
+	r->r_bytes_in = stats_get(&c->c_bytes_in);
+	r->r_pkts_out = stats_get(&c->c_pkts_out);
+	r->r_bytes_out = stats_get(&c->c_bytes_out);
+	r->r_drops = __atomic_load_n(&c->c_drops, __ATOMIC_RELAXED);
 }
 
 size_t
 conn_ctl_list(struct derpd *env, const uint8_t *key, const char *prefix,
     cJSON *arr)
 {
-	struct ctl_list l = { prefix, arr, 0 };
+	struct ctl_list	 l = { prefix, NULL, 0, 0, 0 };
+	char		 k[KEY_TEXT_SIZE];
+	size_t		 i;
 
 	peers_foreach(env->d_peers, key, ctl_list_one, &l);
-	return l.cl_n;
+	for (i = 0; i < l.cl_n; i++) {
+		struct ctl_row	*r = &l.cl_rows[i];
+		cJSON		*o = cJSON_CreateObject();
+
+		util_key_format(r->r_key, NODEKEY_PREFIX, k);
+		cJSON_AddStringToObject(o, "key", k);
+		cJSON_AddStringToObject(o, "addr", r->r_addr);
+		cJSON_AddNumberToObject(o, "worker", r->r_worker);
+		cJSON_AddNumberToObject(o, "connected_since",
+		    (double)r->r_since);
+		cJSON_AddBoolToObject(o, "home", r->r_home);
+		cJSON_AddBoolToObject(o, "mesh", r->r_mesh);
+		cJSON_AddBoolToObject(o, "prober", r->r_prober);
+		cJSON_AddBoolToObject(o, "duplicate", r->r_dup);
+		cJSON_AddNumberToObject(o, "packets_in", (double)r->r_pkts_in);
+		cJSON_AddNumberToObject(o, "bytes_in", (double)r->r_bytes_in);
+		cJSON_AddNumberToObject(o, "packets_out",
+		    (double)r->r_pkts_out);
+		cJSON_AddNumberToObject(o, "bytes_out", (double)r->r_bytes_out);
+		cJSON_AddNumberToObject(o, "drops", (double)r->r_drops);
+		cJSON_AddStringToObject(o, "admitted_by", r->r_admitted_by);
+		cJSON_AddBoolToObject(o, "admit_cached", r->r_cached);
+		cJSON_AddItemToArray(arr, o);
+	}
+	if (l.cl_nomem)
+		log_warnx("show clients: out of memory; the list is partial");
+	free(l.cl_rows);
+	return i;
 }
 
 static void

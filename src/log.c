@@ -149,3 +149,25 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+int
+log_rate_allow(struct log_rate *lr, uint64_t now_ms, double rate,
+    double burst, uint64_t *held)
+{
+	if (lr->lr_last_ms == 0)
+		lr->lr_tokens = burst;
+	else if (now_ms > lr->lr_last_ms)
+		lr->lr_tokens += (double)(now_ms - lr->lr_last_ms) * rate /
+		    1000.0;
+	if (lr->lr_tokens > burst)
+		lr->lr_tokens = burst;
+	lr->lr_last_ms = now_ms;
+	if (lr->lr_tokens < 1) {
+		lr->lr_held++;
+		return 0;
+	}
+	lr->lr_tokens -= 1;
+	*held = lr->lr_held;
+	lr->lr_held = 0;
+	return 1;
+}

@@ -4,6 +4,7 @@
 #define DERPD_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +20,21 @@ void	log_warn(const char *, ...) LOG_FMT(1, 2);
 void	log_warnx(const char *, ...) LOG_FMT(1, 2);
 void	log_info(const char *, ...) LOG_FMT(1, 2);
 void	log_debug(const char *, ...) LOG_FMT(1, 2);
+/*
+ * A token bucket for lines that peers can cause (one per bad connection):
+ * rate lines per second, up to burst at once. Owned by one thread.
+ */
+struct log_rate {
+	uint64_t	 lr_last_ms;
+	double		 lr_tokens;
+	uint64_t	 lr_held;	/* lines held back since the last one */
+};
+/*
+ * May a line be written at now_ms? 1 yes, with *held set to the lines held
+ * back before it (to mention once, then reset); 0 no (counted in lr_held).
+ */
+int	log_rate_allow(struct log_rate *, uint64_t now_ms, double rate,
+	    double burst, uint64_t *held);
 /* Log the OpenSSL error queue (and clear it) under a caller prefix. */
 void	log_ssl_errors(const char *prefix);
 __attribute__((noreturn)) void fatal(const char *, ...) LOG_FMT(1, 2);

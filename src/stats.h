@@ -44,6 +44,7 @@ enum stat_id {
 	STAT_STUN_IPV6,
 	STAT_STUN_RFC5389,
 	STAT_ACCEPT_ERRORS,
+	STAT_LOG_HELD,			/* peer log lines rate-limited */
 	STAT__COUNT
 };
 

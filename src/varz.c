@@ -49,6 +49,7 @@ static const struct metric metrics[] = {
 	{ "derp_total_dup_client_conns", "counter",
 	    STAT_TOTAL_DUP_CLIENT_CONNS },
 	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS },
+	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD },
 	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS },
 	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS },
 };
@@ -134,8 +135,8 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
-	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
 	control_varz(env->d_control, out);
+	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
 	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
 	    (long long)env->d_start_time,
@@ -173,8 +174,8 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	    (double)g.pg_dup_conns);
 	cJSON_AddNumberToObject(st, "uptime_sec",
 	    (double)(time(NULL) - env->d_start_time));
-	for (int r = 0; r < DROP__COUNT; r++) {
 	control_ctl_stats(env->d_control, st);
+	for (int r = 0; r < DROP__COUNT; r++) {
 		cJSON *o = cJSON_AddObjectToObject(dr, stats_drop_name(r));
 		cJSON_AddNumberToObject(o, "disco",
 		    (double)sum->st_drop_pkts[r][KIND_DISCO]);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "log.h"
 #include "stats.h"
 
 #ifdef __cplusplus
@@ -42,6 +43,7 @@ struct worker {
 	struct evconnlistener	*w_lis80;
 	struct event		*w_retry;	/* re-enable accept after EMFILE */
 	struct event		*w_reverify;	/* -auth-reverify ticker */
+	struct log_rate		 w_lograte;	/* lines about bad peers */
 	struct conn		*w_conns;	/* every live conn of this worker */
 	size_t			 w_nconns;
 };

@@ -260,4 +260,45 @@ TEST_F(HostileTest, SecondDaemonOnTheSameAddressRefuses)
 	}
 }
 
+// Lines a peer can cause are rate limited: 600 connections that each send
+// a bad first frame leave a bounded number of log lines, and every line
+// held back is counted.
+TEST_F(HostileTest, BadPeersCannotFloodTheLog)
+{
+	ASSERT_TRUE(d.Start());
+	const int n = 600;
+	size_t from = d.LogSize();
+	auto t0 = Clock::now();
+	for (int i = 0; i < n; i++) {
+		std::string err;
+		// The last one after a pause: it is let through and says
+		// how many were held back.
+		if (i == n - 1)
+			std::this_thread::sleep_for(
+			    std::chrono::milliseconds(200));
+		Client c = d.Dial(&err);
+		ASSERT_TRUE(c) << err;
+		ASSERT_EQ(DERPC_OK, derpc_send_upgrade(c.get(), false));
+		uint8_t body[40] = {};
+		ASSERT_EQ(DERPC_OK, derpc_send_frame(c.get(), FRAME_PING, body,
+		    sizeof(body)));
+		EXPECT_EQ(DERPC_EOF, derpc_wait_eof(c.get(), 3000));
+	}
+	EXPECT_EQ(n, d.WaitMetric(Closed("bad_first_frame"), n));
+	double secs = (double)MsSince(t0) / 1000.0;
+	std::string log = d.Log().substr(from);
+	int lines = 0;
+	for (size_t p = 0; (p = log.find("closed: bad_first_frame", p)) !=
+	    std::string::npos; p++)
+		lines++;
+	int64_t held = d.Metric("derpd_log_lines_held_back");
+	printf("log: %d connections in %.1f s: %d lines, %lld held back\n", n,
+	    secs, lines, (long long)held);
+	EXPECT_EQ(n, lines + held) << "every line written or counted";
+	// Two workers, each 100 at once and 20 a second after that.
+	EXPECT_LE(lines, (int)(2 * (100 + 20 * (secs + 1))));
+	EXPECT_GT(held, 0);
+	EXPECT_NE(std::string::npos, log.find("similar lines held back"));
+}
+
 }  // namespace
