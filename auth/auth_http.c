@@ -23,6 +23,7 @@ struct hreq {
 	struct auth_flight	*h_flight;
 	char			*h_body;
 	size_t			 h_len;
+	size_t			 h_max;		/* then stop reading (+1 kept) */
 	char			 h_post[256];
 	struct curl_slist	*h_hdrs;
 	int			 h_is_url;
@@ -34,7 +35,14 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	struct hreq	*h = arg;
 	size_t		 n = size * nmemb, take = n;
 
-	if (h->h_len + take > BODY_MAX)
+	if (h->h_max > 0) {
+		/*
+		 * The admission URL: keep one byte past the limit so the
+		 * classifier sees the body was too big, and read no more.
+		 */
+		if (h->h_len + take > h->h_max + 1)
+			take = h->h_max + 1 - h->h_len;
+	} else if (h->h_len + take > BODY_MAX)
 		take = BODY_MAX - h->h_len;
 	if (take > 0) {
 		char *nb = realloc(h->h_body, h->h_len + take + 1);
@@ -45,7 +53,9 @@ write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		h->h_len += take;
 		h->h_body[h->h_len] = '\0';
 	}
-	return n;	/* the rest is read and dropped */
+	if (h->h_max > 0 && h->h_len > h->h_max)
+		return 0;	/* aborts the transfer */
+	return n;	/* whois: the rest is read and dropped */
 }
 
 enum auth_reason
@@ -92,6 +102,12 @@ auth_url_classify(int curlcode, long status, const char *body, size_t len)
 	cJSON		*j, *allow;
 	enum auth_reason r;
 
+	/*
+	 * Over the limit we stopped reading (a write error to curl): that
+	 * is the answer's fault, not the network's, so never fail-open.
+	 */
+	if (body != NULL && len > AUTH_URL_BODY_MAX)
+		return status == 200 ? AUTH_URL_BAD_RESPONSE : AUTH_URL_STATUS;
 	if (curlcode != CURLE_OK)
 		return AUTH_URL_UNREACHABLE;
 	if (status != 200)
@@ -286,6 +302,7 @@ url_check(struct auth_flight *f)
 	}
 	h->h_flight = f;
 	h->h_is_url = 1;
+	h->h_max = AUTH_URL_BODY_MAX;
 	n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key, f->f_src);
 	if ((e = easy_common(h, c->ac_url, c->ac_timeout_ms)) != NULL) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_post);
@@ -327,6 +344,8 @@ selfcheck_done(void *easy, int code, void *arg)
 	const char		*sock = auth_socket_path(auth_conf_of(sc->sc_auth));
 	long			 status = 0;
 	cJSON			*j = NULL, *self, *pk, *st;
+	uint8_t			 self_key[32];
+	char			 state[64];
 
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 	if (code == CURLE_ABORTED_BY_CALLBACK)
@@ -347,15 +366,19 @@ selfcheck_done(void *easy, int code, void *arg)
 		st = cJSON_GetObjectItem(j, "BackendState");
 		self = cJSON_GetObjectItem(j, "Self");
 		pk = self ? cJSON_GetObjectItem(self, "PublicKey") : NULL;
-		if (!cJSON_IsString(pk) || strncmp(pk->valuestring,
-		    NODEKEY_PREFIX, 8) != 0) {
+		if (!cJSON_IsString(pk) || util_key_parse(pk->valuestring,
+		    NODEKEY_PREFIX, self_key) != 0) {
+			/* Whatever tailscaled says goes into one log line. */
 			log_warnx("verify-clients: tailscaled at %s is not "
 			    "logged in (state %s); clients will be refused",
-			    sock, cJSON_IsString(st) ? st->valuestring : "?");
+			    sock, util_log_safe(cJSON_IsString(st) ?
+			    st->valuestring : "?", state, sizeof(state)));
 			goto out;
 		}
-		util_strlcpy(sc->sc_key, pk->valuestring, sizeof(sc->sc_key));
+		/* Re-formatted: only a well-formed key goes into the URL. */
+		util_key_format(self_key, NODEKEY_PREFIX, sc->sc_key);
 		cJSON_Delete(j);
+		j = NULL;
 		free(sc->sc_h.h_body);
 		sc->sc_h.h_body = NULL;
 		sc->sc_h.h_len = 0;

@@ -81,7 +81,13 @@ void	auth_src_key(const struct sockaddr *, uint8_t out[AUTH_SRC_KEY_LEN]);
 /* Classify a tailscaled whois reply (pure, for tests). */
 enum auth_reason auth_tailscaled_classify(int curlcode, long status,
 	    const char *body, size_t len);
-/* Classify an admission URL reply (pure, for tests). */
+/* Most admission URL reply body read; a longer one is a bad response. */
+#define AUTH_URL_BODY_MAX	(16 * 1024)
+/*
+ * Classify an admission URL reply (pure, for tests). Only the first
+ * 4 KiB of the body are decoded, as derper does; a body longer than
+ * AUTH_URL_BODY_MAX is a bad response (AUTH_URL_STATUS if not a 200).
+ */
 enum auth_reason auth_url_classify(int curlcode, long status,
 	    const char *body, size_t len);
 /* Webhook request body; returns length or 0. */

@@ -257,3 +257,52 @@ util_is_zero(const uint8_t *a, size_t n)
 		d |= a[i];
 	return d == 0;
 }
+
+/* Bytes the escaped form of c takes in util_log_safe. */
+static size_t
+log_safe_len(unsigned char c)
+{
+	if (c == '\\')
+		return 2;
+	return c >= 0x20 && c < 0x7f ? 1 : 4;
+}
+
+const char *
+util_log_safe(const char *in, char *out, size_t outlen)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p;
+	size_t			 o = 0, need = 0, room;
+
+	if (outlen == 0)
+		return out;
+	if (in == NULL)
+		in = "(null)";
+	for (p = (const unsigned char *)in; *p != '\0'; p++)
+		need += log_safe_len(*p);
+	/* All of it, or as much as leaves room for "..." and the NUL. */
+	room = need < outlen ? need : outlen > 4 ? outlen - 4 : 0;
+	for (p = (const unsigned char *)in; *p != '\0'; p++) {
+		size_t n = log_safe_len(*p);
+
+		if (o + n > room)
+			break;
+		if (n == 1)
+			out[o] = (char)*p;
+		else if (n == 2)
+			out[o] = out[o + 1] = '\\';
+		else {
+			out[o] = '\\';
+			out[o + 1] = 'x';
+			out[o + 2] = hex[*p >> 4];
+			out[o + 3] = hex[*p & 0xf];
+		}
+		o += n;
+	}
+	if (need >= outlen && outlen > 4) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}

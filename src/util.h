@@ -46,6 +46,13 @@ uint64_t util_now_ms(void);
 bool	util_ct_equal(const uint8_t *a, const uint8_t *b, size_t n);
 /* True when all n bytes are zero. */
 bool	util_is_zero(const uint8_t *a, size_t n);
+/*
+ * Text from a peer or backend made safe for one log line: printable ASCII
+ * is kept, a backslash becomes \\\\, every other byte \\xNN; cut to fit
+ * out (then ending in "..."). NULL in is "(null)". Returns out, always
+ * NUL-terminated (outlen >= 8).
+ */
+const char *util_log_safe(const char *in, char *out, size_t outlen);
 
 #ifdef __cplusplus
 }

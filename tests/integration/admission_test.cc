@@ -156,6 +156,9 @@ protected:
 			Response r;
 			r.body = "{\"BackendState\":\"Running\",\"Self\":"
 			    "{\"PublicKey\":\"nodekey:" + self_.hex + "\"}}";
+			std::lock_guard<std::mutex> g(mu_);
+			if (!status_body_.empty())
+				r.body = status_body_;
 			return r;
 		}
 		if (rq.target.compare(0, whois.size(), whois) != 0)
@@ -333,6 +336,7 @@ protected:
 	Id self_;
 	std::mutex mu_;
 	std::map<std::string, Response> ts_by_key_, url_by_key_;
+	std::string status_body_;	// "": a logged-in tailscaled
 	Response ts_default_ = TsNotFound();
 	Response url_default_ = UrlAnswer("{\"Allow\":true}");
 };
@@ -1113,4 +1117,44 @@ TEST_F(AdmissionTest, FloodFromOneSourceDoesNotStarveOthers)
 		held.clear();
 	}
 	EXPECT_TRUE(d.Running());
+}
+
+// What tailscaled says about itself is logged, but a hostile LocalAPI
+// cannot forge log lines: control bytes in BackendState are escaped, and
+// a PublicKey that is not a key is not used.
+TEST_F(AdmissionTest, HostileLocalApiCannotForgeLogLines)
+{
+	status_body_ = "{\"BackendState\":\"Stopped\\n2026-01-01T00:00:00Z "
+	    "info forged line\\u001b[31m\",\"Self\":{\"PublicKey\":"
+	    "\"nodekey:zz\\r\\nHost: evil\"}}";
+	StartTs();
+	ASSERT_TRUE(d.Start(TsFlags()));
+	ASSERT_TRUE(d.WaitLog("is not logged in", 3000));
+	std::string log = d.Log();
+	EXPECT_NE(log.find("(state Stopped\\x0a2026-01-01T00:00:00Z info "
+	    "forged line\\x1b[31m)"), std::string::npos) << log;
+	EXPECT_EQ(log.find("\n2026-01-01T00:00:00Z info forged"),
+	    std::string::npos) << log;
+	EXPECT_EQ(log.find("\x1b"), std::string::npos);
+	// No whois of the bogus self key was asked for.
+	EXPECT_EQ(ts_.CountMatching("whois"), 0u);
+}
+
+// An admission URL that answers with a huge body: read no more than
+// 16 KiB, and it is a bad response (refused even with fail-open).
+TEST_F(AdmissionTest, HugeWebhookBodyIsABadResponse)
+{
+	StartUrl();
+	// derper would admit this: its first 4 KiB are {"Allow":true}.
+	Response big = UrlAnswer("{\"Allow\":true}" +
+	    std::string(4 << 20, ' '));
+	SetUrlDefault(big);
+	ASSERT_TRUE(d.Start({ UrlFlag() }));	// fail-open by default
+	int64_t t0 = NowMs();
+	EXPECT_TRUE(Refused(Try(NewId())));
+	EXPECT_LT(NowMs() - t0, 3000);
+	EXPECT_EQ(d.Metric(Rej("url_bad_response")), 1);
+	// A normal answer still admits.
+	SetUrlDefault(UrlAnswer("{\"Allow\":true}"));
+	EXPECT_TRUE(Admitted(Try(NewId())));
 }

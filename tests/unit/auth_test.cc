@@ -376,6 +376,22 @@ TEST(AuthUrlClassify, OnlyFirst4KiB)
 	EXPECT_EQ(Url(CURLE_OK, 200, deny), AUTH_URL_DENIED);
 }
 
+// The body is read up to AUTH_URL_BODY_MAX (16 KiB); past that derpd
+// stops reading (curl reports a write error) and the answer is bad,
+// never "unreachable" (which fail-open would admit).
+TEST(AuthUrlClassify, OversizeBodyIsBad)
+{
+	std::string obj = "{\"Allow\":true}";
+	std::string max = obj + std::string(AUTH_URL_BODY_MAX - obj.size(), ' ');
+	ASSERT_EQ(max.size(), (size_t)AUTH_URL_BODY_MAX);
+	EXPECT_EQ(Url(CURLE_OK, 200, max), AUTH_OK);
+	std::string over = max + " ";
+	EXPECT_EQ(Url(CURLE_WRITE_ERROR, 200, over), AUTH_URL_BAD_RESPONSE);
+	EXPECT_EQ(Url(CURLE_OK, 200, over), AUTH_URL_BAD_RESPONSE);
+	EXPECT_EQ(Url(CURLE_WRITE_ERROR, 500, over), AUTH_URL_STATUS);
+	EXPECT_EQ(Url(CURLE_WRITE_ERROR, 0, ""), AUTH_URL_UNREACHABLE);
+}
+
 // encoding/json assigns fields in document order, so with two keys that
 // fold to "Allow" the last one wins. derpd must not admit a reply that
 // derper refuses.
@@ -967,6 +983,23 @@ TEST_F(EngineUrl, RequestAndOutcome)
 	EXPECT_EQ(w2->reason, AUTH_URL_DENIED);
 	EXPECT_STREQ(w2->backend, "url");
 	EXPECT_EQ(M(BackendReqs("url")), 2);
+}
+
+// A webhook streaming a huge body: the transfer is cut at 16 KiB and
+// the answer is a bad response, even with fail-open.
+TEST_F(EngineUrl, HugeBodyIsCutAndBad)
+{
+	conf_.ac_url_fail_open = true;
+	ASSERT_TRUE(New());
+	srv_.SetHandler([](const fakehttp::Request &) {
+		fakehttp::Response rs;
+		rs.body = "{\"Allow\":true}" + std::string(8 << 20, ' ');
+		return rs;
+	});
+	int64_t t0 = NowMs();
+	auto w = Check(MakeKey(90));
+	EXPECT_EQ(w->reason, AUTH_URL_BAD_RESPONSE);
+	EXPECT_LT(NowMs() - t0, 2000);
 }
 
 TEST_F(EngineUrl, SourceText)

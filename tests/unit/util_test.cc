@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -333,4 +334,42 @@ TEST(Util, NowIsMonotonic)
 	uint64_t a = util_now_ms(), b = util_now_ms();
 	EXPECT_GT(a, 0u);
 	EXPECT_GE(b, a);
+}
+
+namespace {
+
+std::string
+Safe(const char *in, size_t outlen = 256)
+{
+	std::vector<char> out(outlen, '#');
+	util_log_safe(in, out.data(), outlen);
+	EXPECT_NE(memchr(out.data(), '\0', outlen), nullptr);
+	return out.data();
+}
+
+}  // namespace
+
+TEST(UtilLogSafe, KeepsPrintableEscapesTheRest)
+{
+	EXPECT_EQ(Safe("Running"), "Running");
+	EXPECT_EQ(Safe("a b~!{}"), "a b~!{}");
+	EXPECT_EQ(Safe("x\ny"), "x\\x0ay");
+	EXPECT_EQ(Safe("\r\t\x1b[0m"), "\\x0d\\x09\\x1b[0m");
+	EXPECT_EQ(Safe("back\\slash"), "back\\\\slash");
+	EXPECT_EQ(Safe("\x7f\xc3\xa9"), "\\x7f\\xc3\\xa9");
+	EXPECT_EQ(Safe(""), "");
+	EXPECT_EQ(Safe(nullptr), "(null)");
+}
+
+TEST(UtilLogSafe, CutsToFitWithAnEllipsis)
+{
+	EXPECT_EQ(Safe("abcdefg", 8), "abcdefg");
+	EXPECT_EQ(Safe("abcdefgh", 8), "abcd...");
+	/* An escape is never cut in half. */
+	EXPECT_EQ(Safe("ab\ncdefgh", 8), "ab...");
+	std::string big(1000, '\n');
+	std::string s = Safe(big.c_str(), 64);
+	EXPECT_LT(s.size(), 64u);
+	EXPECT_EQ(s.substr(s.size() - 3), "...");
+	EXPECT_EQ(s.find('\n'), std::string::npos);
 }
