@@ -38,12 +38,13 @@ for name in "$@"; do
 	last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1)
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
-	corp=$(find "$work" -type f | wc -l)
+	corp=$(echo "$last" |
+	    sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p')
 	if [ "$rc" -eq 0 ]; then
 		pass=$((pass + 1))
 		printf 'fuzz_%-12s ok      %10s runs  cov %5s  ft %6s  ' \
 		    "$name" "${runs:-?}" "${cov:-?}" "${ft:-?}"
-		printf 'corpus %5s  %4ss\n' "$corp" "$t"
+		printf 'corpus %-10s %4ss\n' "${corp:-?}" "$t"
 		continue
 	fi
 	fail=$((fail + 1))
