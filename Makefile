@@ -6,6 +6,7 @@
 #   make asan       unit + integration tests under ASan and UBSan
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (60), clang
 #   make check-fuzz-replay  the fuzz harnesses over their saved inputs
+#   make tsan       integration tests with derpd under ThreadSanitizer
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -200,6 +201,16 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    check-unit check-fuzz-replay check-integration
 
+# ThreadSanitizer: the daemon exits 66 at the first race report, and the
+# harness fails a test whose daemon did not exit 0 on SIGTERM.
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
+	   suppressions=$(CURDIR)/tests/tsan.supp"
+tsan:
+	$(MAKE) -j$(JOBS) B=build/tsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=thread" all
+	$(TSAN_ENV) $(MAKE) B=build/tsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=thread" check-integration
+
 # make fuzz: the sources built by clang for libFuzzer with ASan and UBSan
 # in their own object dir; each harness links what it needs from
 # libderpd.a there. tests/fuzz/run.sh runs them one at a time.
@@ -264,7 +275,7 @@ clean:
 
 .PHONY: all deps check check-unit check-fuzz-replay check-integration \
 	check-interop check-man fuzz \
-	asan run bench install clean
+	asan tsan run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
 	$(ADMIN:%.c=$(B)/%.d) \
