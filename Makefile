@@ -103,12 +103,16 @@ INTEG	 = tests/integration/harness.cc \
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
 # LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
 # kept as tests/fuzz/regress/<name>/ (tests/fuzz/README).
-FUZZ	 = tests/fuzz/fuzz_clientinfo.c \
+FUZZ	 = tests/fuzz/fuzz_allowlist.c \
+	   tests/fuzz/fuzz_clientinfo.c \
+	   tests/fuzz/fuzz_control.c \
 	   tests/fuzz/fuzz_frame.c \
 	   tests/fuzz/fuzz_http.c \
 	   tests/fuzz/fuzz_keyfile.c \
+	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
-	   tests/fuzz/fuzz_stun.c
+	   tests/fuzz/fuzz_stun.c \
+	   tests/fuzz/fuzz_webhook.c
 
 LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)

@@ -19,40 +19,50 @@ keycmp(const void *a, const void *b)
 	return memcmp(a, b, 32);
 }
 
+/* Longest line taken, newline excluded (the file form always had it). */
+#define ALLOW_LINE_MAX	510
+/* A bigger allowlist file is refused (about 900,000 keys). */
+#define ALLOW_FILE_MAX	(64 * 1024 * 1024)
+
 struct allowlist *
-allowlist_load(const char *path, char *err, size_t errlen)
+allowlist_parse(const char *buf, size_t len, const char *name, char *err,
+    size_t errlen)
 {
 	struct allowlist	*l;
-	FILE			*f;
-	char			 line[512];
-	size_t			 cap = 0, lineno = 0;
+	size_t			 cap = 0, lineno = 0, off = 0;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "-allow-keys: %s: %s", path,
-		    strerror(errno));
-		return NULL;
-	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		fclose(f);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char	*p = line, *e;
+	while (off < len) {
+		const char	*nl = memchr(buf + off, '\n', len - off);
+		size_t		 n = nl != NULL ? (size_t)(nl - (buf + off)) :
+				    len - off;
+		char		 line[ALLOW_LINE_MAX + 1], *p, *e;
 
 		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
+		if (n > ALLOW_LINE_MAX) {
 			snprintf(err, errlen, "-allow-keys: %s:%zu: line too "
-			    "long", path, lineno);
+			    "long", name, lineno);
 			goto fail;
 		}
+		if (memchr(buf + off, '\0', n) != NULL) {
+			snprintf(err, errlen, "-allow-keys: %s:%zu: NUL byte",
+			    name, lineno);
+			goto fail;
+		}
+		memcpy(line, buf + off, n);
+		line[n] = '\0';
+		off += n + (nl != NULL);
+		p = line;
 		if ((e = strchr(p, '#')) != NULL)
 			*e = '\0';
 		while (*p == ' ' || *p == '\t')
 			p++;
 		e = p + strlen(p);
 		while (e > p && (e[-1] == ' ' || e[-1] == '\t' ||
-		    e[-1] == '\n' || e[-1] == '\r'))
+		    e[-1] == '\r'))
 			*--e = '\0';
 		if (*p == '\0')
 			continue;
@@ -68,22 +78,62 @@ allowlist_load(const char *path, char *err, size_t errlen)
 		}
 		if (util_key_parse(p, NODEKEY_PREFIX, l->l_keys[l->l_n]) != 0) {
 			snprintf(err, errlen, "-allow-keys: %s:%zu: not a "
-			    "nodekey:<64 hex> key", path, lineno);
+			    "nodekey:<64 hex> key", name, lineno);
 			goto fail;
 		}
 		l->l_n++;
+	}
+	if (l->l_n > 0)
+		qsort(l->l_keys, l->l_n, 32, keycmp);
+	return l;
+fail:
+	allowlist_free(l);
+	return NULL;
+}
+
+struct allowlist *
+allowlist_load(const char *path, char *err, size_t errlen)
+{
+	struct allowlist	*l;
+	FILE			*f;
+	char			*buf = NULL;
+	size_t			 len = 0, cap = 0, n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "-allow-keys: %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (len == cap) {
+			char *nb;
+			if (cap >= ALLOW_FILE_MAX) {
+				snprintf(err, errlen, "-allow-keys: %s: over "
+				    "%d bytes", path, ALLOW_FILE_MAX);
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 65536;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			buf = nb;
+		}
+		if ((n = fread(buf + len, 1, cap - len, f)) == 0)
+			break;
+		len += n;
 	}
 	if (ferror(f)) {
 		snprintf(err, errlen, "-allow-keys: %s: read error", path);
 		goto fail;
 	}
 	fclose(f);
-	if (l->l_n > 0)
-		qsort(l->l_keys, l->l_n, 32, keycmp);
+	l = allowlist_parse(buf, len, path, err, errlen);
+	free(buf);
 	return l;
 fail:
 	fclose(f);
-	allowlist_free(l);
+	free(buf);
 	return NULL;
 }
 

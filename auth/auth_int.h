@@ -66,7 +66,14 @@ int	auth_curl_add(struct auth_curl *, void *easy,
 extern const struct auth_backend auth_backend_allow;
 extern const struct auth_backend auth_backend_tailscaled;
 extern const struct auth_backend auth_backend_url;
+/* Read and parse an allowlist file; NULL with err naming file:line. */
 struct allowlist *allowlist_load(const char *path, char *err, size_t errlen);
+/*
+ * Parse allowlist text (pure): one nodekey:<64 hex> per line, '#'
+ * comments, blank lines, CRLF; name is used in errors. NULL with err.
+ */
+struct allowlist *allowlist_parse(const char *buf, size_t len,
+	    const char *name, char *err, size_t errlen);
 void	allowlist_free(struct allowlist *);
 bool	allowlist_has(const struct allowlist *, const uint8_t key[32]);
 size_t	allowlist_count(const struct allowlist *);

@@ -533,6 +533,56 @@ TEST(Allowlist, BadLineNamesFileAndLine)
 	EXPECT_NE(std::string(err).find(missing), std::string::npos) << err;
 }
 
+// allowlist_load reads the file and hands it to allowlist_parse, the
+// pure part (and the fuzz target).
+TEST(Allowlist, ParseBuffer)
+{
+	Key a = MakeKey(11), b = MakeKey(12);
+	std::string text = "# list\r\n" + NodeKey(a) + "\r\n\n  " +
+	    NodeKey(b) + " # b";
+	char err[256] = "";
+	struct allowlist *l = allowlist_parse(text.data(), text.size(), "t",
+	    err, sizeof(err));
+	ASSERT_NE(l, nullptr) << err;
+	EXPECT_EQ(allowlist_count(l), 2u);
+	EXPECT_TRUE(allowlist_has(l, a.data()));
+	EXPECT_TRUE(allowlist_has(l, b.data()));
+	allowlist_free(l);
+	/* Not NUL-terminated: only len bytes are looked at. */
+	std::string cut = NodeKey(a) + "\nnodekey:zz";
+	l = allowlist_parse(cut.data(), NodeKey(a).size() + 1, "t", err,
+	    sizeof(err));
+	ASSERT_NE(l, nullptr) << err;
+	EXPECT_EQ(allowlist_count(l), 1u);
+	allowlist_free(l);
+	l = allowlist_parse(nullptr, 0, "t", err, sizeof(err));
+	ASSERT_NE(l, nullptr);
+	EXPECT_EQ(allowlist_count(l), 0u);
+	allowlist_free(l);
+}
+
+TEST(Allowlist, ParseRefusesNulAndLongLines)
+{
+	Key a = MakeKey(13);
+	char err[256] = "";
+	std::string nul = "# x\n" + NodeKey(a) + std::string(1, '\0') + "x\n";
+	EXPECT_EQ(allowlist_parse(nul.data(), nul.size(), "f", err,
+	    sizeof(err)), nullptr);
+	EXPECT_NE(std::string(err).find("f:2: NUL byte"), std::string::npos)
+	    << err;
+	/* 510 bytes a line (as the file reader always took), not 511. */
+	std::string ok = NodeKey(a) + std::string(510 - 72, ' ') + "\n";
+	struct allowlist *l = allowlist_parse(ok.data(), ok.size(), "f", err,
+	    sizeof(err));
+	EXPECT_NE(l, nullptr) << err;
+	allowlist_free(l);
+	std::string lng = NodeKey(a) + std::string(511 - 72, ' ') + "\n";
+	EXPECT_EQ(allowlist_parse(lng.data(), lng.size(), "f", err,
+	    sizeof(err)), nullptr);
+	EXPECT_NE(std::string(err).find("f:1: line too long"),
+	    std::string::npos) << err;
+}
+
 // --- the engine ----------------------------------------------------
 
 namespace {
