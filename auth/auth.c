@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <sodium.h>
 
 #include "auth.h"
 #include "auth_int.h"
@@ -128,6 +130,7 @@ struct auth {
 	size_t			 a_tabsize, a_nentries;
 	struct centry		*a_lru_head, *a_lru_tail;
 	struct auth_src		*a_src[SRC_TAB];	/* groups by key */
+	uint8_t			 a_src_seed[crypto_shorthash_KEYBYTES];
 	struct auth_src		*a_ring_head, *a_ring_tail;
 	size_t			 a_nsrc, a_nqueued;
 	int			 a_inflight;
@@ -514,23 +517,23 @@ cache_add(struct auth *a, const uint8_t key[32])
 
 /* --- source groups (engine thread) -------------------------------- */
 
+/* Keyed (SipHash), so that clients cannot pick addresses to collide. */
 static size_t
-src_hash(const uint8_t *k)
+src_hash(const struct auth *a, const uint8_t *k)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint8_t		 out[crypto_shorthash_BYTES];
+	uint64_t	 h;
 
-	for (int i = 0; i < AUTH_SRC_KEY_LEN; i++) {
-		h ^= k[i];
-		h *= 0x100000001b3ULL;
-	}
-	return (size_t)(h ^ (h >> 29)) & (SRC_TAB - 1);
+	crypto_shorthash(out, k, AUTH_SRC_KEY_LEN, a->a_src_seed);
+	memcpy(&h, out, sizeof(h));
+	return (size_t)h & (SRC_TAB - 1);
 }
 
 /* The group of key, created empty if absent; NULL when out of memory. */
 static struct auth_src *
 src_get(struct auth *a, const uint8_t *key)
 {
-	struct auth_src	**head = &a->a_src[src_hash(key)], *s;
+	struct auth_src	**head = &a->a_src[src_hash(a, key)], *s;
 
 	for (s = *head; s != NULL; s = s->s_hnext)
 		if (memcmp(s->s_key, key, AUTH_SRC_KEY_LEN) == 0)
@@ -552,7 +555,8 @@ src_release(struct auth *a, struct auth_src *s)
 
 	if (s == NULL || s->s_pending > 0 || s->s_inring)
 		return;
-	for (pp = &a->a_src[src_hash(s->s_key)]; *pp != s; pp = &(*pp)->s_hnext)
+	for (pp = &a->a_src[src_hash(a, s->s_key)]; *pp != s;
+	    pp = &(*pp)->s_hnext)
 		;
 	*pp = s->s_hnext;
 	a->a_nsrc--;
@@ -845,6 +849,12 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 	a->a_base = base;
 	a->a_efd = -1;
 	a->a_log_tokens = LOG_BURST;
+	/* A weak seed only makes collisions easier to find, never wrong. */
+	if (getrandom(a->a_src_seed, sizeof(a->a_src_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(a->a_src_seed)) {
+		uint64_t t = util_now_ms() ^ (uint64_t)(uintptr_t)a;
+		memcpy(a->a_src_seed, &t, sizeof(t));
+	}
 	pthread_mutex_init(&a->a_sub_lock, NULL);
 	pthread_mutex_init(&a->a_req_lock, NULL);
 	pthread_mutex_init(&a->a_agg_lock, NULL);
