@@ -121,10 +121,10 @@ struct conn {
 	unsigned		 c_nctl;	/* guarded by c_qlock */
 	unsigned		 c_ctl_cap;	/* guarded by c_qlock */
 	int			 c_ctl_overflow; /* guarded by c_qlock */
-	struct conn		*c_sched_next;	/* on a schedule list */
-	/* owner-thread lists */
-	struct conn		*c_prev, *c_next;	/* w_conns */
-	struct conn		*c_reap_next;
+	struct worker_item	 c_item;	/* posted to c_w (c_sched) */
+	/* owner-thread links */
+	struct worker_node	 c_node;	/* c_w's live list */
+	struct worker_item	 c_reapit;	/* deferred release */
 	/* per-connection totals */
 	uint64_t		 c_pkts_in, c_bytes_in, c_pkts_out, c_bytes_out;
 	uint64_t		 c_drops;	/* atomic: dropped for us */
@@ -163,9 +163,9 @@ conn_log(struct conn *c, const char *fmt, ...)
 	uint64_t	 held;
 	va_list		 ap;
 
-	if (!log_rate_allow(&c->c_w->w_lograte, util_now_ms(), CONN_LOG_RATE,
+	if (!log_rate_allow(worker_lograte(c->c_w), util_now_ms(), CONN_LOG_RATE,
 	    CONN_LOG_BURST, &held)) {
-		STAT_INC(&c->c_w->w_stats, STAT_LOG_HELD);
+		STAT_INC(worker_stats(c->c_w), STAT_LOG_HELD);
 		return;
 	}
 	va_start(ap, fmt);
@@ -230,24 +230,8 @@ conn_timer_set(struct conn *c, uint64_t ms)
 static void
 conn_schedule(struct worker *from, struct conn *c)
 {
-	struct worker	*w = c->c_w;
-	int		 wake;
-
-	conn_ref(c);
-	if (from == w) {
-		if (w->w_ready == NULL)
-			event_active(w->w_readyev, EV_READ, 0);
-		c->c_sched_next = w->w_ready;
-		w->w_ready = c;
-		return;
-	}
-	pthread_mutex_lock(&w->w_inlock);
-	wake = w->w_inbox == NULL;
-	c->c_sched_next = w->w_inbox;
-	w->w_inbox = c;
-	pthread_mutex_unlock(&w->w_inlock);
-	if (wake)
-		worker_wake(w);
+	conn_ref(c);		/* the posted item's; wo_run drops it */
+	worker_post(c->c_w, from, &c->c_item);
 }
 
 /*
@@ -283,13 +267,13 @@ count_drop(struct pkt *p, int is_head, void *arg)
 static void
 conn_enqueue_pkt(struct worker *from, struct conn *c, struct pkt *p)
 {
-	struct drop_ctx	 d = { &from->w_stats, c };
+	struct drop_ctx	 d = { worker_stats(from), c };
 	int		 sched = 0;
 
 	pthread_mutex_lock(&c->c_qlock);
 	if (c->c_closed) {
 		pthread_mutex_unlock(&c->c_qlock);
-		stats_drop(&from->w_stats, DROP_GONE_DISCONNECTED, p->p_disco,
+		stats_drop(worker_stats(from), DROP_GONE_DISCONNECTED, p->p_disco,
 		    p->p_len);
 		pkt_free(p);
 		return;
@@ -333,9 +317,7 @@ conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
 		}
 		pthread_mutex_unlock(&c->c_qlock);
 		free(m);
-		/* Another worker's counter: the one atomic add on it. */
-		__atomic_add_fetch(&c->c_w->w_stats.st_c[STAT_CTL_DROPS], 1,
-		    __ATOMIC_RELAXED);
+		worker_count_remote(c->c_w, STAT_CTL_DROPS);
 		if (sched)
 			conn_schedule(from, c);
 		return;
@@ -493,7 +475,7 @@ conn_send_peer_gone(struct conn *c)
 		    PEERS_FOUND)
 			continue;
 		conn_enqueue_ctl(c->c_w, obj, buf, n);
-		STAT_INC(&c->c_w->w_stats, STAT_PEER_GONE_DISCONNECTED);
+		STAT_INC(worker_stats(c->c_w), STAT_PEER_GONE_DISCONNECTED);
 		conn_unref(obj);
 	}
 }
@@ -515,7 +497,7 @@ static void
 conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 {
 	struct worker	*w = c->c_w;
-	struct drop_ctx	 d = { &w->w_stats, NULL };
+	struct drop_ctx	 d = { worker_stats(w), NULL };
 	char		 why[256];
 	va_list		 ap;
 	struct ctlmsg	*m, *n;
@@ -533,9 +515,9 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		    stats_close_name(r), why);
 	else
 		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
-	stats_close(&w->w_stats, r);
+	stats_close(worker_stats(w), r);
 	if (c->c_state == CONN_ACTIVE)
-		STAT_DEC(&w->w_stats, STAT_DERP_CONNECTIONS);
+		STAT_DEC(worker_stats(w), STAT_DERP_CONNECTIONS);
 	conn_set_state(c, CONN_CLOSING);
 	if (c->c_auth != NULL) {
 		auth_cancel(c->c_auth);		/* no notify after this */
@@ -554,11 +536,11 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	io_free(c->c_io);	/* closes the socket and SSL */
 	c->c_io = NULL;
 	if (c->c_preferred)
-		STAT_DEC(&w->w_stats, STAT_HOME_CONNECTIONS);
+		STAT_DEC(worker_stats(w), STAT_HOME_CONNECTIONS);
 	if (c->c_notideal && c->c_registered)
-		STAT_DEC(&w->w_stats, STAT_NOTIDEAL_CONNECTIONS);
+		STAT_DEC(worker_stats(w), STAT_NOTIDEAL_CONNECTIONS);
 	if (c->c_watcher)
-		STAT_DEC(&w->w_stats, STAT_WATCHERS);
+		STAT_DEC(worker_stats(w), STAT_WATCHERS);
 	if (c->c_registered && control_monitoring(c->c_env->d_control)) {
 		cJSON *ev = conn_event_data(c);
 		cJSON_AddStringToObject(ev, "reason", stats_close_name(r));
@@ -569,7 +551,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		size_t	 nkept;
 
 		c->c_registered = 0;
-		if (peers_remove_sent(w->w_env->d_peers, c->c_key, c,
+		if (peers_remove_sent(worker_env(w)->d_peers, c->c_key, c,
 		    (const uint8_t (*)[32])c->c_sent, c->c_sent_cap, &kept,
 		    &nkept)) {
 			/* Earlier duplicates' receivers are owed one too. */
@@ -591,18 +573,9 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	c->c_nctl = 0;
 	pthread_mutex_unlock(&c->c_qlock);
 	/* Unlink from the worker and defer the owner reference drop. */
-	if (c->c_prev != NULL)
-		c->c_prev->c_next = c->c_next;
-	else
-		w->w_conns = c->c_next;
-	if (c->c_next != NULL)
-		c->c_next->c_prev = c->c_prev;
-	w->w_nconns--;
-	STAT_DEC(&w->w_stats, STAT_CONNECTIONS);
-	if (w->w_reap == NULL)
-		event_active(w->w_reapev, EV_READ, 0);
-	c->c_reap_next = w->w_reap;
-	w->w_reap = c;
+	worker_untrack(w, &c->c_node);
+	STAT_DEC(worker_stats(w), STAT_CONNECTIONS);
+	worker_defer(w, &c->c_reapit);
 }
 
 static void
@@ -632,16 +605,16 @@ void
 conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
     socklen_t salen, int port80)
 {
-	struct derpd	*env = w->w_env;
+	struct derpd	*env = worker_env(w);
 	struct conn	*c;
 	SSL		*ssl = NULL;
 	int		 tls = env->d_conf->dc_tls && !port80;
 	uint64_t	 held;
 
-	STAT_INC(&w->w_stats, STAT_ACCEPTS);
+	STAT_INC(worker_stats(w), STAT_ACCEPTS);
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("accept: out of memory");
-		stats_close(&w->w_stats, CLOSE_NO_MEMORY);
+		stats_close(worker_stats(w), CLOSE_NO_MEMORY);
 		close(fd);
 		return;
 	}
@@ -675,33 +648,29 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		goto fail;
 	}
 	c->c_state = tls ? CONN_TLS_HANDSHAKE : CONN_HTTP_HEAD;
-	if ((c->c_io = io_new(w->w_base, fd, ssl, &conn_io_cbs, c)) == NULL) {
+	if ((c->c_io = io_new(worker_base(w), fd, ssl, &conn_io_cbs, c)) == NULL) {
 		SSL_free(ssl);
 		goto fail;
 	}
-	if ((c->c_timer = evtimer_new(w->w_base, conn_timer_cb, c)) == NULL) {
+	if ((c->c_timer = evtimer_new(worker_base(w), conn_timer_cb, c)) == NULL) {
 		io_free(c->c_io);
 		goto fail_nofd;
 	}
 	conn_timer_set(c, (uint64_t)env->d_conf->dc_handshake_timeout_ms);
-	c->c_next = w->w_conns;
-	if (w->w_conns != NULL)
-		w->w_conns->c_prev = c;
-	w->w_conns = c;
-	w->w_nconns++;
-	STAT_INC(&w->w_stats, STAT_CONNECTIONS);
+	worker_track(w, &c->c_node);
+	STAT_INC(worker_stats(w), STAT_CONNECTIONS);
 	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->c_id,
 	    c->c_addr, tls ? " (tls)" : "");
 	return;
 fail:
 	close(fd);
 fail_nofd:
-	if (log_rate_allow(&w->w_lograte, util_now_ms(), CONN_LOG_RATE,
+	if (log_rate_allow(worker_lograte(w), util_now_ms(), CONN_LOG_RATE,
 	    CONN_LOG_BURST, &held))
 		log_warnx("accept %s: cannot set up connection", c->c_addr);
 	else
-		STAT_INC(&w->w_stats, STAT_LOG_HELD);
-	stats_close(&w->w_stats, CLOSE_NO_MEMORY);
+		STAT_INC(worker_stats(w), STAT_LOG_HELD);
+	stats_close(worker_stats(w), CLOSE_NO_MEMORY);
 	pthread_mutex_destroy(&c->c_qlock);
 	free(c);
 }
@@ -768,7 +737,7 @@ conn_route(struct conn *c, const struct http_req *req)
 	int			 head = strcmp(req->hr_method, "HEAD") == 0;
 	char			 extra[HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 64];
 
-	STAT_INC(&c->c_w->w_stats, STAT_HTTP_REQUESTS);
+	STAT_INC(worker_stats(c->c_w), STAT_HTTP_REQUESTS);
 	log_debug("conn %llu %s: %s %s", (unsigned long long)c->c_id,
 	    c->c_addr, req->hr_method, req->hr_path);
 	if (strcmp(req->hr_path, "/generate_204") == 0) {
@@ -1101,9 +1070,9 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	}
 	c->c_registered = 1;
 	if (__atomic_load_n(&c->c_dup, __ATOMIC_RELAXED))
-		STAT_INC(&c->c_w->w_stats, STAT_TOTAL_DUP_CLIENT_CONNS);
+		STAT_INC(worker_stats(c->c_w), STAT_TOTAL_DUP_CLIENT_CONNS);
 	if (c->c_notideal)
-		STAT_INC(&c->c_w->w_stats, STAT_NOTIDEAL_CONNECTIONS);
+		STAT_INC(worker_stats(c->c_w), STAT_NOTIDEAL_CONNECTIONS);
 	if (conn_send_server_info(c, shared) != 0) {
 		conn_close(c, CLOSE_NO_MEMORY, "ServerInfo");
 		return;
@@ -1114,7 +1083,7 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	    c->c_mesh ? " (mesh peer)" : "", c->c_prober ? " (prober)" : "",
 	    how, cached ? ", cached" : "");
 	conn_set_state(c, CONN_ACTIVE);
-	STAT_INC(&c->c_w->w_stats, STAT_DERP_CONNECTIONS);
+	STAT_INC(worker_stats(c->c_w), STAT_DERP_CONNECTIONS);
 	if (control_monitoring(env->d_control))
 		control_event(env->d_control, "client.connect",
 		    conn_event_data(c));
@@ -1219,7 +1188,7 @@ conn_send_not_here(struct conn *c, const uint8_t key[32])
 		return;
 	n = frame_build_peer_gone(buf, key, PEER_GONE_NOT_HERE);
 	evbuffer_add(io_output(c->c_io), buf, n);
-	STAT_INC(&c->c_w->w_stats, STAT_PEER_GONE_NOT_HERE);
+	STAT_INC(worker_stats(c->c_w), STAT_PEER_GONE_NOT_HERE);
 }
 
 /*
@@ -1239,12 +1208,12 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
 	disco = plen >= FRAME_DISCO_MIN &&
 	    evbuffer_copyout(in, peek, sizeof(peek)) == sizeof(peek) &&
 	    frame_is_disco(peek, sizeof(peek));
-	STAT_INC(&w->w_stats, STAT_PACKETS_RECEIVED);
-	STAT_ADD(&w->w_stats, STAT_BYTES_RECEIVED, plen);
-	STAT_INC(&w->w_stats, disco ? STAT_PACKETS_RECEIVED_DISCO :
+	STAT_INC(worker_stats(w), STAT_PACKETS_RECEIVED);
+	STAT_ADD(worker_stats(w), STAT_BYTES_RECEIVED, plen);
+	STAT_INC(worker_stats(w), disco ? STAT_PACKETS_RECEIVED_DISCO :
 	    STAT_PACKETS_RECEIVED_OTHER);
 	if (fwd)
-		STAT_INC(&w->w_stats, STAT_PACKETS_FORWARDED_IN);
+		STAT_INC(worker_stats(w), STAT_PACKETS_FORWARDED_IN);
 	stats_add(&c->c_pkts_in, 1);
 	stats_add(&c->c_bytes_in, plen);
 	switch (peers_lookup(c->c_env->d_peers, dst, &obj)) {
@@ -1252,11 +1221,11 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
 		break;
 	case PEERS_DUP_INACTIVE:
 		evbuffer_drain(in, plen);
-		stats_drop(&w->w_stats, DROP_DUP_CLIENT, disco, plen);
+		stats_drop(worker_stats(w), DROP_DUP_CLIENT, disco, plen);
 		return;
 	case PEERS_NONE:
 		evbuffer_drain(in, plen);
-		stats_drop(&w->w_stats, fwd ? DROP_UNKNOWN_DEST_ON_FWD :
+		stats_drop(worker_stats(w), fwd ? DROP_UNKNOWN_DEST_ON_FWD :
 		    DROP_UNKNOWN_DEST, disco, plen);
 		if (disco)
 			conn_send_not_here(c, dst);
@@ -1264,7 +1233,7 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
 	}
 	if ((p = pkt_new(plen)) == NULL) {
 		evbuffer_drain(in, plen);
-		stats_drop(&w->w_stats, DROP_NO_MEMORY, disco, plen);
+		stats_drop(worker_stats(w), DROP_NO_MEMORY, disco, plen);
 		conn_unref(obj);
 		return;
 	}
@@ -1327,14 +1296,14 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 	case FRAME_PING:
 		evbuffer_remove(in, k1, 8);
 		evbuffer_drain(in, len - 8);
-		STAT_INC(&w->w_stats, STAT_GOT_PING);
+		STAT_INC(worker_stats(w), STAT_GOT_PING);
 		if (!conn_out_has_room(c)) {
-			STAT_INC(&w->w_stats, STAT_PINGS_IGNORED);
+			STAT_INC(worker_stats(w), STAT_PINGS_IGNORED);
 			break;
 		}
 		evbuffer_add(io_output(c->c_io), b,
 		    frame_build_pong(b, k1));
-		STAT_INC(&w->w_stats, STAT_SENT_PONG);
+		STAT_INC(worker_stats(w), STAT_SENT_PONG);
 		break;
 	case FRAME_NOTE_PREFERRED: {
 		uint8_t v;
@@ -1344,11 +1313,11 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			__atomic_store_n(&c->c_preferred, v != 0,
 			    __ATOMIC_RELAXED);
 			if (v != 0)
-				STAT_INC(&w->w_stats, STAT_HOME_CONNECTIONS);
+				STAT_INC(worker_stats(w), STAT_HOME_CONNECTIONS);
 			else
-				STAT_DEC(&w->w_stats, STAT_HOME_CONNECTIONS);
+				STAT_DEC(worker_stats(w), STAT_HOME_CONNECTIONS);
 			if (util_now_ms() - c->c_connected_ms > 5000)
-				STAT_INC(&w->w_stats, v ? STAT_HOME_MOVES_IN :
+				STAT_INC(worker_stats(w), v ? STAT_HOME_MOVES_IN :
 				    STAT_HOME_MOVES_OUT);
 		}
 		break;
@@ -1369,7 +1338,7 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 		pthread_mutex_unlock(&c->c_qlock);
 		if (peers_add_watcher(c->c_env->d_peers, c) == 0) {
 			c->c_watcher = 1;
-			STAT_INC(&w->w_stats, STAT_WATCHERS);
+			STAT_INC(worker_stats(w), STAT_WATCHERS);
 			conn_watch_pump(c);
 		}
 		break;
@@ -1453,7 +1422,7 @@ conn_read_frames(struct conn *c)
 			/* Unknown types are read and thrown away, any size. */
 			evbuffer_drain(in, FRAME_HDR_LEN);
 			c->c_discard = len;
-			STAT_INC(&c->c_w->w_stats, STAT_UNKNOWN_FRAMES);
+			STAT_INC(worker_stats(c->c_w), STAT_UNKNOWN_FRAMES);
 			continue;
 		}
 		if (avail < FRAME_HDR_LEN + (size_t)len)
@@ -1523,7 +1492,7 @@ conn_io_event(void *arg, enum io_event ev, const char *detail)
 		conn_close(c, CLOSE_TLS_ERROR, "%s", detail);
 		break;
 	case IO_WRITE_TIMEOUT:
-		STAT_INC(&c->c_w->w_stats, STAT_WRITE_TIMEOUTS);
+		STAT_INC(worker_stats(c->c_w), STAT_WRITE_TIMEOUTS);
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "no write progress for the "
 		    "write timeout");
 		break;
@@ -1675,12 +1644,12 @@ conn_flush(struct conn *c, int from_list)
 		evbuffer_expand(out, total);
 		for (size_t i = 0; i < nb; i++) {
 			struct pkt *p = batch[i];
-			STAT_INC(&w->w_stats, STAT_PACKETS_SENT);
-			STAT_ADD(&w->w_stats, STAT_BYTES_SENT, p->p_len);
+			STAT_INC(worker_stats(w), STAT_PACKETS_SENT);
+			STAT_ADD(worker_stats(w), STAT_BYTES_SENT, p->p_len);
 			stats_add(&c->c_pkts_out, 1);
 			stats_add(&c->c_bytes_out, p->p_len);
 			if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
-				stats_drop(&w->w_stats, DROP_NO_MEMORY,
+				stats_drop(worker_stats(w), DROP_NO_MEMORY,
 				    p->p_disco, p->p_len);
 			pkt_free(p);
 		}
@@ -1707,48 +1676,50 @@ conn_flush(struct conn *c, int from_list)
 	c->c_flushing = 0;
 }
 
-void
-conn_run_list(struct conn *list)
-{
-	struct conn *c, *n;
+#define CONN_OF(p, field) \
+	((struct conn *)(void *)((char *)(p) - offsetof(struct conn, field)))
 
-	for (c = list; c != NULL; c = n) {
-		n = c->c_sched_next;
-		c->c_sched_next = NULL;
-		conn_flush(c, 1);
-		conn_unref(c);
-	}
+/* Worker hooks (the worker's thread, except drop). */
+static void
+wo_run(struct worker_item *it)
+{
+	struct conn *c = CONN_OF(it, c_item);
+
+	conn_flush(c, 1);
+	conn_unref(c);
 }
 
-void
-conn_drop_list(struct conn *list)
+static void
+wo_drop(struct worker_item *it)
 {
-	struct conn *c, *n;
-
-	for (c = list; c != NULL; c = n) {
-		n = c->c_sched_next;
-		c->c_sched_next = NULL;
-		conn_unref(c);
-	}
+	conn_unref(CONN_OF(it, c_item));
 }
 
-void
-conn_reap_list(struct conn *list)
+static void
+wo_reap(struct worker_item *it)
 {
-	struct conn *c, *n;
-
-	for (c = list; c != NULL; c = n) {
-		n = c->c_reap_next;
-		conn_unref(c);
-	}
+	conn_unref(CONN_OF(it, c_reapit));
 }
 
-void
-conn_close_all(struct worker *w)
+static void
+wo_shutdown(struct worker *w)
 {
-	while (w->w_conns != NULL)
-		conn_close(w->w_conns, CLOSE_SHUTDOWN, "shutting down");
+	struct worker_node *n;
+
+	while ((n = worker_first(w)) != NULL)
+		conn_close(CONN_OF(n, c_node), CLOSE_SHUTDOWN, "shutting down");
 }
+
+static void	conn_reverify_all(struct worker *);
+
+const struct worker_ops conn_worker_ops = {
+	.wo_accept = conn_accept,
+	.wo_run = wo_run,
+	.wo_drop = wo_drop,
+	.wo_reap = wo_reap,
+	.wo_shutdown = wo_shutdown,
+	.wo_tick = conn_reverify_all,
+};
 
 /* key, addr, worker: the identity part of admin output and events. */
 static cJSON *
@@ -1760,7 +1731,7 @@ conn_event_data(struct conn *c)
 	util_key_format(c->c_key, NODEKEY_PREFIX, k);
 	cJSON_AddStringToObject(o, "key", k);
 	cJSON_AddStringToObject(o, "addr", c->c_addr);
-	cJSON_AddNumberToObject(o, "worker", c->c_w->w_id);
+	cJSON_AddNumberToObject(o, "worker", worker_id(c->c_w));
 	return o;
 }
 
@@ -1818,7 +1789,7 @@ ctl_list_one(void *obj, bool active, void *arg)
 	util_strlcpy(r->r_addr, c->c_addr, sizeof(r->r_addr));
 	util_strlcpy(r->r_admitted_by, c->c_admitted_by,
 	    sizeof(r->r_admitted_by));
-	r->r_worker = c->c_w->w_id;
+	r->r_worker = worker_id(c->c_w);
 	r->r_since = c->c_since;
 	r->r_home = __atomic_load_n(&c->c_preferred, __ATOMIC_RELAXED);
 	r->r_mesh = c->c_mesh;
@@ -1915,12 +1886,15 @@ conn_reverify_poll(struct conn *c)
 	    auth_reason_name(reason), backend);
 }
 
-void
+static void
 conn_reverify_all(struct worker *w)
 {
-	struct derpd	*env = w->w_env;
+	struct derpd	*env = worker_env(w);
 
-	for (struct conn *c = w->w_conns; c != NULL; c = c->c_next) {
+	for (struct worker_node *n = worker_first(w); n != NULL;
+	    n = worker_next(n)) {
+		struct conn *c = CONN_OF(n, c_node);
+
 		if (c->c_state != CONN_ACTIVE || c->c_mesh || c->c_auth != NULL)
 			continue;
 		c->c_auth = auth_check_fresh(env->d_auth, c->c_key,

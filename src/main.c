@@ -189,8 +189,9 @@ main(int argc, char **argv)
 	    sizeof(*env.d_workers))) == NULL)
 		fatalx("out of memory");
 	for (i = 0; i < conf.dc_workers; i++) {
-		if ((env.d_workers[i] = worker_new(&env, i, fds[i], fds80[i])) ==
-		    NULL)
+		if ((env.d_workers[i] = worker_new(&env, i, fds[i], fds80[i],
+		    env.d_auth != NULL ? env.d_auth_conf->ac_reverify_ms : 0,
+		    &conn_worker_ops)) == NULL)
 			fatalx("cannot create worker %d", i);
 		env.d_nworkers++;
 	}

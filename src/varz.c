@@ -65,7 +65,7 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	if ((sum = malloc(sizeof(*sum))) == NULL)
 		return;
 	for (int i = 0; i < env->d_nworkers; i++)
-		blocks[n++] = &env->d_workers[i]->w_stats;
+		blocks[n++] = worker_stats_ro(env->d_workers[i]);
 	if (env->d_stun != NULL)
 		blocks[n++] = stun_server_stats(env->d_stun);
 	stats_sum(blocks, n, sum);
@@ -158,7 +158,7 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	if ((sum = malloc(sizeof(*sum))) == NULL)
 		return;
 	for (int i = 0; i < env->d_nworkers; i++)
-		blocks[n++] = &env->d_workers[i]->w_stats;
+		blocks[n++] = worker_stats_ro(env->d_workers[i]);
 	if (env->d_stun != NULL)
 		blocks[n++] = stun_server_stats(env->d_stun);
 	stats_sum(blocks, n, sum);

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: ISC */
-/* worker.c: worker threads; accept, inbox wakeups, shutdown. */
+/*
+ * worker.c: worker threads; accept, posted work, deferred release and
+ * shutdown. Only this file touches struct worker.
+ */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +15,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "conn.h"
-#include "auth.h"
 #include "derpd.h"
 #include "log.h"
 #include "worker.h"
@@ -19,13 +22,45 @@
 /* Callbacks per loop pass before the loop polls again (fairness). */
 #define WORKER_MAX_CALLBACKS	32
 
+STAILQ_HEAD(worker_queue, worker_item);
+
+static void	worker_wake(struct worker *);
+
+struct worker {
+	int			 w_id;
+	struct derpd		*w_env;
+	const struct worker_ops	*w_ops;
+	pthread_t		 w_thread;
+	bool			 w_started;
+	struct event_base	*w_base;
+	struct stats		 w_stats;
+	/* Cross-thread inbox of posted items. */
+	pthread_mutex_t		 w_inlock;
+	struct worker_queue	 w_inbox;	/* guarded by w_inlock */
+	int			 w_efd;		/* eventfd: one wakeup per batch */
+	int			 w_stop;	/* atomic */
+	struct event		*w_inev;
+	/* Same-thread posts, run after the current callbacks. */
+	struct worker_queue	 w_ready;
+	struct event		*w_readyev;
+	/* Items released after the current callbacks. */
+	struct worker_queue	 w_reap;
+	struct event		*w_reapev;
+	struct evconnlistener	*w_lis;
+	struct evconnlistener	*w_lis80;
+	struct event		*w_retry;	/* re-enable accept after EMFILE */
+	struct event		*w_tick;	/* wo_tick */
+	LIST_HEAD(, worker_node) w_live;	/* live objects */
+	struct log_rate		 w_lograte;	/* lines about bad peers */
+};
+
 static void
 worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct worker *w = arg;
 
-	conn_accept(w, fd, sa, (socklen_t)salen,
+	w->w_ops->wo_accept(w, fd, sa, (socklen_t)salen,
 	    l == w->w_lis80 ? 1 : 0);
 }
 
@@ -65,12 +100,24 @@ worker_accept_error_cb(struct evconnlistener *l, void *arg)
 	log_warnx("worker %d: accept: %s", w->w_id, strerror(e));
 }
 
+/* Run every item of q (taken whole, so posts made meanwhile wait). */
+static void
+worker_run_queue(struct worker *w, struct worker_queue *q)
+{
+	struct worker_item *it;
+
+	while ((it = STAILQ_FIRST(q)) != NULL) {
+		STAILQ_REMOVE_HEAD(q, wi_link);
+		w->w_ops->wo_run(it);
+	}
+}
+
 static void
 worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker	*w = arg;
-	struct conn	*list;
-	uint64_t	 v;
+	struct worker		*w = arg;
+	struct worker_queue	 q = STAILQ_HEAD_INITIALIZER(q);
+	uint64_t		 v;
 
 	(void)what;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -84,47 +131,146 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 			evconnlistener_free(w->w_lis80);
 			w->w_lis80 = NULL;
 		}
-		conn_close_all(w);
+		w->w_ops->wo_shutdown(w);
 		event_base_loopexit(w->w_base, NULL);
 		return;
 	}
 	pthread_mutex_lock(&w->w_inlock);
-	list = w->w_inbox;
-	w->w_inbox = NULL;
+	STAILQ_CONCAT(&q, &w->w_inbox);
 	pthread_mutex_unlock(&w->w_inlock);
-	conn_run_list(list);
+	worker_run_queue(w, &q);
 }
 
 static void
 worker_ready_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker	*w = arg;
-	struct conn	*list = w->w_ready;
+	struct worker		*w = arg;
+	struct worker_queue	 q = STAILQ_HEAD_INITIALIZER(q);
 
 	(void)fd;
 	(void)what;
-	w->w_ready = NULL;
-	conn_run_list(list);
+	STAILQ_CONCAT(&q, &w->w_ready);
+	worker_run_queue(w, &q);
 }
 
 static void
 worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct worker	*w = arg;
-	struct conn	*list = w->w_reap;
+	struct worker		*w = arg;
+	struct worker_item	*it;
 
 	(void)fd;
 	(void)what;
-	w->w_reap = NULL;
-	conn_reap_list(list);
+	while ((it = STAILQ_FIRST(&w->w_reap)) != NULL) {
+		STAILQ_REMOVE_HEAD(&w->w_reap, wi_link);
+		w->w_ops->wo_reap(it);
+	}
 }
 
 static void
-worker_reverify_cb(evutil_socket_t fd, short what, void *arg)
+worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
+
 	(void)fd;
 	(void)what;
-	conn_reverify_all(arg);
+	w->w_ops->wo_tick(w);
+}
+
+void
+worker_post(struct worker *w, const struct worker *from,
+    struct worker_item *it)
+{
+	int wake;
+
+	if (from == w) {
+		if (STAILQ_EMPTY(&w->w_ready))
+			event_active(w->w_readyev, EV_READ, 0);
+		STAILQ_INSERT_TAIL(&w->w_ready, it, wi_link);
+		return;
+	}
+	pthread_mutex_lock(&w->w_inlock);
+	wake = STAILQ_EMPTY(&w->w_inbox);
+	STAILQ_INSERT_TAIL(&w->w_inbox, it, wi_link);
+	pthread_mutex_unlock(&w->w_inlock);
+	if (wake)
+		worker_wake(w);
+}
+
+void
+worker_defer(struct worker *w, struct worker_item *it)
+{
+	if (STAILQ_EMPTY(&w->w_reap))
+		event_active(w->w_reapev, EV_READ, 0);
+	STAILQ_INSERT_TAIL(&w->w_reap, it, wi_link);
+}
+
+void
+worker_track(struct worker *w, struct worker_node *n)
+{
+	LIST_INSERT_HEAD(&w->w_live, n, wn_link);
+}
+
+void
+worker_untrack(struct worker *w, struct worker_node *n)
+{
+	(void)w;
+	LIST_REMOVE(n, wn_link);
+}
+
+struct worker_node *
+worker_first(struct worker *w)
+{
+	return LIST_FIRST(&w->w_live);
+}
+
+struct worker_node *
+worker_next(struct worker_node *n)
+{
+	return LIST_NEXT(n, wn_link);
+}
+
+int
+worker_id(const struct worker *w)
+{
+	return w->w_id;
+}
+
+struct derpd *
+worker_env(const struct worker *w)
+{
+	return w->w_env;
+}
+
+struct event_base *
+worker_base(const struct worker *w)
+{
+	return w->w_base;
+}
+
+struct stats *
+worker_stats(struct worker *w)
+{
+	return &w->w_stats;
+}
+
+const struct stats *
+worker_stats_ro(const struct worker *w)
+{
+	return &w->w_stats;
+}
+
+void
+worker_count_remote(struct worker *w, enum stat_id id)
+{
+	/* The owner never writes these counters: an atomic add is safe. */
+	__atomic_add_fetch(&w->w_stats.st_c[id], 1, __ATOMIC_RELAXED);
+}
+
+struct log_rate *
+worker_lograte(struct worker *w)
+{
+	return &w->w_lograte;
 }
 
 static struct evconnlistener *
@@ -142,7 +288,8 @@ listener_new(struct worker *w, int fd)
 }
 
 struct worker *
-worker_new(struct derpd *env, int id, int fd, int fd80)
+worker_new(struct derpd *env, int id, int fd, int fd80, int64_t tick_ms,
+    const struct worker_ops *ops)
 {
 	struct worker		*w;
 	struct event_config	*cfg;
@@ -151,7 +298,12 @@ worker_new(struct derpd *env, int id, int fd, int fd80)
 		return NULL;
 	w->w_id = id;
 	w->w_env = env;
+	w->w_ops = ops;
 	w->w_efd = -1;
+	STAILQ_INIT(&w->w_inbox);
+	STAILQ_INIT(&w->w_ready);
+	STAILQ_INIT(&w->w_reap);
+	LIST_INIT(&w->w_live);
 	pthread_mutex_init(&w->w_inlock, NULL);
 	/* A base is only ever touched by its own thread: no locking. */
 	if ((cfg = event_config_new()) == NULL)
@@ -183,13 +335,12 @@ worker_new(struct derpd *env, int id, int fd, int fd80)
 	if (w->w_inev == NULL || w->w_readyev == NULL || w->w_reapev == NULL ||
 	    w->w_retry == NULL || event_add(w->w_inev, NULL) == -1)
 		goto fail;
-	if (env->d_auth != NULL && env->d_auth_conf->ac_reverify_ms > 0) {
-		int64_t ms = env->d_auth_conf->ac_reverify_ms;
-		struct timeval tv = { (time_t)(ms / 1000),
-		    (suseconds_t)((ms % 1000) * 1000) };
-		w->w_reverify = event_new(w->w_base, -1, EV_PERSIST,
-		    worker_reverify_cb, w);
-		if (w->w_reverify == NULL || event_add(w->w_reverify, &tv) == -1)
+	if (tick_ms > 0) {
+		struct timeval tv = { (time_t)(tick_ms / 1000),
+		    (suseconds_t)((tick_ms % 1000) * 1000) };
+		w->w_tick = event_new(w->w_base, -1, EV_PERSIST,
+		    worker_tick_cb, w);
+		if (w->w_tick == NULL || event_add(w->w_tick, &tv) == -1)
 			goto fail;
 	}
 	if (fd != -1 && (w->w_lis = listener_new(w, fd)) == NULL)
@@ -221,7 +372,7 @@ worker_start(struct worker *w)
 	return 0;
 }
 
-void
+static void
 worker_wake(struct worker *w)
 {
 	uint64_t one = 1;
@@ -248,15 +399,23 @@ worker_join(struct worker *w)
 void
 worker_free(struct worker *w)
 {
+	struct worker_item *it;
+
 	if (w == NULL)
 		return;
-	/* Threads are joined: nobody else touches these lists now. */
-	conn_drop_list(w->w_inbox);
-	w->w_inbox = NULL;
-	conn_drop_list(w->w_ready);
-	w->w_ready = NULL;
-	conn_reap_list(w->w_reap);
-	w->w_reap = NULL;
+	/* Threads are joined: nobody else touches these queues now. */
+	while ((it = STAILQ_FIRST(&w->w_inbox)) != NULL) {
+		STAILQ_REMOVE_HEAD(&w->w_inbox, wi_link);
+		w->w_ops->wo_drop(it);
+	}
+	while ((it = STAILQ_FIRST(&w->w_ready)) != NULL) {
+		STAILQ_REMOVE_HEAD(&w->w_ready, wi_link);
+		w->w_ops->wo_drop(it);
+	}
+	while ((it = STAILQ_FIRST(&w->w_reap)) != NULL) {
+		STAILQ_REMOVE_HEAD(&w->w_reap, wi_link);
+		w->w_ops->wo_reap(it);
+	}
 	if (w->w_lis != NULL)
 		evconnlistener_free(w->w_lis);
 	if (w->w_lis80 != NULL)
@@ -269,8 +428,8 @@ worker_free(struct worker *w)
 		event_free(w->w_reapev);
 	if (w->w_retry != NULL)
 		event_free(w->w_retry);
-	if (w->w_reverify != NULL)
-		event_free(w->w_reverify);
+	if (w->w_tick != NULL)
+		event_free(w->w_tick);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	if (w->w_efd != -1)
