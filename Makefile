@@ -49,6 +49,11 @@ endif
 # Everything in src/ but main.c goes into libderpd.a.
 SRC	 = src/config.c \
 	   src/conn.c \
+	   src/conn_auth.c \
+	   src/conn_ctl.c \
+	   src/conn_derp.c \
+	   src/conn_http.c \
+	   src/conn_queue.c \
 	   src/control.c \
 	   src/frame.c \
 	   src/http.c \

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * conn_int.h: what the conn_*.c files share: struct conn, its states and
+ * the functions one part of a connection's life calls in another. Only
+ * conn_*.c include it; everyone else goes through conn.h.
+ *
+ *   conn.c        lifecycle: accept, state, timer, I/O callbacks, close
+ *   conn_queue.c  cross-thread queues, scheduling and the output flush
+ *   conn_http.c   the HTTP request head and its answer
+ *   conn_derp.c   the DERP handshake, frames, relaying, watchers
+ *   conn_auth.c   admission glue: checks, verdicts, re-verification
+ *   conn_ctl.c    admin requests about connections
+ */
+#ifndef DERPD_CONN_INT_H
+#define DERPD_CONN_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "frame.h"
+#include "log.h"
+#include "pktq.h"
+#include "stats.h"
+#include "worker.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct auth_req;
+struct cJSON;
+struct derpd;
+struct event;
+struct evbuffer;
+struct http_req;
+struct io;
+
+enum conn_state {
+	CONN_TLS_HANDSHAKE,	/* TLS accept in progress */
+	CONN_HTTP_HEAD,		/* reading the request head */
+	CONN_HTTP_RESPONSE,	/* writing a response, then close */
+	CONN_HANDSHAKE,		/* upgraded; waiting for ClientInfo */
+	CONN_AUTH_PENDING,	/* ClientInfo opened; admission check running */
+	CONN_ACTIVE,		/* registered; relaying */
+	CONN_CLOSING,		/* I/O released; waiting to be reaped */
+};
+
+#define CTL_MAX_PENDING	4096	/* PeerGone to a sender: drop and count */
+/*
+ * A watcher's live updates are protocol state: never dropped. A watcher
+ * that falls this far behind is closed (counted); it reconnects and gets
+ * a fresh snapshot. Its snapshot is streamed and costs no queue.
+ */
+#define WATCH_MAX_PENDING	(256 * 1024)
+#define WATCH_SNAPSHOT_STEP	256	/* keys per registry visit */
+#define CTL_FRAME_MAX	(FRAME_HDR_LEN + FRAME_PEERPRESENT_LEN)
+
+/* A small control frame queued by another thread. */
+struct ctlmsg {
+	struct ctlmsg	*cm_next;
+	uint8_t		 cm_len;
+	uint8_t		 cm_buf[CTL_FRAME_MAX];
+};
+
+struct conn {
+	uint64_t		 c_id;
+	struct worker		*c_w;
+	struct derpd		*c_env;
+	enum conn_state		 c_state;
+	struct io		*c_io;
+	struct event		*c_timer;
+	int			 c_tls;
+	int			 c_port80;
+	struct sockaddr_storage	 c_sa;
+	char			 c_addr[64];
+	uint64_t		 c_connected_ms;
+	size_t			 c_scan;	/* http head scan offset */
+	enum close_reason	 c_resp_reason;	/* close after the response */
+	uint32_t		 c_discard;	/* bytes of an ignored frame */
+	/* identity, set at ClientInfo */
+	uint8_t			 c_key[32];
+	uint8_t			 c_shared[32];	/* box key, while auth pends */
+	struct auth_req		*c_auth;	/* pending admission check */
+	char			 c_admitted_by[16];
+	int			 c_admit_cached;
+	int			 c_registered;
+	int			 c_mesh;
+	int			 c_prober;
+	int			 c_notideal;
+	int			 c_preferred;
+	int			 c_watcher;
+	int			 c_watch_synced; /* snapshot fully sent */
+	int			 c_flushing;	/* inside conn_flush */
+	int			 c_dup;		/* atomic; set by registry */
+	int			 c_kick;	/* atomic; close reason + 1 */
+	double			 c_nothere_tokens;
+	uint64_t		 c_nothere_ms;
+	uint32_t		 c_keepalive_ms;
+	/* keys this conn delivered packets to (PeerGone on leave) */
+	uint8_t			(*c_sent)[32];
+	size_t			 c_sent_n, c_sent_cap;
+	/* cross-thread part */
+	int			 c_refs;	/* atomic */
+	pthread_mutex_t		 c_qlock;
+	int			 c_closed;	/* guarded by c_qlock */
+	int			 c_sched;	/* guarded by c_qlock */
+	struct pktq		 c_dataq;	/* guarded by c_qlock */
+	struct pktq		 c_discoq;	/* guarded by c_qlock */
+	struct ctlmsg		*c_ctl_head, *c_ctl_tail; /* c_qlock */
+	unsigned		 c_nctl;	/* guarded by c_qlock */
+	unsigned		 c_ctl_cap;	/* guarded by c_qlock */
+	int			 c_ctl_overflow; /* guarded by c_qlock */
+	struct worker_item	 c_item;	/* posted to c_w (c_sched) */
+	/* owner-thread links */
+	struct worker_node	 c_node;	/* c_w's live list */
+	struct worker_item	 c_reapit;	/* deferred release */
+	/* per-connection totals */
+	uint64_t		 c_pkts_in, c_bytes_in, c_pkts_out, c_bytes_out;
+	uint64_t		 c_drops;	/* atomic: dropped for us */
+	int64_t			 c_since;	/* unix seconds at accept */
+};
+
+#define CONN_OF(p, field) \
+	((struct conn *)(void *)((char *)(p) - offsetof(struct conn, field)))
+
+/* conn.c */
+/* Log a line a peer caused, within the worker's log rate limit. */
+void	conn_log(struct conn *, const char *, ...) LOG_FMT(2, 3);
+void	conn_ref(struct conn *);
+/* Drop a reference; the last one frees c (any thread). */
+void	conn_unref(struct conn *);
+/* Move c to state s (logged at debug level). */
+void	conn_set_state(struct conn *, enum conn_state);
+/* (Re)arm c's single timer to fire in ms. */
+void	conn_timer_set(struct conn *, uint64_t ms);
+/*
+ * The one teardown path (owner thread): logs and counts reason r, releases
+ * I/O at once and leaves the registry; c is freed later. Callers stop
+ * using c's I/O after it (c_state is CONN_CLOSING).
+ */
+void	conn_close(struct conn *, enum close_reason, const char *, ...)
+	    LOG_FMT(3, 4);
+
+/* conn_queue.c */
+/* Set up c's queues and their lock (at accept). */
+void	conn_queue_init(struct conn *);
+/* Close c's queues: later packets are dropped as gone; queued ones too. */
+void	conn_queue_shut(struct conn *);
+/* Free what is left in c's queues and their lock (last reference). */
+void	conn_queue_free(struct conn *);
+/* With c_qlock held: claim c's place on its worker's queue (1 if won). */
+int	conn_claim_sched(struct conn *);
+/* Post c (whose place the caller claimed) to its worker; from may be NULL. */
+void	conn_schedule(struct worker *from, struct conn *);
+/* Queue packet p for c (any thread); consumes p, counts any drop. */
+void	conn_enqueue_pkt(struct worker *from, struct conn *, struct pkt *p);
+/* Queue a small control frame for c (any thread, registry lock allowed). */
+void	conn_enqueue_ctl(struct worker *from, struct conn *,
+	    const uint8_t *buf, size_t len);
+/* Ask c to close from its own thread with reason r (any thread). */
+void	conn_kick(struct conn *, enum close_reason r);
+/*
+ * Act on c's pending work (owner thread): verdicts, kicks, queued frames
+ * into the output up to the high-water mark, the watcher snapshot.
+ * from_list when called for c's posted item. May close c.
+ */
+void	conn_flush(struct conn *, int from_list);
+/* Room for more frames in c's output buffer? */
+int	conn_out_has_room(const struct conn *);
+
+/* conn_http.c */
+/* Read and answer the request head (state CONN_HTTP_HEAD); may close. */
+void	conn_read_http(struct conn *);
+/* Queue a whole HTTP response and close once it is written. */
+void	conn_http_respond(struct conn *, int code, const char *extra,
+	    const char *ctype, const char *body, int head_only);
+
+/* conn_derp.c */
+/* The upgrade is accepted: queue the 101 (unless fast start), ServerKey. */
+void	conn_start_derp(struct conn *, const struct http_req *);
+/* ClientInfo: 0 when handled (state may be CLOSING), 1 when more needed. */
+int	conn_read_client_info(struct conn *);
+/* Admitted: register, send ServerInfo, go ACTIVE; may close. */
+void	conn_admit(struct conn *, const uint8_t *shared, const char *how,
+	    int cached);
+/* Handle every complete frame in c's input (state CONN_ACTIVE). */
+void	conn_read_frames(struct conn *);
+/* Stream the registry snapshot to watcher c while its output has room. */
+void	conn_watch_pump(struct conn *);
+/* Remember that c delivered to key (PeerGone when c leaves). */
+void	conn_note_sent(struct conn *, const uint8_t key[32]);
+/* c's key left: PeerGone to everyone c delivered to. */
+void	conn_send_peer_gone(struct conn *);
+
+/* conn_auth.c */
+/* The admission engine has a verdict for c: wake its owner (any thread). */
+void	conn_auth_notify(void *c);
+/* Act on a finished admission check (owner); may admit or close. */
+void	conn_auth_poll(struct conn *);
+/* Act on a finished re-verification (owner); may close. */
+void	conn_reverify_poll(struct conn *);
+/* Start a fresh check of every active non-mesh conn of w (owner). */
+void	conn_reverify_all(struct worker *);
+
+/* conn_ctl.c */
+/* key, addr, worker of c as a new JSON object (admin output and events). */
+struct cJSON *conn_event_data(struct conn *);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
