@@ -7,6 +7,8 @@
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (60), clang
 #   make check-fuzz-replay  the fuzz harnesses over their saved inputs
 #   make tsan       integration tests with derpd under ThreadSanitizer
+#   make soak       15,000 clients and hostile traffic against an ASan derpd
+#                   for at most 5 minutes; prints its figures and checks
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -220,6 +222,19 @@ tsan:
 	$(TSAN_ENV) $(MAKE) B=build/tsan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=thread" check-integration
 
+# make soak: build/asan/derpd (the asan flags) against the soak driver
+# (tests/soak/soak.cc, built plain in build/soak). One bounded run.
+soak:
+	$(MAKE) -j$(JOBS) B=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    build/asan/derpd
+	$(MAKE) -j$(JOBS) B=build/soak build/soak/soak
+	DERPD=$(CURDIR)/build/asan/derpd build/soak/soak
+
+$(B)/soak: $(B)/tests/soak/soak.o $(B)/tests/integration/harness.o \
+	$(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
 # make fuzz: the sources built by clang for libFuzzer with ASan and UBSan
 # in their own object dir; each harness links what it needs from
 # libderpd.a there. tests/fuzz/run.sh runs them one at a time.
@@ -284,11 +299,12 @@ clean:
 
 .PHONY: all deps check check-unit check-fuzz-replay check-integration \
 	check-interop check-man fuzz \
-	asan tsan run bench install clean
+	asan tsan soak run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \
 	$(ADMIN:%.c=$(B)/%.d) \
 	$(B)/tests/bench/loadgen.d \
+	$(B)/tests/soak/soak.d \
 	$(UNIT:%.cc=$(B)/%.d) $(INTEGOBJ:.o=.d) \
 	$(REPLAYBIN:=.d) $(B)/tests/fuzz/replay.d \
 	$(FUZZLIBOBJ:.o=.d) $(FUZZBIN:=.d)
