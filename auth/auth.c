@@ -240,27 +240,6 @@ auth_count_backend_request(struct auth *a, const char *backend)
 			    __ATOMIC_RELAXED);
 }
 
-static void
-src_text(const struct sockaddr *sa, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (sa == NULL)
-		return;
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-		    out, (socklen_t)len);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 =
-		    &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		/* Dual-stack listeners: show IPv4 peers as IPv4, as Go does. */
-		if (IN6_IS_ADDR_V4MAPPED(a6))
-			inet_ntop(AF_INET, &a6->s6_addr[12], out,
-			    (socklen_t)len);
-		else
-			inet_ntop(AF_INET6, a6, out, (socklen_t)len);
-	}
-}
-
 void
 auth_src_key(const struct sockaddr *sa, uint8_t out[AUTH_SRC_KEY_LEN])
 {
@@ -358,7 +337,7 @@ auth_submit(struct auth *a, const uint8_t *key, const struct sockaddr *src,
 	r->r_arg = arg;
 	r->r_fresh = fresh;
 	memcpy(r->r_key, key, 32);
-	src_text(src, r->r_src, sizeof(r->r_src));
+	util_addr_ip(src, r->r_src, sizeof(r->r_src));
 	auth_src_key(src, r->r_grp);
 	__atomic_add_fetch(&a->a_checks, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&a->a_sub_lock);
@@ -977,7 +956,7 @@ auth_note_reject(struct auth *a, enum auth_reason reason,
 	if (reason <= AUTH_OK || reason >= AUTH_REASON__COUNT)
 		return;
 	__atomic_add_fetch(&a->a_rejects[reason], 1, __ATOMIC_RELAXED);
-	src_text(src, s, sizeof(s));
+	util_addr_ip(src, s, sizeof(s));
 	pthread_mutex_lock(&a->a_agg_lock);
 	for (g = a->a_agg_head; g != NULL; g = g->g_next)
 		if (g->g_reason == reason && strcmp(g->g_src, s) == 0)

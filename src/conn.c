@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <sodium.h>
@@ -155,11 +154,11 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		STAT_DEC(worker_stats(w), STAT_NOTIDEAL_CONNECTIONS);
 	if (c->c_watcher)
 		STAT_DEC(worker_stats(w), STAT_WATCHERS);
-	if (c->c_registered && control_monitoring(c->c_env->d_control)) {
-		cJSON *ev = conn_event_data(c);
-		cJSON_AddStringToObject(ev, "reason", stats_close_name(r));
-		control_event(c->c_env->d_control, "client.disconnect", ev);
-	}
+	if (c->c_registered)
+		control_event_client(c->c_env->d_control,
+		    CONTROL_CLIENT_DISCONNECT, c->c_key,
+		    (const struct sockaddr *)&c->c_sa, worker_id(w),
+		    stats_close_name(r));
 	if (c->c_registered) {
 		uint8_t	(*kept)[32];
 		size_t	 nkept;

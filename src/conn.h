@@ -3,6 +3,7 @@
 #ifndef DERPD_CONN_H
 #define DERPD_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -30,15 +31,29 @@ extern const struct worker_ops conn_worker_ops;
 void	conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	    socklen_t salen, int port80);
 struct derpd;
-struct cJSON;
+
+/* What the admin socket shows of one connection. */
+struct conn_info {
+	uint8_t		 ci_key[32];
+	char		 ci_addr[64];
+	char		 ci_admitted_by[16];
+	int		 ci_worker;
+	int64_t		 ci_since;	/* unix seconds at accept */
+	bool		 ci_home, ci_mesh, ci_prober, ci_dup, ci_cached;
+	uint64_t	 ci_pkts_in, ci_bytes_in, ci_pkts_out, ci_bytes_out;
+	uint64_t	 ci_drops;
+};
+
 /*
- * Admin handlers: append a JSON object per registered connection (of key
- * only, or whose key text starts with prefix) to arr; returns how many.
+ * A row per registered connection (of key only, when key is not NULL;
+ * whose key text starts with prefix, when prefix is not NULL). *rows is
+ * malloc'd (the caller frees it; NULL when there are none); returns how
+ * many. Any thread.
  */
-size_t	conn_ctl_list(struct derpd *, const uint8_t *key, const char *prefix,
-	    struct cJSON *arr);
-/* Close every connection of key (counted as "kicked"); returns how many. */
-size_t	conn_ctl_kick(struct derpd *, const uint8_t key[32]);
+size_t	conn_list(struct derpd *, const uint8_t *key, const char *prefix,
+	    struct conn_info **rows);
+/* Close every connection of key (reason kicked); returns how many. */
+size_t	conn_kick_key(struct derpd *, const uint8_t key[32]);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,6 @@
 /* conn_auth.c: admission glue: a pending check, its verdict, re-checks. */
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "auth.h"
@@ -43,19 +42,10 @@ conn_auth_poll(struct conn *c)
 		sodium_memzero(c->c_shared, sizeof(c->c_shared));
 		auth_note_reject(c->c_env->d_auth, reason,
 		    (const struct sockaddr *)&c->c_sa, c->c_key);
-		if (control_monitoring(c->c_env->d_control)) {
-			cJSON *d = cJSON_CreateObject();
-			char k[KEY_TEXT_SIZE], ip[64], *colon;
-			util_key_format(c->c_key, NODEKEY_PREFIX, k);
-			util_strlcpy(ip, c->c_addr, sizeof(ip));
-			if ((colon = strrchr(ip, ':')) != NULL)
-				*colon = '\0';
-			cJSON_AddStringToObject(d, "key", k);
-			cJSON_AddStringToObject(d, "source", ip);
-			cJSON_AddStringToObject(d, "reason",
-			    auth_reason_name(reason));
-			control_event(c->c_env->d_control, "client.reject", d);
-		}
+		control_event_client(c->c_env->d_control,
+		    CONTROL_CLIENT_REJECT, c->c_key,
+		    (const struct sockaddr *)&c->c_sa, worker_id(c->c_w),
+		    auth_reason_name(reason));
 		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s)",
 		    auth_reason_name(reason), backend, cached ? ", cached" : "");
 		return;

@@ -9,7 +9,7 @@
  *   conn_http.c   the HTTP request head and its answer
  *   conn_derp.c   the DERP handshake, frames, relaying, watchers
  *   conn_auth.c   admission glue: checks, verdicts, re-verification
- *   conn_ctl.c    admin requests about connections
+ *   conn_ctl.c    admin requests about connections (no JSON: control.c)
  */
 #ifndef DERPD_CONN_INT_H
 #define DERPD_CONN_INT_H
@@ -30,7 +30,6 @@ extern "C" {
 #endif
 
 struct auth_req;
-struct cJSON;
 struct derpd;
 struct event;
 struct evbuffer;
@@ -204,9 +203,6 @@ void	conn_reverify_poll(struct conn *);
 /* Start a fresh check of every active non-mesh conn of w (owner). */
 void	conn_reverify_all(struct worker *);
 
-/* conn_ctl.c */
-/* key, addr, worker of c as a new JSON object (admin output and events). */
-struct cJSON *conn_event_data(struct conn *);
 
 #ifdef __cplusplus
 }

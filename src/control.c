@@ -135,26 +135,67 @@ arg_key(struct ctl_call *k, const char *name, uint8_t key[32])
 	return 0;
 }
 
+/* The rows of "show clients" as JSON objects appended to arr. */
+static void
+clients_json(const struct conn_info *rows, size_t n, cJSON *arr)
+{
+	char	 k[KEY_TEXT_SIZE];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct conn_info	*r = &rows[i];
+		cJSON			*o = cJSON_CreateObject();
+
+		util_key_format(r->ci_key, NODEKEY_PREFIX, k);
+		cJSON_AddStringToObject(o, "key", k);
+		cJSON_AddStringToObject(o, "addr", r->ci_addr);
+		cJSON_AddNumberToObject(o, "worker", r->ci_worker);
+		cJSON_AddNumberToObject(o, "connected_since",
+		    (double)r->ci_since);
+		cJSON_AddBoolToObject(o, "home", r->ci_home);
+		cJSON_AddBoolToObject(o, "mesh", r->ci_mesh);
+		cJSON_AddBoolToObject(o, "prober", r->ci_prober);
+		cJSON_AddBoolToObject(o, "duplicate", r->ci_dup);
+		cJSON_AddNumberToObject(o, "packets_in", (double)r->ci_pkts_in);
+		cJSON_AddNumberToObject(o, "bytes_in", (double)r->ci_bytes_in);
+		cJSON_AddNumberToObject(o, "packets_out",
+		    (double)r->ci_pkts_out);
+		cJSON_AddNumberToObject(o, "bytes_out",
+		    (double)r->ci_bytes_out);
+		cJSON_AddNumberToObject(o, "drops", (double)r->ci_drops);
+		cJSON_AddStringToObject(o, "admitted_by", r->ci_admitted_by);
+		cJSON_AddBoolToObject(o, "admit_cached", r->ci_cached);
+		cJSON_AddItemToArray(arr, o);
+	}
+}
+
 static int
 cmd_show_clients(struct ctl_call *k)
 {
-	cJSON *p = k->k_args ? cJSON_GetObjectItemCaseSensitive(k->k_args,
-	    "prefix") : NULL;
+	cJSON		*p = k->k_args ? cJSON_GetObjectItemCaseSensitive(
+			    k->k_args, "prefix") : NULL;
+	struct conn_info *rows;
+	size_t		 n;
 
-	conn_ctl_list(k->k_ct->ct_env, NULL, cJSON_IsString(p) ?
-	    p->valuestring : NULL, cJSON_AddArrayToObject(k->k_res, "clients"));
+	n = conn_list(k->k_ct->ct_env, NULL, cJSON_IsString(p) ?
+	    p->valuestring : NULL, &rows);
+	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
+	free(rows);
 	return 0;
 }
 
 static int
 cmd_show_client(struct ctl_call *k)
 {
-	uint8_t key[32];
+	uint8_t		 key[KEY_LEN];
+	struct conn_info *rows;
+	size_t		 n;
 
 	if (arg_key(k, "key", key) == -1)
 		return -1;
-	if (conn_ctl_list(k->k_ct->ct_env, key, NULL,
-	    cJSON_AddArrayToObject(k->k_res, "clients")) == 0)
+	n = conn_list(k->k_ct->ct_env, key, NULL, &rows);
+	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
+	free(rows);
+	if (n == 0)
 		return ctl_fail(k, "not_found", "no such client");
 	return 0;
 }
@@ -189,7 +230,7 @@ cmd_kick(struct ctl_call *k)
 
 	if (arg_key(k, "key", key) == -1)
 		return -1;
-	if ((n = conn_ctl_kick(k->k_ct->ct_env, key)) == 0)
+	if ((n = conn_kick_key(k->k_ct->ct_env, key)) == 0)
 		return ctl_fail(k, "not_found", "no such client");
 	util_key_short(key, ks);
 	log_info("control: uid %u kicked %s (%zu connections)",
@@ -655,7 +696,7 @@ control_monitoring(struct control *ct)
 	    __atomic_load_n(&ct->ct_monitors, __ATOMIC_RELAXED) > 0;
 }
 
-void
+static void
 control_event(struct control *ct, const char *event, cJSON *data)
 {
 	struct ev_item	*e;
@@ -703,6 +744,36 @@ control_event(struct control *ct, const char *event, cJSON *data)
 	if (wake && write(ct->ct_efd, &one, sizeof(one)) < 0 &&
 	    errno != EAGAIN)
 		log_warn("control: eventfd write");
+}
+
+void
+control_event_client(struct control *ct, enum control_client_event ev,
+    const uint8_t key[32], const struct sockaddr *sa, int worker,
+    const char *reason)
+{
+	static const char *const names[] = {
+		[CONTROL_CLIENT_CONNECT] = "client.connect",
+		[CONTROL_CLIENT_DISCONNECT] = "client.disconnect",
+		[CONTROL_CLIENT_REJECT] = "client.reject",
+	};
+	cJSON	*d;
+	char	 k[KEY_TEXT_SIZE], a[UTIL_ADDR_TEXT];
+
+	if (!control_monitoring(ct) || (d = cJSON_CreateObject()) == NULL)
+		return;
+	util_key_format(key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(d, "key", k);
+	if (ev == CONTROL_CLIENT_REJECT) {
+		util_addr_ip(sa, a, sizeof(a));
+		cJSON_AddStringToObject(d, "source", a);
+	} else {
+		util_addr_format(sa, a, sizeof(a));
+		cJSON_AddStringToObject(d, "addr", a);
+		cJSON_AddNumberToObject(d, "worker", worker);
+	}
+	if (reason != NULL)
+		cJSON_AddStringToObject(d, "reason", reason);
+	control_event(ct, names[ev], d);
 }
 
 /* Refuse a directory others could use to swap the socket. */

@@ -8,6 +8,8 @@
 #define DERPD_CONTROL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,12 +33,20 @@ struct control *control_new(struct derpd *env, const char *path,
 void	control_free(struct control *);
 /* True when someone runs "monitor" (cheap; any thread). */
 int	control_monitoring(struct control *);
+enum control_client_event {
+	CONTROL_CLIENT_CONNECT,		/* client.connect: key, addr, worker */
+	CONTROL_CLIENT_DISCONNECT,	/* client.disconnect: also reason */
+	CONTROL_CLIENT_REJECT,		/* client.reject: key, source, reason */
+};
 /*
- * Broadcast an event to monitors (any thread). Takes ownership of data,
- * a cJSON object. At most a bounded number wait for the loop; the excess
- * is dropped, counted, and announced to monitors.
+ * Tell monitors about a client (any thread; nothing is built when nobody
+ * monitors). reason may be NULL for connect. At most a bounded number of
+ * events wait for the loop; the excess is dropped, counted, and announced
+ * to monitors.
  */
-void	control_event(struct control *, const char *event, struct cJSON *data);
+void	control_event_client(struct control *, enum control_client_event,
+	    const uint8_t key[32], const struct sockaddr *sa, int worker,
+	    const char *reason);
 
 struct evbuffer;
 /* The admin socket's counters as varz lines (any thread; NULL: zeros). */

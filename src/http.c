@@ -227,3 +227,208 @@ http_build_response(char *out, size_t outlen, int code, const char *extra,
 	memcpy(out + n, body, bodylen);
 	return (size_t)n + bodylen;
 }
+
+/* Routing. Each handler fills resp and says what to do. */
+
+#define TEXT_PLAIN	"text/plain; charset=utf-8"
+
+static enum http_action
+respond(struct http_resp *resp, int code, const char *ctype,
+    const char *body)
+{
+	resp->hp_code = code;
+	resp->hp_ctype = ctype;
+	snprintf(resp->hp_body, sizeof(resp->hp_body), "%s",
+	    body != NULL ? body : "");
+	return HTTP_RESPOND;
+}
+
+static bool
+is_get_or_head(const struct http_req *req)
+{
+	return strcmp(req->hr_method, "GET") == 0 ||
+	    strcmp(req->hr_method, "HEAD") == 0;
+}
+
+static enum http_action
+route_generate_204(const struct http_req *req,
+    const struct http_route_ctx *ctx, struct http_resp *resp)
+{
+	int n;
+
+	(void)ctx;
+	n = snprintf(resp->hp_extra, sizeof(resp->hp_extra), "Cache-Control: "
+	    "no-cache, no-store, must-revalidate, no-transform, max-age=0\r\n");
+	if (http_challenge_ok(req))
+		snprintf(resp->hp_extra + n, sizeof(resp->hp_extra) - (size_t)n,
+		    "X-Tailscale-Response: response %s\r\n",
+		    req->hr_challenge);
+	resp->hp_head_only = true;	/* 204 has no body */
+	return respond(resp, 204, NULL, NULL);
+}
+
+static enum http_action
+route_debug(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	if (!ctx->rc_loopback || req->hr_forwarded)
+		return respond(resp, 403, TEXT_PLAIN, "debug access denied\n");
+	if (strcmp(req->hr_path, "/debug/varz") == 0)
+		return HTTP_VARZ;
+	return respond(resp, 404, TEXT_PLAIN, "404 page not found\n");
+}
+
+static enum http_action
+route_derp(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	if (!ctx->rc_derp)
+		return respond(resp, 404, TEXT_PLAIN, "derp server disabled\n");
+	if (strcasecmp(req->hr_upgrade, "websocket") == 0 &&
+	    strstr(req->hr_ws_protocol, "derp") != NULL)
+		return respond(resp, 501, TEXT_PLAIN, "DERP over WebSocket is "
+		    "not supported by this server\n");
+	if (strcasecmp(req->hr_upgrade, "derp") == 0 ||
+	    strcasecmp(req->hr_upgrade, "websocket") == 0)
+		return HTTP_UPGRADE_DERP;
+	if (req->hr_upgrade[0] != '\0')
+		resp->hp_note = "weird upgrade";
+	return respond(resp, 426, TEXT_PLAIN, "DERP requires connection "
+	    "upgrade\n");
+}
+
+static enum http_action
+route_probe(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	(void)ctx;
+	if (!is_get_or_head(req)) {
+		resp->hp_head_only = false;
+		return respond(resp, 405, TEXT_PLAIN, "bogus probe method\n");
+	}
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+	    "Access-Control-Allow-Origin: *\r\n");
+	return respond(resp, 200, NULL, NULL);
+}
+
+static enum http_action
+route_robots(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	(void)req;
+	(void)ctx;
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+	    "Strict-Transport-Security: max-age=63072000; "
+	    "includeSubDomains\r\nContent-Security-Policy: default-src "
+	    "'self'; frame-ancestors 'none'; form-action 'self'; base-uri "
+	    "'self'; block-all-mixed-content; object-src 'none'\r\n"
+	    "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n");
+	return respond(resp, 200, TEXT_PLAIN, "User-agent: *\nDisallow: /\n");
+}
+
+static enum http_action
+route_bootstrap_dns(const struct http_req *req,
+    const struct http_route_ctx *ctx, struct http_resp *resp)
+{
+	(void)req;
+	(void)ctx;
+	/* No names configured: an empty body, as derper sends. */
+	return respond(resp, 200, "application/json", NULL);
+}
+
+static const char home_html[] =
+    "<html><head><title>DERP relay</title></head><body>\n"
+    "<h1>DERP</h1>\n"
+    "<p>This is a <a href=\"https://tailscale.com/\">Tailscale</a> DERP "
+    "server, run by derpd.</p>\n"
+    "<p>It provides STUN, interactive connectivity establishment, and "
+    "relaying of end-to-end encrypted traffic for Tailscale clients.</p>\n"
+    "<p>Documentation: <a href=\"https://tailscale.com/kb/1232/derp-servers"
+    "\">DERP servers</a>, <a href=\"https://tailscale.com/kb/1118/"
+    "custom-derp-servers\">running your own</a>.</p>\n"
+    "%s</body></html>\n";
+
+static enum http_action
+route_home(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	(void)req;
+	if (strncmp(ctx->rc_home, "http", 4) == 0) {
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+		    "Location: %.1000s\r\n", ctx->rc_home);
+		return respond(resp, 302, NULL, NULL);
+	}
+	if (strcmp(ctx->rc_home, "blank") == 0)
+		return respond(resp, 200, "text/html; charset=utf-8", NULL);
+	resp->hp_code = 200;
+	resp->hp_ctype = "text/html; charset=utf-8";
+	snprintf(resp->hp_body, sizeof(resp->hp_body), home_html,
+	    ctx->rc_derp ? "" : "<p>Status: disabled</p>\n");
+	return HTTP_RESPOND;
+}
+
+typedef enum http_action (*http_route_fn)(const struct http_req *,
+    const struct http_route_ctx *, struct http_resp *);
+
+struct http_route {
+	const char	*rt_path;
+	bool		 rt_subtree;	/* also rt_path + "/..." */
+	bool		 rt_any_port;	/* also on the HTTP port in TLS mode */
+	http_route_fn	 rt_fn;
+};
+
+/* First match wins; anything else is the home page. */
+static const struct http_route routes[] = {
+	{ .rt_path = "/generate_204", .rt_any_port = true,
+	    .rt_fn = route_generate_204 },
+	{ .rt_path = "/debug", .rt_subtree = true, .rt_any_port = true,
+	    .rt_fn = route_debug },
+	{ .rt_path = "/derp", .rt_fn = route_derp },
+	{ .rt_path = "/derp/probe", .rt_fn = route_probe },
+	{ .rt_path = "/derp/latency-check", .rt_fn = route_probe },
+	{ .rt_path = "/robots.txt", .rt_fn = route_robots },
+	{ .rt_path = "/bootstrap-dns", .rt_fn = route_bootstrap_dns },
+};
+
+static bool
+route_matches(const struct http_route *rt, const char *path)
+{
+	size_t n = strlen(rt->rt_path);
+
+	if (strncmp(path, rt->rt_path, n) != 0)
+		return false;
+	return path[n] == '\0' || (rt->rt_subtree && path[n] == '/');
+}
+
+enum http_action
+http_route(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	size_t i;
+
+	memset(resp, 0, sizeof(*resp));
+	resp->hp_head_only = strcmp(req->hr_method, "HEAD") == 0;
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (routes[i].rt_any_port && route_matches(&routes[i],
+		    req->hr_path))
+			return routes[i].rt_fn(req, ctx, resp);
+	if (ctx->rc_port80) {
+		/* The HTTP port in TLS mode: never DERP, send to HTTPS. */
+		if (!is_get_or_head(req)) {
+			resp->hp_head_only = false;
+			return respond(resp, 400, TEXT_PLAIN, "Use HTTPS\n");
+		}
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+		    "Location: https://%s%s\r\n", req->hr_host, req->hr_target);
+		return respond(resp, 302, NULL, NULL);
+	}
+	if (ctx->rc_tls && strcmp(req->hr_method, "CONNECT") == 0) {
+		resp->hp_head_only = false;
+		return respond(resp, 403, TEXT_PLAIN, "CONNECT not enabled\n");
+	}
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (!routes[i].rt_any_port && route_matches(&routes[i],
+		    req->hr_path))
+			return routes[i].rt_fn(req, ctx, resp);
+	return route_home(req, ctx, resp);
+}

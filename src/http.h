@@ -65,6 +65,43 @@ size_t	http_build_response(char *out, size_t outlen, int code,
 /* Reason phrase for a status code. */
 const char *http_reason(int code);
 
+/* What routing needs to know besides the request. */
+struct http_route_ctx {
+	bool		 rc_loopback;	/* the client is on a loopback address */
+	bool		 rc_tls;	/* on the TLS listener */
+	bool		 rc_port80;	/* the HTTP port in TLS mode */
+	bool		 rc_derp;	/* the DERP server is enabled */
+	const char	*rc_home;	/* -home: "", "blank" or a URL */
+};
+
+enum http_action {
+	HTTP_RESPOND,		/* send the response described */
+	HTTP_UPGRADE_DERP,	/* accept the DERP upgrade */
+	HTTP_VARZ,		/* 200 with the metrics (the caller's body) */
+};
+
+#define HTTP_EXTRA_MAX	(HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 512)
+#define HTTP_BODY_MAX	2048
+
+/* The response a route chose (HTTP_RESPOND; hp_head_only for VARZ too). */
+struct http_resp {
+	int		 hp_code;
+	char		 hp_extra[HTTP_EXTRA_MAX];	/* header lines */
+	const char	*hp_ctype;			/* NULL: none */
+	char		 hp_body[HTTP_BODY_MAX];
+	bool		 hp_head_only;			/* HEAD request */
+	bool		 hp_bad;	/* a malformed request (counted) */
+	const char	*hp_note;	/* a line worth logging, or NULL */
+};
+
+/*
+ * Route a parsed request: the table of paths derpd serves, as derper
+ * serves them. Fills *resp for HTTP_RESPOND (and hp_head_only for
+ * HTTP_VARZ). Pure: no I/O, no state.
+ */
+enum http_action http_route(const struct http_req *req,
+	    const struct http_route_ctx *ctx, struct http_resp *resp);
+
 #ifdef __cplusplus
 }
 #endif

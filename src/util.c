@@ -169,21 +169,67 @@ util_strlcpy(char *dst, const char *src, size_t size)
 }
 
 void
+util_addr_ip(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	const struct in6_addr	*a6;
+
+	if (sa == NULL || outlen == 0) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)outlen);
+		return;
+	}
+	if (sa->sa_family != AF_INET6) {
+		snprintf(out, outlen, "unknown");
+		return;
+	}
+	a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	/* Dual-stack listeners: IPv4 peers are shown as IPv4, as Go does. */
+	if (IN6_IS_ADDR_V4MAPPED(a6))
+		inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)outlen);
+	else
+		inet_ntop(AF_INET6, a6, out, (socklen_t)outlen);
+}
+
+void
 util_addr_format(const struct sockaddr *sa, char *out, size_t outlen)
 {
 	char	 ip[INET6_ADDRSTRLEN];
+	int	 v6;
 
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		snprintf(out, outlen, "%s:%u", ip, ntohs(s4->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		    (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, outlen, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	util_addr_ip(sa, ip, sizeof(ip));
+	if (sa->sa_family == AF_INET)
+		snprintf(out, outlen, "%s:%u", ip,
+		    ntohs(((const struct sockaddr_in *)sa)->sin_port));
+	else if (sa->sa_family == AF_INET6) {
+		v6 = strchr(ip, ':') != NULL;
+		snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", ip,
+		    v6 ? "]" : "",
+		    ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
 	} else
 		snprintf(out, outlen, "unknown");
+}
+
+bool
+util_addr_is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 =
+		    (const struct sockaddr_in6 *)sa;
+		/* Dual-stack listeners see IPv4 peers as ::ffff:a.b.c.d. */
+		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127);
+	}
+	return false;
 }
 
 int

@@ -18,6 +18,8 @@ extern "C" {
 #define PRIVKEY_PREFIX	"privkey:"
 /* "nodekey:" + 64 hex + NUL */
 #define KEY_TEXT_SIZE	(8 + KEY_HEX_LEN + 1)
+/* "[ipv6]:port" with room to spare. */
+#define UTIL_ADDR_TEXT	64
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void	util_hex_encode(const uint8_t *in, size_t n, char *out);
@@ -34,7 +36,16 @@ int	util_duration_parse(const char *s, int64_t *ms);
 /* Truncation-checked copy: returns strlen(src); >= size means cut. */
 size_t	util_strlcpy(char *dst, const char *src, size_t size);
 /* "ip:port" or "[ip6]:port" text of a socket address (out >= 64). */
+/*
+ * The one formatter of client addresses, for logs, events and replies:
+ * util_addr_ip gives the IP (IPv4 peers of a dual-stack listener as
+ * IPv4), util_addr_format "ip:port" ("[ip]:port" for IPv6). "unknown" for
+ * other families; NULL sa gives "".
+ */
+void	util_addr_ip(const struct sockaddr *sa, char *out, size_t outlen);
 void	util_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
+/* Is sa a loopback address (127/8, ::1, or 127/8 mapped into IPv6)? */
+bool	util_addr_is_loopback(const struct sockaddr *sa);
 /* Parse "host:port", ":port", "[v6]:port"; host "" means any. 0/-1. */
 int	util_hostport_split(const char *in, char *host, size_t hostlen,
 	    char *port, size_t portlen);

@@ -353,6 +353,64 @@ TEST_F(ControlTest, RejectsAreAggregatedByReasonAndSource)
 	EXPECT_TRUE(ok);
 }
 
+// One formatter for client addresses: on a dual-stack socket an IPv4
+// client reads as IPv4 in the monitor's client.reject, in show rejects,
+// in show clients and in the log alike. (The monitor said
+// "[::ffff:127.0.0.1]" where show rejects said "127.0.0.1".)
+TEST_F(ControlTest, AddressesReadTheSameEverywhereOnDualStack)
+{
+	std::string allow = d.dir + "/allow";
+	std::ofstream(allow) << "# nobody yet\n";
+	ASSERT_TRUE(StartWithAdmin({ "-a", "[::ffff:127.0.0.1]:0",
+	    "--allow-keys=" + allow }));
+	Admin mon(sock);
+	Json r(mon.Do("monitor"));
+	ASSERT_TRUE(IsOk(r.get()));
+	{
+		std::string err;
+		Client c = d.Connect(&err);
+		EXPECT_FALSE(c) << "refused client got ServerInfo";
+	}
+	std::string l = mon.Line();
+	Json ev(cJSON_Parse(l.c_str()));
+	ASSERT_NE(ev.get(), nullptr) << l;
+	EXPECT_STREQ(cJSON_GetObjectItem(ev.get(), "event")->valuestring,
+	    "client.reject");
+	EXPECT_STREQ(cJSON_GetObjectItem(cJSON_GetObjectItem(ev.get(), "data"),
+	    "source")->valuestring, "127.0.0.1") << l;
+	Admin adm(sock);
+	r.reset(adm.Do("show rejects"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *e = cJSON_GetArrayItem(Result(r.get(), "rejects"), 0);
+	ASSERT_NE(e, nullptr);
+	EXPECT_STREQ(cJSON_GetObjectItem(e, "source")->valuestring, "127.0.0.1");
+
+	// An admitted client: show clients and the monitor say 127.0.0.1:port.
+	uint8_t priv[32], pub[32];
+	derpc_keygen(priv, pub);
+	std::ofstream(allow) << "nodekey:" << Hex(pub, 32) << "\n";
+	r.reset(adm.Do("reload"));
+	ASSERT_TRUE(IsOk(r.get()));
+	derpc_opts o = d.Opts();
+	o.priv = priv;
+	Client ok = d.Connect(o);
+	ASSERT_TRUE(ok);
+	l = mon.Line();
+	ev.reset(cJSON_Parse(l.c_str()));
+	ASSERT_NE(ev.get(), nullptr) << l;
+	std::string addr = cJSON_GetObjectItem(cJSON_GetObjectItem(ev.get(),
+	    "data"), "addr")->valuestring;
+	EXPECT_EQ(addr.rfind("127.0.0.1:", 0), 0u) << addr;
+	r.reset(adm.Do("show clients"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *cl = FindClient(r.get(), "nodekey:" + Hex(pub, 32));
+	ASSERT_NE(cl, nullptr);
+	EXPECT_EQ(addr, cJSON_GetObjectItem(cl, "addr")->valuestring);
+	EXPECT_NE(d.Log().find("conn "), std::string::npos);
+	EXPECT_EQ(d.Log().find("::ffff:"), std::string::npos)
+	    << "the log shows a mapped address";
+}
+
 TEST_F(ControlTest, ReloadWithBrokenCertificateKeepsTheOldOne)
 {
 	std::string certs = d.dir + "/certs";

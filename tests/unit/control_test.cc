@@ -17,6 +17,9 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <gtest/gtest.h>
 
 #include "control.h"
@@ -186,11 +189,24 @@ protected:
 		    strtoll(text.c_str() + p + name.size() + 2, nullptr, 10);
 	}
 
+	// A client.reject event whose reason carries n.
 	void Event(int n)
 	{
-		cJSON *d = cJSON_CreateObject();
-		cJSON_AddNumberToObject(d, "n", n);
-		control_event(ct_, "test.event", d);
+		uint8_t key[32] = {};
+		struct sockaddr_in sin = {};
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		std::string reason = "r" + std::to_string(n);
+		control_event_client(ct_, CONTROL_CLIENT_REJECT, key,
+		    (const struct sockaddr *)&sin, 0, reason.c_str());
+	}
+
+	static std::string EventLine(int n)
+	{
+		return "{\"v\":1,\"id\":9,\"event\":\"client.reject\","
+		    "\"data\":{\"key\":\"nodekey:" + std::string(64, '0') +
+		    "\",\"source\":\"127.0.0.1\",\"reason\":\"r" +
+		    std::to_string(n) + "\"}}";
 	}
 
 	std::string dir_, path_, buf_;
@@ -218,10 +234,8 @@ TEST_F(ControlLoop, EventQueueIsBounded)
 	EXPECT_EQ(Counter("derpd_admin_event_queue_drops"), 5000 - 4096);
 	auto ev = Lines(4096);
 	ASSERT_EQ(ev.size(), 4096u);
-	EXPECT_EQ(ev[0], "{\"v\":1,\"id\":9,\"event\":\"test.event\","
-	    "\"data\":{\"n\":0}}");
-	EXPECT_EQ(ev[4095], "{\"v\":1,\"id\":9,\"event\":\"test.event\","
-	    "\"data\":{\"n\":4095}}");
+	EXPECT_EQ(ev[0], EventLine(0));
+	EXPECT_EQ(ev[4095], EventLine(4095));
 	EXPECT_TRUE(Lines(1, 100).empty());
 	/* The next event is preceded by the gap notice. */
 	Event(7);
@@ -229,8 +243,7 @@ TEST_F(ControlLoop, EventQueueIsBounded)
 	ASSERT_EQ(tail.size(), 2u);
 	EXPECT_EQ(tail[0], "{\"v\":1,\"id\":9,\"event\":\"monitor.dropped\","
 	    "\"data\":{\"dropped\":904}}");
-	EXPECT_EQ(tail[1], "{\"v\":1,\"id\":9,\"event\":\"test.event\","
-	    "\"data\":{\"n\":7}}");
+	EXPECT_EQ(tail[1], EventLine(7));
 	EXPECT_EQ(Counter("derpd_admin_monitor_events_dropped"), 0);
 	EXPECT_EQ(Counter("derpd_admin_read_pauses"), 0);
 }

@@ -488,3 +488,133 @@ TEST(Http, ReasonPhrases)
 	EXPECT_STREQ(http_reason(426), "Upgrade Required");
 	EXPECT_NE(http_reason(599), nullptr);
 }
+
+// Routing (http_route): the table of paths, as derper serves them.
+namespace {
+
+struct Routed {
+	enum http_action act;
+	struct http_resp resp;
+};
+
+Routed
+Route(const std::string &method, const std::string &target,
+    const std::string &headers = "", bool loopback = true, bool tls = false,
+    bool port80 = false, bool derp = true, const char *home = "")
+{
+	std::string head = method + " " + target + " HTTP/1.1\r\nHost: "
+	    "derp.example\r\n" + headers + "\r\n";
+	struct http_req req;
+	Routed r;
+	EXPECT_EQ(Parse(head, &req), HTTP_OK) << head;
+	struct http_route_ctx ctx = { loopback, tls, port80, derp, home };
+	r.act = http_route(&req, &ctx, &r.resp);
+	return r;
+}
+
+}  // namespace
+
+TEST(HttpRoute, DerpUpgrade)
+{
+	EXPECT_EQ(Route("GET", "/derp", "Upgrade: DERP\r\n").act,
+	    HTTP_UPGRADE_DERP);
+	EXPECT_EQ(Route("GET", "/derp", "Upgrade: websocket\r\n").act,
+	    HTTP_UPGRADE_DERP);
+	Routed ws = Route("GET", "/derp", "Upgrade: WebSocket\r\n"
+	    "Sec-WebSocket-Protocol: derp\r\n");
+	EXPECT_EQ(ws.act, HTTP_RESPOND);
+	EXPECT_EQ(ws.resp.hp_code, 501);
+	Routed none = Route("GET", "/derp");
+	EXPECT_EQ(none.resp.hp_code, 426);
+	EXPECT_EQ(none.resp.hp_note, nullptr);
+	Routed weird = Route("GET", "/derp", "Upgrade: h2c\r\n");
+	EXPECT_EQ(weird.resp.hp_code, 426);
+	EXPECT_STREQ(weird.resp.hp_note, "weird upgrade");
+	Routed off = Route("GET", "/derp", "Upgrade: DERP\r\n", true, false,
+	    false, false);
+	EXPECT_EQ(off.resp.hp_code, 404);
+	EXPECT_STREQ(off.resp.hp_body, "derp server disabled\n");
+	// Not a prefix match.
+	EXPECT_EQ(Route("GET", "/derpx", "Upgrade: DERP\r\n").resp.hp_code,
+	    200);
+}
+
+TEST(HttpRoute, Generate204EchoesAValidChallenge)
+{
+	Routed r = Route("GET", "/generate_204",
+	    "X-Tailscale-Challenge: abc-123\r\n");
+	EXPECT_EQ(r.resp.hp_code, 204);
+	EXPECT_TRUE(r.resp.hp_head_only);
+	EXPECT_NE(std::string(r.resp.hp_extra).find(
+	    "X-Tailscale-Response: response abc-123\r\n"), std::string::npos);
+	r = Route("GET", "/generate_204", "X-Tailscale-Challenge: a b\r\n");
+	EXPECT_EQ(std::string(r.resp.hp_extra).find("X-Tailscale-Response"),
+	    std::string::npos);
+	// Also on the HTTP port in TLS mode.
+	EXPECT_EQ(Route("GET", "/generate_204", "", true, false, true)
+	    .resp.hp_code, 204);
+}
+
+TEST(HttpRoute, DebugOnlyFromLoopbackAndNotForwarded)
+{
+	EXPECT_EQ(Route("GET", "/debug/varz").act, HTTP_VARZ);
+	EXPECT_TRUE(Route("HEAD", "/debug/varz").resp.hp_head_only);
+	EXPECT_EQ(Route("GET", "/debug/varz", "", false).resp.hp_code, 403);
+	EXPECT_EQ(Route("GET", "/debug/varz", "X-Forwarded-For: 1.2.3.4\r\n")
+	    .resp.hp_code, 403);
+	EXPECT_EQ(Route("GET", "/debug/other").resp.hp_code, 404);
+	EXPECT_EQ(Route("GET", "/debug").resp.hp_code, 404);
+	EXPECT_EQ(Route("GET", "/debugger").resp.hp_code, 200) << "home";
+}
+
+TEST(HttpRoute, Port80RedirectsToHttps)
+{
+	Routed r = Route("GET", "/x?y=1", "", true, false, true);
+	EXPECT_EQ(r.resp.hp_code, 302);
+	EXPECT_STREQ(r.resp.hp_extra,
+	    "Location: https://derp.example/x?y=1\r\n");
+	EXPECT_EQ(Route("POST", "/derp", "", true, false, true).resp.hp_code,
+	    400);
+	EXPECT_EQ(Route("GET", "/derp", "Upgrade: DERP\r\n", true, false,
+	    true).act, HTTP_RESPOND) << "never DERP on the HTTP port";
+}
+
+TEST(HttpRoute, ProbesRobotsBootstrapConnect)
+{
+	Routed p = Route("GET", "/derp/probe");
+	EXPECT_EQ(p.resp.hp_code, 200);
+	EXPECT_STREQ(p.resp.hp_extra, "Access-Control-Allow-Origin: *\r\n");
+	EXPECT_EQ(Route("HEAD", "/derp/latency-check").resp.hp_code, 200);
+	Routed bad = Route("POST", "/derp/probe");
+	EXPECT_EQ(bad.resp.hp_code, 405);
+	EXPECT_FALSE(bad.resp.hp_head_only);
+	Routed rb = Route("GET", "/robots.txt");
+	EXPECT_STREQ(rb.resp.hp_body, "User-agent: *\nDisallow: /\n");
+	EXPECT_NE(std::string(rb.resp.hp_extra).find("X-Frame-Options: DENY"),
+	    std::string::npos);
+	Routed bd = Route("GET", "/bootstrap-dns");
+	EXPECT_EQ(bd.resp.hp_code, 200);
+	EXPECT_STREQ(bd.resp.hp_ctype, "application/json");
+	EXPECT_STREQ(bd.resp.hp_body, "");
+	EXPECT_EQ(Route("CONNECT", "derp.example:443", "", true, true)
+	    .resp.hp_code, 403);
+}
+
+TEST(HttpRoute, HomePage)
+{
+	Routed h = Route("GET", "/");
+	EXPECT_EQ(h.resp.hp_code, 200);
+	EXPECT_NE(std::string(h.resp.hp_body).find("<h1>DERP</h1>"),
+	    std::string::npos);
+	EXPECT_EQ(std::string(h.resp.hp_body).find("disabled"),
+	    std::string::npos);
+	Routed off = Route("GET", "/", "", true, false, false, false);
+	EXPECT_NE(std::string(off.resp.hp_body).find("Status: disabled"),
+	    std::string::npos);
+	EXPECT_STREQ(Route("GET", "/", "", true, false, false, true, "blank")
+	    .resp.hp_body, "");
+	Routed redir = Route("GET", "/", "", true, false, false, true,
+	    "https://example.com/x");
+	EXPECT_EQ(redir.resp.hp_code, 302);
+	EXPECT_STREQ(redir.resp.hp_extra, "Location: https://example.com/x\r\n");
+}

@@ -327,6 +327,40 @@ TEST(Util, AddrFormat)
 	sun.sun_family = AF_UNIX;
 	util_addr_format((const struct sockaddr *)&sun, out, sizeof(out));
 	EXPECT_STREQ(out, "unknown");
+
+	// A dual-stack listener's IPv4 peer reads as IPv4 everywhere.
+	inet_pton(AF_INET6, "::ffff:192.0.2.9", &sin6.sin6_addr);
+	util_addr_format((const struct sockaddr *)&sin6, out, sizeof(out));
+	EXPECT_STREQ(out, "192.0.2.9:443");
+	util_addr_ip((const struct sockaddr *)&sin6, out, sizeof(out));
+	EXPECT_STREQ(out, "192.0.2.9");
+	util_addr_ip((const struct sockaddr *)&sin, out, sizeof(out));
+	EXPECT_STREQ(out, "10.1.2.3");
+	util_addr_ip(nullptr, out, sizeof(out));
+	EXPECT_STREQ(out, "");
+}
+
+TEST(Util, AddrIsLoopback)
+{
+	struct sockaddr_in sin;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "127.4.5.6", &sin.sin_addr);
+	EXPECT_TRUE(util_addr_is_loopback((const struct sockaddr *)&sin));
+	inet_pton(AF_INET, "128.0.0.1", &sin.sin_addr);
+	EXPECT_FALSE(util_addr_is_loopback((const struct sockaddr *)&sin));
+
+	struct sockaddr_in6 sin6;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+	EXPECT_TRUE(util_addr_is_loopback((const struct sockaddr *)&sin6));
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6.sin6_addr);
+	EXPECT_TRUE(util_addr_is_loopback((const struct sockaddr *)&sin6));
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", &sin6.sin6_addr);
+	EXPECT_FALSE(util_addr_is_loopback((const struct sockaddr *)&sin6));
+	inet_pton(AF_INET6, "::2", &sin6.sin6_addr);
+	EXPECT_FALSE(util_addr_is_loopback((const struct sockaddr *)&sin6));
 }
 
 TEST(Util, NowIsMonotonic)
