@@ -65,6 +65,7 @@ SRC	 = src/config.c \
 	   src/log.c \
 	   src/peer.c \
 	   src/pktq.c \
+	   src/reload.c \
 	   src/stats.c \
 	   src/stun.c \
 	   src/stun_server.c \

@@ -34,6 +34,7 @@
 #include "auth.h"
 #include "auth_int.h"
 #include "log.h"
+#include "reload.h"
 #include "util.h"
 
 /* The registry, in chain order: allowlist, then tailscaled, then URL. */
@@ -118,6 +119,7 @@ struct auth {
 	struct auth_conf	 a_conf;
 	struct event_base	*a_base;
 	const struct auth_backend *a_chain[NBACKENDS];
+	void			*a_state[NBACKENDS];	/* each backend's own */
 	int			 a_nchain;
 	/* submissions from workers */
 	pthread_mutex_t		 a_sub_lock;
@@ -135,7 +137,6 @@ struct auth {
 	size_t			 a_nsrc, a_nqueued;
 	int			 a_inflight;
 	struct auth_curl	*a_curl;
-	struct allowlist	*a_allow;
 	int			 a_closing;
 	uint64_t		 a_gen;		/* bumped by reload */
 	int			 a_pumping;	/* inside auth_pump */
@@ -218,17 +219,31 @@ auth_curl_of(struct auth *a)
 	return a->a_curl;
 }
 
-struct allowlist *
-auth_allowlist(struct auth *a)
+static int
+chain_index(struct auth *a, const struct auth_backend *b)
 {
-	return a->a_allow;
+	for (int i = 0; i < a->a_nchain; i++)
+		if (a->a_chain[i] == b)
+			return i;
+	return -1;
+}
+
+void *
+auth_backend_state(struct auth *a, const struct auth_backend *b)
+{
+	int i = chain_index(a, b);
+
+	return i == -1 ? NULL : a->a_state[i];
 }
 
 void
-auth_set_allowlist(struct auth *a, struct allowlist *l)
+auth_set_backend_state(struct auth *a, const struct auth_backend *b,
+    void *state)
 {
-	allowlist_free(a->a_allow);
-	a->a_allow = l;
+	int i = chain_index(a, b);
+
+	if (i != -1)
+		a->a_state[i] = state;
 }
 
 void
@@ -850,12 +865,13 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 	for (int i = 0; backends[i] != NULL; i++) {
 		if (!backends[i]->ab_enabled(&a->a_conf))
 			continue;
+		/* In the chain first: init may set the backend's state. */
+		a->a_chain[a->a_nchain++] = backends[i];
 		if (backends[i]->ab_init != NULL &&
 		    backends[i]->ab_init(a, err, errlen) == -1) {
 			auth_free(a);
 			return NULL;
 		}
-		a->a_chain[a->a_nchain++] = backends[i];
 	}
 	return a;
 }
@@ -908,7 +924,6 @@ auth_free(struct auth *a)
 		a->a_agg_head = g->g_next;
 		free(g);
 	}
-	allowlist_free(a->a_allow);
 	if (a->a_subev != NULL)
 		event_free(a->a_subev);
 	if (a->a_efd != -1)
@@ -920,24 +935,29 @@ auth_free(struct auth *a)
 }
 
 int
-auth_reload(struct auth *a, char *err, size_t errlen)
+auth_reload(struct auth *a, struct reload_report *rep)
 {
-	struct allowlist *l;
+	char	 err[256];
+	int	 rc = 0;
 
-	if (a->a_conf.ac_allow_file[0] != '\0') {
-		if ((l = allowlist_load(a->a_conf.ac_allow_file, err,
-		    errlen)) == NULL)
-			return -1;
-		auth_set_allowlist(a, l);
-		log_info("allowlist %s: %zu keys", a->a_conf.ac_allow_file,
-		    allowlist_count(l));
+	for (int i = 0; i < a->a_nchain; i++) {
+		const struct auth_backend *b = a->a_chain[i];
+
+		if (b->ab_reload == NULL)
+			continue;
+		if (b->ab_reload(a, err, sizeof(err)) == -1) {
+			reload_note(rep, b->ab_name, RELOAD_FAILED, err);
+			rc = -1;
+		} else
+			reload_note(rep, b->ab_name, RELOAD_CHANGED, NULL);
 	}
 	/* A reload forgets every decision, and those still being made. */
 	a->a_gen++;
 	for (size_t i = 0; i < a->a_tabsize; i++)
 		for (struct centry *e = a->a_tab[i]; e != NULL; e = e->ce_hnext)
 			e->ce_has_verdict = 0;
-	return 0;
+	reload_note(rep, "admission cache", RELOAD_CHANGED, NULL);
+	return rc;
 }
 
 /* --- refusals ------------------------------------------------------ */
@@ -1138,7 +1158,7 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 	    (double)__atomic_load_n(&a->a_misses, __ATOMIC_RELAXED));
 	cJSON_AddNumberToObject(o, "joined",
 	    (double)__atomic_load_n(&a->a_joined, __ATOMIC_RELAXED));
-	if (a->a_allow != NULL)
-		cJSON_AddNumberToObject(o, "allowlist_keys",
-		    (double)allowlist_count(a->a_allow));
+	for (int i = 0; i < a->a_nchain; i++)
+		if (a->a_chain[i]->ab_ctl != NULL)
+			a->a_chain[i]->ab_ctl(a, o);
 }

@@ -76,8 +76,14 @@ struct auth *auth_new(const struct auth_conf *, struct event_base *base,
 	    char *err, size_t errlen);
 /* Tear down; all requests must be cancelled or done. NULL is a no-op. */
 void	auth_free(struct auth *);
-/* Reload the allowlist (engine thread). 0, or -1 with err (old kept). */
-int	auth_reload(struct auth *, char *err, size_t errlen);
+struct reload_report;
+/*
+ * The admission part of the one reload (engine thread, reload.h): every
+ * backend that reads something re-reads it (the allowlist file; a failure
+ * keeps its old state), then every cached verdict is forgotten. Each part
+ * is noted in rep. 0, or -1 when a backend failed.
+ */
+int	auth_reload(struct auth *, struct reload_report *rep);
 /* Log what is wrong with tailscaled, if anything (engine thread, async). */
 void	auth_selfcheck(struct auth *);
 

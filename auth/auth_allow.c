@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "auth_int.h"
+#include "log.h"
 #include "util.h"
 
 struct allowlist {
@@ -165,15 +168,18 @@ allow_enabled(const struct auth_conf *c)
 	return c->ac_allow_file[0] != '\0';
 }
 
+/* Load the file; the backend's state is the list (old one freed). */
 static int
-allow_init(struct auth *a, char *err, size_t errlen)
+allow_load(struct auth *a, char *err, size_t errlen)
 {
-	struct allowlist *l;
+	const char		*path = auth_conf_of(a)->ac_allow_file;
+	struct allowlist	*l;
 
-	if ((l = allowlist_load(auth_conf_of(a)->ac_allow_file, err,
-	    errlen)) == NULL)
+	if ((l = allowlist_load(path, err, errlen)) == NULL)
 		return -1;
-	auth_set_allowlist(a, l);
+	allowlist_free(auth_backend_state(a, &auth_backend_allow));
+	auth_set_backend_state(a, &auth_backend_allow, l);
+	log_info("allowlist %s: %zu keys", path, allowlist_count(l));
 	return 0;
 }
 
@@ -181,14 +187,30 @@ static void
 allow_check(struct auth_flight *f)
 {
 	auth_count_backend_request(f->f_auth, "allowlist");
-	auth_flight_step(f, allowlist_has(auth_allowlist(f->f_auth),
-	    f->f_key) ? AUTH_OK : AUTH_NOT_IN_ALLOWLIST);
+	auth_flight_step(f, allowlist_has(auth_backend_state(f->f_auth,
+	    &auth_backend_allow), f->f_key) ? AUTH_OK : AUTH_NOT_IN_ALLOWLIST);
+}
+
+static void
+allow_fini(struct auth *a)
+{
+	allowlist_free(auth_backend_state(a, &auth_backend_allow));
+	auth_set_backend_state(a, &auth_backend_allow, NULL);
+}
+
+static void
+allow_ctl(struct auth *a, cJSON *o)
+{
+	cJSON_AddNumberToObject(o, "allowlist_keys", (double)allowlist_count(
+	    auth_backend_state(a, &auth_backend_allow)));
 }
 
 const struct auth_backend auth_backend_allow = {
 	.ab_name = "allowlist",
 	.ab_enabled = allow_enabled,
-	.ab_init = allow_init,
+	.ab_init = allow_load,
 	.ab_check = allow_check,
-	.ab_fini = NULL,
+	.ab_fini = allow_fini,
+	.ab_reload = allow_load,
+	.ab_ctl = allow_ctl,
 };

@@ -16,6 +16,7 @@ struct auth_flight;
 struct auth_curl;
 struct allowlist;
 struct auth_src;
+struct cJSON;
 
 /* A source address group: a family byte, then the IPv4 address or the /64. */
 #define AUTH_SRC_KEY_LEN	17
@@ -31,8 +32,24 @@ struct auth_backend {
 	int		 (*ab_init)(struct auth *, char *err, size_t errlen);
 	/* Start a check; completes with auth_flight_step (maybe at once). */
 	void		 (*ab_check)(struct auth_flight *);
+	/* Free the backend's state (NULL: none). */
 	void		 (*ab_fini)(struct auth *);
+	/*
+	 * Re-read what the backend reads (NULL: nothing); 0, or -1 with
+	 * err and the old state kept.
+	 */
+	int		 (*ab_reload)(struct auth *, char *err, size_t errlen);
+	/* Add the backend's own fields to "show admission" (NULL: none). */
+	void		 (*ab_ctl)(struct auth *, struct cJSON *obj);
 };
+
+/*
+ * A backend's own state, kept by the engine for it (OpenSMTPD's t_handle):
+ * NULL until the backend sets it. The backend frees it in ab_fini.
+ */
+void	*auth_backend_state(struct auth *, const struct auth_backend *);
+void	auth_set_backend_state(struct auth *, const struct auth_backend *,
+	    void *);
 
 /* A backend request shared by every waiter on one key. */
 struct auth_flight {
@@ -77,8 +94,6 @@ struct allowlist *allowlist_parse(const char *buf, size_t len,
 void	allowlist_free(struct allowlist *);
 bool	allowlist_has(const struct allowlist *, const uint8_t key[32]);
 size_t	allowlist_count(const struct allowlist *);
-struct allowlist *auth_allowlist(struct auth *);
-void	auth_set_allowlist(struct auth *, struct allowlist *);
 /*
  * The group a client address is scheduled and capped in (pure): an IPv4
  * address (IPv4-mapped IPv6 counts as IPv4), or an IPv6 /64; NULL or any

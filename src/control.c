@@ -39,6 +39,7 @@
 #include "control_int.h"
 #include "derpd.h"
 #include "log.h"
+#include "reload.h"
 #include "tls.h"
 #include "util.h"
 #include "varz.h"
@@ -242,29 +243,39 @@ cmd_kick(struct ctl_call *k)
 static int
 cmd_reload(struct ctl_call *k)
 {
-	struct derpd	*env = k->k_ct->ct_env;
-	cJSON		*ch = cJSON_AddArrayToObject(k->k_res, "changed");
-	cJSON		*un = cJSON_AddArrayToObject(k->k_res, "unchanged");
-	char		 e1[400] = "", e2[400] = "";
+	cJSON			*ch = cJSON_AddArrayToObject(k->k_res, "changed");
+	cJSON			*un = cJSON_AddArrayToObject(k->k_res,
+				    "unchanged");
+	cJSON			*fa = cJSON_AddArrayToObject(k->k_res, "failed");
+	struct reload_report	 rep;
+	char			 who[64];
+	size_t			 n = 0;
 
-	log_info("control: uid %u asked for a reload", k->k_cc->cc_uid);
-	if (env->d_tls == NULL)
-		cJSON_AddItemToArray(un, cJSON_CreateString("certificates"));
-	else if (tls_reload(env->d_tls, e1, sizeof(e1)) == 0)
-		cJSON_AddItemToArray(ch, cJSON_CreateString("certificates"));
-	if (env->d_auth == NULL || env->d_auth_conf->ac_allow_file[0] == '\0')
-		cJSON_AddItemToArray(un, cJSON_CreateString("allowlist"));
-	else if (auth_reload(env->d_auth, e2, sizeof(e2)) == 0)
-		cJSON_AddItemToArray(ch, cJSON_CreateString("allowlist"));
-	if (e1[0] == '\0' && e2[0] == '\0')
+	snprintf(who, sizeof(who), "control: uid %u", k->k_cc->cc_uid);
+	if (derpd_reload(k->k_ct->ct_env, who, &rep) == 0) {
+		for (int i = 0; i < rep.rr_n; i++)
+			cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
+			    RELOAD_CHANGED ? ch : un,
+			    cJSON_CreateString(rep.rr_parts[i].rp_name));
 		return 0;
+	}
 	/* Each part is swapped alone: say which kept its old state. */
-	snprintf(k->k_err, sizeof(k->k_err), "reload failed, old configuration "
-	    "kept for %s%s%s: %s%s%s%s", e1[0] ? "certificates" : "",
-	    e1[0] && e2[0] ? " and " : "", e2[0] ? "allowlist" : "", e1,
-	    e1[0] && e2[0] ? "; " : "", e2, cJSON_GetArraySize(ch) > 0 ?
-	    (e1[0] ? " (allowlist reloaded)" : " (certificates reloaded)") : "");
-	log_warnx("control: %s", k->k_err);
+	n = (size_t)snprintf(k->k_err, sizeof(k->k_err), "reload failed, old "
+	    "configuration kept for");
+	for (int i = 0; i < rep.rr_n; i++) {
+		cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
+		    RELOAD_CHANGED ? ch : rep.rr_parts[i].rp_status ==
+		    RELOAD_FAILED ? fa : un,
+		    cJSON_CreateString(rep.rr_parts[i].rp_name));
+		if (rep.rr_parts[i].rp_status != RELOAD_FAILED ||
+		    n >= sizeof(k->k_err))
+			continue;
+		n += (size_t)snprintf(k->k_err + n, sizeof(k->k_err) - n,
+		    " %s: %s;", rep.rr_parts[i].rp_name,
+		    rep.rr_parts[i].rp_err);
+	}
+	if (n > 0 && n < sizeof(k->k_err) && k->k_err[n - 1] == ';')
+		k->k_err[n - 1] = '\0';
 	k->k_code = "failed";
 	return -1;
 }

@@ -20,6 +20,7 @@
 #include "listener.h"
 #include "log.h"
 #include "peer.h"
+#include "reload.h"
 #include "stun_server.h"
 #include "tls.h"
 #include "util.h"
@@ -48,24 +49,11 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 static void
 signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct derpd	*env = arg;
-	char		 err[512];
+	struct reload_report	 rep;
 
 	(void)sig;
 	(void)what;
-	if (env->d_tls != NULL) {
-		if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
-			log_warnx("SIGHUP: certificate reload failed, keeping "
-			    "the old one: %s", err);
-		else
-			log_info("SIGHUP: certificates reloaded");
-	}
-	if (env->d_auth != NULL) {
-		/* The engine runs on this thread: no locking needed. */
-		if (auth_reload(env->d_auth, err, sizeof(err)) == -1)
-			log_warnx("SIGHUP: allowlist reload failed, keeping the "
-			    "old one: %s", err);
-	}
+	derpd_reload(arg, "SIGHUP", &rep);
 }
 
 int

@@ -850,6 +850,60 @@ TEST_F(AdmissionTest, AllowlistAndSighup)
 	EXPECT_TRUE(d.Running());
 }
 
+// One request on the admin socket; the reply line ("" on failure).
+std::string
+AdminCall(const std::string &path, const std::string &req)
+{
+	struct sockaddr_un sun;
+	std::string line;
+	char c;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    write(fd, req.data(), req.size()) != (ssize_t)req.size()) {
+		if (fd != -1)
+			close(fd);
+		return "";
+	}
+	while (read(fd, &c, 1) == 1 && c != '\n')
+		line += c;
+	close(fd);
+	return line;
+}
+
+// SIGHUP and "derpctl reload" are one reload: both forget the cached
+// verdicts of every backend, here the admission URL's. (derpctl reload
+// only reloaded with -allow-keys, so the URL's verdicts stayed cached.)
+TEST_F(AdmissionTest, SighupAndDerpctlReloadAreOneReload)
+{
+	StartUrl();
+	std::string sock = d.dir + "/admin.sock";
+	ASSERT_TRUE(d.Start({ UrlFlag(), "--admin-socket=" + sock }));
+	Id id = NewId();
+	std::string err;
+	EXPECT_TRUE(d.Connect(OptsFor(id), &err)) << err;
+	EXPECT_TRUE(d.Connect(OptsFor(id), &err)) << err;
+	EXPECT_EQ(url_.CountMatching(id.hex, true), 1u) << "cached";
+
+	std::string r = AdminCall(sock, "{\"v\":1,\"id\":1,\"cmd\":\"reload\"}\n");
+	EXPECT_NE(r.find("\"ok\":true"), std::string::npos) << r;
+	EXPECT_NE(r.find("admission cache"), std::string::npos) << r;
+	EXPECT_TRUE(d.Connect(OptsFor(id), &err)) << err;
+	EXPECT_EQ(url_.CountMatching(id.hex, true), 2u)
+	    << "derpctl reload kept a cached verdict";
+
+	size_t mark = d.LogSize();
+	d.Kill(SIGHUP);
+	EXPECT_TRUE(d.WaitLog("SIGHUP: reload: admission cache reloaded", 3000,
+	    mark));
+	EXPECT_TRUE(d.Connect(OptsFor(id), &err)) << err;
+	EXPECT_EQ(url_.CountMatching(id.hex, true), 3u)
+	    << "SIGHUP kept a cached verdict";
+}
+
 TEST_F(AdmissionTest, AllowlistBadFileAtStartup)
 {
 	std::string allow = d.dir + "/allow.txt";

@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "auth.h"
+#include "reload.h"
 #include "auth_int.h"
 #include "util.h"
 
@@ -861,8 +862,13 @@ TEST_F(EngineAllow, ReloadDropsCachedVerdicts)
 	EXPECT_EQ(Check(k1_)->reason, AUTH_OK);
 	// k3 in, k1 out.
 	dir_.Write("allow", NodeKey(k2_) + "\n" + NodeKey(k3_) + "\n");
-	char err[512] = "";
-	ASSERT_EQ(auth_reload(a_, err, sizeof(err)), 0) << err;
+	struct reload_report rep = {};
+	ASSERT_EQ(auth_reload(a_, &rep), 0) << rep.rr_parts[0].rp_err;
+	// Both parts: the backend that reads a file, and the cache.
+	ASSERT_EQ(rep.rr_n, 2);
+	EXPECT_STREQ(rep.rr_parts[0].rp_name, "allowlist");
+	EXPECT_EQ(rep.rr_parts[0].rp_status, RELOAD_CHANGED);
+	EXPECT_STREQ(rep.rr_parts[1].rp_name, "admission cache");
 	auto w = Check(k3_);
 	EXPECT_EQ(w->reason, AUTH_OK);
 	EXPECT_EQ(w->cached, 0);
@@ -871,9 +877,12 @@ TEST_F(EngineAllow, ReloadDropsCachedVerdicts)
 	EXPECT_EQ(w->cached, 0);
 	// A broken file keeps the old list.
 	dir_.Write("allow", "nodekey:nothex\n");
-	EXPECT_EQ(auth_reload(a_, err, sizeof(err)), -1);
-	EXPECT_NE(std::string(err).find(file_ + ":1"), std::string::npos)
-	    << err;
+	rep = {};
+	EXPECT_EQ(auth_reload(a_, &rep), -1);
+	EXPECT_EQ(rep.rr_failed, 1);
+	EXPECT_EQ(rep.rr_parts[0].rp_status, RELOAD_FAILED);
+	EXPECT_NE(std::string(rep.rr_parts[0].rp_err).find(file_ + ":1"),
+	    std::string::npos) << rep.rr_parts[0].rp_err;
 	EXPECT_EQ(Check(k3_)->reason, AUTH_OK);
 	EXPECT_EQ(Check(k1_)->reason, AUTH_NOT_IN_ALLOWLIST);
 }
@@ -1269,8 +1278,8 @@ TEST_F(EngineUrl, ReloadDuringFlightIsNotCached)
 	Submit(&w, k);
 	ASSERT_TRUE(Until([&] { return srv_.RequestCount() == 1; }));
 	dir_.Write("allow", "# nobody\n");
-	char err[512] = "";
-	ASSERT_EQ(auth_reload(a_, err, sizeof(err)), 0) << err;
+	struct reload_report rep = {};
+	ASSERT_EQ(auth_reload(a_, &rep), 0);
 	ASSERT_TRUE(Finish(&w));
 	EXPECT_EQ(w.reason, AUTH_OK);
 	auto w2 = Check(k);
@@ -1284,8 +1293,8 @@ TEST_F(EngineUrl, ReloadWithoutAllowlistClearsCache)
 	ASSERT_TRUE(New());
 	EXPECT_EQ(Check(MakeKey(79))->cached, 0);
 	EXPECT_EQ(Check(MakeKey(79))->cached, 1);
-	char err[512] = "";
-	ASSERT_EQ(auth_reload(a_, err, sizeof(err)), 0) << err;
+	struct reload_report rep = {};
+	ASSERT_EQ(auth_reload(a_, &rep), 0);
 	EXPECT_EQ(Check(MakeKey(79))->cached, 0);
 	EXPECT_EQ(srv_.RequestCount(), 2u);
 }

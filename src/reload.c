@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: ISC */
+/* reload.c: the one reload path (SIGHUP and derpctl reload). */
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "derpd.h"
+#include "log.h"
+#include "reload.h"
+#include "tls.h"
+#include "util.h"
+
+void
+reload_note(struct reload_report *rep, const char *name,
+    enum reload_status st, const char *err)
+{
+	if (rep->rr_n >= RELOAD_MAX_PARTS)
+		return;
+	rep->rr_parts[rep->rr_n].rp_name = name;
+	rep->rr_parts[rep->rr_n].rp_status = st;
+	util_strlcpy(rep->rr_parts[rep->rr_n].rp_err,
+	    err != NULL ? err : "", sizeof(rep->rr_parts[0].rp_err));
+	rep->rr_n++;
+	if (st == RELOAD_FAILED)
+		rep->rr_failed++;
+}
+
+int
+derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
+{
+	char	 err[256];
+
+	memset(rep, 0, sizeof(*rep));
+	if (env->d_tls == NULL)
+		reload_note(rep, "certificates", RELOAD_UNCHANGED, NULL);
+	else if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
+		reload_note(rep, "certificates", RELOAD_FAILED, err);
+	else
+		reload_note(rep, "certificates", RELOAD_CHANGED, NULL);
+	/* The engine runs on this thread: no locking needed. */
+	if (env->d_auth == NULL)
+		reload_note(rep, "admission", RELOAD_UNCHANGED, NULL);
+	else
+		auth_reload(env->d_auth, rep);
+	for (int i = 0; i < rep->rr_n; i++) {
+		if (rep->rr_parts[i].rp_status == RELOAD_FAILED)
+			log_warnx("%s: reload failed for %s, the old one is "
+			    "kept: %s", who, rep->rr_parts[i].rp_name,
+			    rep->rr_parts[i].rp_err);
+		else if (rep->rr_parts[i].rp_status == RELOAD_CHANGED)
+			log_info("%s: reload: %s reloaded", who,
+			    rep->rr_parts[i].rp_name);
+	}
+	return rep->rr_failed > 0 ? -1 : 0;
+}
