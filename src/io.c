@@ -321,37 +321,33 @@ io_flush(struct io *io)
 		io_destroy(io);
 }
 
-/* Read until the socket is empty or the budget is spent. */
+/*
+ * Read until the socket is empty or the budget is spent. Reads land in a
+ * buffer on the stack and only what arrived is added to the input: a
+ * reserved 64 KiB chain would stay attached to an idle connection's input
+ * after the read that found the socket empty (64 KiB per idle client).
+ */
 static void
 io_do_read(struct io *io)
 {
-	struct evbuffer_iovec	 v[2];
-	size_t			 total = 0;
-	char			 buf[256];
-	int			 more = 0;
+	uint8_t		 chunk[IO_READ_CHUNK];
+	size_t		 total = 0;
+	char		 buf[256];
+	int		 more = 0;
 
 	while (!io->i_failed && !io->i_read_stopped) {
 		ssize_t	 r;
-		int	 nv;
 
 		if (total >= IO_READ_BUDGET) {
 			more = 1;
 			break;
 		}
-		nv = evbuffer_reserve_space(io->i_in, IO_READ_CHUNK, v, 1);
-		if (nv < 1) {
-			io_report(io, IO_READ_ERROR, "out of memory");
-			return;
-		}
 		if (io->i_ssl == NULL) {
-			r = read(io->i_fd, v[0].iov_base, v[0].iov_len);
-			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-				evbuffer_commit_space(io->i_in, v, 0);
+			r = read(io->i_fd, chunk, sizeof(chunk));
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
-			}
 			if (r <= 0) {
 				int e = errno;
-				evbuffer_commit_space(io->i_in, v, 0);
 				/* Frames that came with the FIN count. */
 				if (total > 0)
 					io->i_cbs.ic_read(io->i_arg);
@@ -365,10 +361,8 @@ io_do_read(struct io *io)
 			int n, e;
 
 			ERR_clear_error();
-			n = SSL_read(io->i_ssl, v[0].iov_base,
-			    (int)v[0].iov_len);
+			n = SSL_read(io->i_ssl, chunk, (int)sizeof(chunk));
 			if (n <= 0) {
-				evbuffer_commit_space(io->i_in, v, 0);
 				e = SSL_get_error(io->i_ssl, n);
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE)
@@ -389,8 +383,10 @@ io_do_read(struct io *io)
 			}
 			r = n;
 		}
-		v[0].iov_len = (size_t)r;
-		evbuffer_commit_space(io->i_in, v, 1);
+		if (evbuffer_add(io->i_in, chunk, (size_t)r) == -1) {
+			io_report(io, IO_READ_ERROR, "out of memory");
+			return;
+		}
 		total += (size_t)r;
 	}
 	if (total > 0 && !io->i_failed)

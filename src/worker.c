@@ -4,6 +4,7 @@
  * shutdown. Only this file touches struct worker.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,6 +22,13 @@
 
 /* Callbacks per loop pass before the loop polls again (fairness). */
 #define WORKER_MAX_CALLBACKS	32
+/*
+ * After this many objects were released, give free memory back to the
+ * system a little later: the allocator keeps what a crowd of clients
+ * used after they left, and a relay's crowds come and go.
+ */
+#define WORKER_TRIM_AFTER	1024
+#define WORKER_TRIM_DELAY_MS	2000
 
 STAILQ_HEAD(worker_queue, worker_item);
 
@@ -50,6 +58,8 @@ struct worker {
 	struct evconnlistener	*w_lis80;
 	struct event		*w_retry;	/* re-enable accept after EMFILE */
 	struct event		*w_tick;	/* wo_tick */
+	struct event		*w_trim;	/* malloc_trim after departures */
+	size_t			 w_reaped;	/* released since the last trim */
 	LIST_HEAD(, worker_node) w_live;	/* live objects */
 	struct log_rate		 w_lograte;	/* lines about bad peers */
 };
@@ -164,7 +174,29 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 	while ((it = STAILQ_FIRST(&w->w_reap)) != NULL) {
 		STAILQ_REMOVE_HEAD(&w->w_reap, wi_link);
 		w->w_ops->wo_reap(it);
+		w->w_reaped++;
 	}
+	if (w->w_reaped >= WORKER_TRIM_AFTER &&
+	    !evtimer_pending(w->w_trim, NULL)) {
+		struct timeval tv = { WORKER_TRIM_DELAY_MS / 1000,
+		    (WORKER_TRIM_DELAY_MS % 1000) * 1000 };
+		evtimer_add(w->w_trim, &tv);
+	}
+}
+
+static void
+worker_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_debug("worker %d: %zu connections gone; returning free memory",
+	    w->w_id, w->w_reaped);
+	w->w_reaped = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 static void
@@ -332,8 +364,10 @@ worker_new(struct derpd *env, int id, int fd, int fd80, int64_t tick_ms,
 	w->w_readyev = event_new(w->w_base, -1, 0, worker_ready_cb, w);
 	w->w_reapev = event_new(w->w_base, -1, 0, worker_reap_cb, w);
 	w->w_retry = evtimer_new(w->w_base, worker_retry_cb, w);
+	w->w_trim = evtimer_new(w->w_base, worker_trim_cb, w);
 	if (w->w_inev == NULL || w->w_readyev == NULL || w->w_reapev == NULL ||
-	    w->w_retry == NULL || event_add(w->w_inev, NULL) == -1)
+	    w->w_retry == NULL || w->w_trim == NULL ||
+	    event_add(w->w_inev, NULL) == -1)
 		goto fail;
 	if (tick_ms > 0) {
 		struct timeval tv = { (time_t)(tick_ms / 1000),
@@ -430,6 +464,8 @@ worker_free(struct worker *w)
 		event_free(w->w_retry);
 	if (w->w_tick != NULL)
 		event_free(w->w_tick);
+	if (w->w_trim != NULL)
+		event_free(w->w_trim);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	if (w->w_efd != -1)
