@@ -180,10 +180,16 @@ deps:
 # Builds use both cores; the test tiers run one after another (timing).
 JOBS	?= 2
 
+CHECK_TIERS = check-unit check-fuzz-replay check-integration check-interop \
+	    check-man
+
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@$(MAKE) --no-print-directory check-unit check-fuzz-replay \
-	    check-integration check-interop check-man
+	@for t in $(CHECK_TIERS); do \
+		t0=$$(date +%s); \
+		$(MAKE) --no-print-directory $$t || exit 1; \
+		echo "tier $$t: $$(( $$(date +%s) - t0 ))s"; \
+	done
 
 check-unit: $(UNITBIN)
 	@set -e; for t in $(UNITBIN); do echo "== $$t"; $$t --gtest_brief=1; done

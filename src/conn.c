@@ -146,7 +146,13 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		io_flush(c->c_io);
 	event_free(c->c_timer);
 	c->c_timer = NULL;
-	io_free(c->c_io);	/* closes the socket and SSL */
+	/*
+	 * The socket is closed at reap, a slice at a time (worker.c): when
+	 * thousands of clients leave at once, closing each in its own read
+	 * callback would make everyone else on the worker wait for all.
+	 */
+	c->c_fd = io_take_fd(c->c_io);
+	io_free(c->c_io);	/* frees the SSL and the buffers */
 	c->c_io = NULL;
 	if (c->c_preferred)
 		STAT_DEC(worker_stats(w), STAT_HOME_CONNECTIONS);
@@ -225,6 +231,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	    __ATOMIC_RELAXED);
 	c->c_w = w;
 	c->c_env = env;
+	c->c_fd = -1;
 	c->c_refs = 1;		/* the owner's */
 	c->c_tls = tls;
 	c->c_port80 = port80;
@@ -414,7 +421,13 @@ wo_drop(struct worker_item *it)
 static void
 wo_reap(struct worker_item *it)
 {
-	conn_unref(CONN_OF(it, c_reapit));
+	struct conn *c = CONN_OF(it, c_reapit);
+
+	if (c->c_fd != -1) {
+		close(c->c_fd);
+		c->c_fd = -1;
+	}
+	conn_unref(c);
 }
 
 static void

@@ -69,6 +69,7 @@ struct conn {
 	struct derpd		*c_env;
 	enum conn_state		 c_state;
 	struct io		*c_io;
+	int			 c_fd;		/* closed at reap; -1 */
 	struct event		*c_timer;
 	int			 c_tls;
 	int			 c_port80;
@@ -136,7 +137,8 @@ void	conn_set_state(struct conn *, enum conn_state);
 void	conn_timer_set(struct conn *, uint64_t ms);
 /*
  * The one teardown path (owner thread): logs and counts reason r, releases
- * I/O at once and leaves the registry; c is freed later. Callers stop
+ * I/O at once (the socket leaves the loop; it is closed at reap) and
+ * leaves the registry; c is freed later. Callers stop
  * using c's I/O after it (c_state is CONN_CLOSING).
  */
 void	conn_close(struct conn *, enum close_reason, const char *, ...)

@@ -121,6 +121,19 @@ io_free(struct io *io)
 	io_destroy(io);
 }
 
+int
+io_take_fd(struct io *io)
+{
+	int fd = io->i_fd;
+
+	/* Out of epoll now: a closed socket leaves epoll by itself, one
+	 * that is still open but not ours any more must not stay in it. */
+	event_del(io->i_rev);
+	event_del(io->i_wev);
+	io->i_fd = -1;
+	return fd;
+}
+
 struct evbuffer *
 io_input(struct io *io)
 {

@@ -46,6 +46,11 @@ struct io *io_new(struct event_base *base, int fd, SSL *ssl,
  * once the callback returns. NULL is a no-op.
  */
 void	io_free(struct io *);
+/*
+ * Take the socket from io (before io_free): it leaves the event loop and
+ * io_free will not close it; the caller does. Returns the descriptor.
+ */
+int	io_take_fd(struct io *);
 struct evbuffer *io_input(struct io *);
 struct evbuffer *io_output(struct io *);
 /* Write what is in the output buffer now (as much as the socket takes). */

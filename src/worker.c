@@ -28,6 +28,8 @@
  * used after they left, and a relay's crowds come and go.
  */
 #define WORKER_TRIM_AFTER	1024
+/* Released objects per reap callback: then the others get a turn. */
+#define WORKER_REAP_SLICE	64
 #define WORKER_TRIM_DELAY_MS	2000
 
 STAILQ_HEAD(worker_queue, worker_item);
@@ -171,11 +173,15 @@ worker_reap_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while ((it = STAILQ_FIRST(&w->w_reap)) != NULL) {
+	for (int n = 0; n < WORKER_REAP_SLICE &&
+	    (it = STAILQ_FIRST(&w->w_reap)) != NULL; n++) {
 		STAILQ_REMOVE_HEAD(&w->w_reap, wi_link);
 		w->w_ops->wo_reap(it);
 		w->w_reaped++;
 	}
+	/* More left: after the others (the fairness rule, io.c). */
+	if (!STAILQ_EMPTY(&w->w_reap))
+		event_active(w->w_reapev, EV_READ, 0);
 	if (w->w_reaped >= WORKER_TRIM_AFTER &&
 	    !evtimer_pending(w->w_trim, NULL)) {
 		struct timeval tv = { WORKER_TRIM_DELAY_MS / 1000,

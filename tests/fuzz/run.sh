@@ -6,14 +6,23 @@
 # what it finds there, never into the source tree) and also loads
 # tests/fuzz/regress/<name>. Exits 1 if any target crashed, leaked, hung
 # or ran out of memory.
+# FUZZ_JOBS (default 1) targets run at a time, each single-process: CI
+# runs two on its two cores, so every target still gets its full time.
 set -u
 dir=$1
 secs=$2
 shift 2
 src=$(dirname "$0")
-pass=0
-fail=0
-for name in "$@"; do
+jobs=${FUZZ_JOBS:-1}
+res=$dir/result
+mkdir -p "$res"
+rm -f "$res"/*
+
+# Run one target; its report goes to $res/<name>.out, "ok" or "fail" to
+# $res/<name>.rc.
+run_one() {
+	name=$1
+	{
 	bin=$dir/fuzz_$name
 	work=$dir/corpus/$name
 	crash=$dir/crash/$name
@@ -41,13 +50,13 @@ for name in "$@"; do
 	corp=$(echo "$last" |
 	    sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p')
 	if [ "$rc" -eq 0 ]; then
-		pass=$((pass + 1))
 		printf 'fuzz_%-12s ok      %10s runs  cov %5s  ft %6s  ' \
 		    "$name" "${runs:-?}" "${cov:-?}" "${ft:-?}"
 		printf 'corpus %-10s %4ss\n' "${corp:-?}" "$t"
-		continue
+		echo ok >"$res/$name.rc"
+		return 0
 	fi
-	fail=$((fail + 1))
+	echo fail >"$res/$name.rc"
 	printf 'fuzz_%-12s FAILED  exit %s after %ss (log %s)\n' \
 	    "$name" "$rc" "$t" "$log"
 	grep -E 'ERROR: |SUMMARY: |property failed|runtime error' "$log" |
@@ -60,6 +69,33 @@ for name in "$@"; do
 		    "cp $f $src/regress/$name/"
 		echo "               (then fix the parser and add a unit test)"
 	done
+	} >"$res/$name.out"
+}
+
+# Batches of $jobs at a time (POSIX sh has no wait -n).
+set -- "$@"
+while [ $# -gt 0 ]; do
+	batch=""
+	i=0
+	while [ $# -gt 0 ] && [ "$i" -lt "$jobs" ]; do
+		run_one "$1" &
+		batch="$batch $1"
+		shift
+		i=$((i + 1))
+	done
+	wait
+	for name in $batch; do
+		cat "$res/$name.out"
+	done
+done
+pass=0
+fail=0
+for f in "$res"/*.rc; do
+	if [ "$(cat "$f")" = ok ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
 done
 echo "fuzz: $((pass + fail)) targets, $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
