@@ -61,6 +61,7 @@ SRC	 = src/config.c \
 	   src/http.c \
 	   src/io.c \
 	   src/keys.c \
+	   src/keyset.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/peer.c \
@@ -93,6 +94,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
+	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \

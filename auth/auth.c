@@ -133,6 +133,7 @@ struct auth {
 	struct centry		*a_lru_head, *a_lru_tail;
 	struct auth_src		*a_src[SRC_TAB];	/* groups by key */
 	uint8_t			 a_src_seed[crypto_shorthash_KEYBYTES];
+	uint8_t			 a_key_seed[UTIL_HASH_SEED_LEN];
 	struct auth_src		*a_ring_head, *a_ring_tail;
 	size_t			 a_nsrc, a_nqueued;
 	int			 a_inflight;
@@ -399,21 +400,17 @@ auth_cancel(struct auth_req *r)
 
 /* --- cache --------------------------------------------------------- */
 
+/* Keys are chosen by peers: the one keyed key hash (util_key_hash). */
 static size_t
-key_hash(const uint8_t *k, size_t size)
+key_hash(const struct auth *a, const uint8_t *k, size_t size)
 {
-	uint64_t h;
-
-	memcpy(&h, k, sizeof(h));
-	h ^= h >> 31;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return (size_t)(h >> 17) & (size - 1);
+	return (size_t)util_key_hash(a->a_key_seed, k) & (size - 1);
 }
 
 static struct centry *
 cache_find(struct auth *a, const uint8_t key[32])
 {
-	struct centry *e = a->a_tab[key_hash(key, a->a_tabsize)];
+	struct centry *e = a->a_tab[key_hash(a, key, a->a_tabsize)];
 
 	for (; e != NULL; e = e->ce_hnext)
 		if (memcmp(e->ce_key, key, 32) == 0)
@@ -450,7 +447,7 @@ lru_front(struct auth *a, struct centry *e)
 static void
 cache_remove(struct auth *a, struct centry *e)
 {
-	struct centry **pp = &a->a_tab[key_hash(e->ce_key, a->a_tabsize)];
+	struct centry **pp = &a->a_tab[key_hash(a, e->ce_key, a->a_tabsize)];
 
 	while (*pp != e)
 		pp = &(*pp)->ce_hnext;
@@ -471,7 +468,7 @@ cache_grow(struct auth *a)
 		return;
 	for (size_t i = 0; i < a->a_tabsize; i++)
 		for (e = a->a_tab[i]; e != NULL; e = n) {
-			size_t h = key_hash(e->ce_key, ns);
+			size_t h = key_hash(a, e->ce_key, ns);
 			n = e->ce_hnext;
 			e->ce_hnext = nt[h];
 			nt[h] = e;
@@ -501,7 +498,7 @@ cache_add(struct auth *a, const uint8_t key[32])
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
 	memcpy(e->ce_key, key, 32);
-	h = key_hash(key, a->a_tabsize);
+	h = key_hash(a, key, a->a_tabsize);
 	e->ce_hnext = a->a_tab[h];
 	a->a_tab[h] = e;
 	lru_front(a, e);
@@ -843,12 +840,8 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 	a->a_base = base;
 	a->a_efd = -1;
 	a->a_log_tokens = LOG_BURST;
-	/* A weak seed only makes collisions easier to find, never wrong. */
-	if (getrandom(a->a_src_seed, sizeof(a->a_src_seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(a->a_src_seed)) {
-		uint64_t t = util_now_ms() ^ (uint64_t)(uintptr_t)a;
-		memcpy(a->a_src_seed, &t, sizeof(t));
-	}
+	util_hash_seed(a->a_src_seed);
+	util_hash_seed(a->a_key_seed);
 	pthread_mutex_init(&a->a_sub_lock, NULL);
 	pthread_mutex_init(&a->a_req_lock, NULL);
 	pthread_mutex_init(&a->a_agg_lock, NULL);

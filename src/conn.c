@@ -82,7 +82,7 @@ conn_unref(struct conn *c)
 	if (__atomic_sub_fetch(&c->c_refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	conn_queue_free(c);
-	free(c->c_sent);
+	keyset_clear(&c->c_sent);
 	free(c);
 }
 
@@ -171,7 +171,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 
 		c->c_registered = 0;
 		if (peers_remove_sent(worker_env(w)->d_peers, c->c_key, c,
-		    (const uint8_t (*)[32])c->c_sent, c->c_sent_cap, &kept,
+		    (const uint8_t (*)[32])c->c_sent.ks_slot, c->c_sent.ks_cap, &kept,
 		    &nkept)) {
 			/* Earlier duplicates' receivers are owed one too. */
 			for (size_t i = 0; i < nkept; i++)

@@ -15,14 +15,7 @@
 void
 conn_auth_notify(void *arg)
 {
-	struct conn	*c = arg;
-	int		 sched = 0;
-
-	pthread_mutex_lock(&c->c_qlock);
-	sched = conn_claim_sched(c);
-	pthread_mutex_unlock(&c->c_qlock);
-	if (sched)
-		conn_schedule(NULL, c);
+	conn_wake(arg);
 }
 
 /* Owner thread: act on a finished admission check. */

@@ -98,39 +98,8 @@ const struct peers_ops conn_peers_ops = {
 void
 conn_note_sent(struct conn *c, const uint8_t key[32])
 {
-	size_t	 i, mask;
-	uint64_t h;
-
-	if (c->c_sent_n * 2 >= c->c_sent_cap) {
-		size_t	 ncap = c->c_sent_cap ? c->c_sent_cap * 2 : 8;
-		uint8_t	(*nt)[32] = calloc(ncap, 32);
-
-		if (nt == NULL)
-			return;
-		for (i = 0; i < c->c_sent_cap; i++) {
-			if (util_is_zero(c->c_sent[i], 32))
-				continue;
-			memcpy(&h, c->c_sent[i], 8);
-			size_t j = (size_t)h & (ncap - 1);
-			while (!util_is_zero(nt[j], 32))
-				j = (j + 1) & (ncap - 1);
-			memcpy(nt[j], c->c_sent[i], 32);
-		}
-		free(c->c_sent);
-		c->c_sent = nt;
-		c->c_sent_cap = ncap;
-	}
-	mask = c->c_sent_cap - 1;
-	memcpy(&h, key, 8);
-	for (i = (size_t)h & mask;; i = (i + 1) & mask) {
-		if (memcmp(c->c_sent[i], key, 32) == 0)
-			return;
-		if (util_is_zero(c->c_sent[i], 32)) {
-			memcpy(c->c_sent[i], key, 32);
-			c->c_sent_n++;
-			return;
-		}
-	}
+	/* Out of memory: that peer gets no PeerGone from us (harmless). */
+	(void)keyset_add(&c->c_sent, c->c_env->d_hash_seed, key);
 }
 
 /* c's key left: tell everyone it delivered to (PeerGone Disconnected). */
@@ -142,10 +111,10 @@ conn_send_peer_gone(struct conn *c)
 	void	*obj;
 
 	n = frame_build_peer_gone(buf, c->c_key, PEER_GONE_DISCONNECTED);
-	for (size_t i = 0; i < c->c_sent_cap; i++) {
-		if (util_is_zero(c->c_sent[i], 32))
+	for (size_t i = 0; i < c->c_sent.ks_cap; i++) {
+		if (util_is_zero(c->c_sent.ks_slot[i], 32))
 			continue;
-		if (peers_lookup(c->c_env->d_peers, c->c_sent[i], &obj) !=
+		if (peers_lookup(c->c_env->d_peers, c->c_sent.ks_slot[i], &obj) !=
 		    PEERS_FOUND)
 			continue;
 		conn_enqueue_ctl(c->c_w, obj, buf, n);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "frame.h"
+#include "keyset.h"
 #include "log.h"
 #include "pktq.h"
 #include "stats.h"
@@ -99,8 +100,7 @@ struct conn {
 	uint64_t		 c_nothere_ms;
 	uint32_t		 c_keepalive_ms;
 	/* keys this conn delivered packets to (PeerGone on leave) */
-	uint8_t			(*c_sent)[32];
-	size_t			 c_sent_n, c_sent_cap;
+	struct keyset		 c_sent;
 	/* cross-thread part */
 	int			 c_refs;	/* atomic */
 	pthread_mutex_t		 c_qlock;
@@ -160,6 +160,8 @@ void	conn_enqueue_pkt(struct worker *from, struct conn *, struct pkt *p);
 /* Queue a small control frame for c (any thread, registry lock allowed). */
 void	conn_enqueue_ctl(struct worker *from, struct conn *,
 	    const uint8_t *buf, size_t len);
+/* Have c's owner look at it soon (any thread): a verdict, a kick. */
+void	conn_wake(struct conn *);
 /* Ask c to close from its own thread with reason r (any thread). */
 void	conn_kick(struct conn *, enum close_reason r);
 /*

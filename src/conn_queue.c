@@ -180,10 +180,16 @@ conn_enqueue_ctl(struct worker *from, struct conn *c, const uint8_t *buf,
 void
 conn_kick(struct conn *c, enum close_reason r)
 {
-	int sched = 0;
-
 	/* 0 is "not kicked": store the reason plus one. */
 	__atomic_store_n(&c->c_kick, (int)r + 1, __ATOMIC_RELAXED);
+	conn_wake(c);
+}
+
+void
+conn_wake(struct conn *c)
+{
+	int sched;
+
 	pthread_mutex_lock(&c->c_qlock);
 	sched = conn_claim_sched(c);
 	pthread_mutex_unlock(&c->c_qlock);

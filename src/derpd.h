@@ -80,6 +80,7 @@ struct derpd {
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct auth_conf	*d_auth_conf;
 	uint64_t		 d_next_conn_id;
+	uint8_t			 d_hash_seed[16];	/* keyset seeds */
 	int64_t			 d_start_time;
 };
 

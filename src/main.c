@@ -96,6 +96,7 @@ main(int argc, char **argv)
 	memset(&env, 0, sizeof(env));
 	env.d_conf = &conf;
 	env.d_start_time = (int64_t)time(NULL);
+	util_hash_seed(env.d_hash_seed);
 	if (conf.dc_dev) {
 		const char *mk = getenv("TAILSCALE_DERPER_MESH_KEY");
 		if ((env.d_key = keys_generate()) == NULL)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "peer.h"
+#include "util.h"
 
 struct member {
 	void		*m_obj;
@@ -43,6 +44,7 @@ struct watch {
 struct peers {
 	const struct peers_ops	*p_ops;
 	pthread_rwlock_t	 p_lock;
+	uint8_t			 p_seed[UTIL_HASH_SEED_LEN];
 	struct peer_entry	**p_tab;
 	size_t			 p_size;	/* power of two */
 	size_t			 p_keys, p_conns, p_dup_keys, p_dup_conns;
@@ -61,17 +63,11 @@ is_zero_key(const uint8_t *k)
 	return d == 0;
 }
 
+/* Keys are chosen by peers: a keyed hash, so none can aim at a chain. */
 static size_t
-key_hash(const uint8_t *k, size_t size)
+key_hash(const struct peers *p, const uint8_t *k, size_t size)
 {
-	uint64_t h;
-
-	/* Keys are curve points chosen by peers; mix to spread them. */
-	memcpy(&h, k, sizeof(h));
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return (size_t)h & (size - 1);
+	return (size_t)util_key_hash(p->p_seed, k) & (size - 1);
 }
 
 struct peers *
@@ -82,6 +78,7 @@ peers_new(const struct peers_ops *ops)
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->p_ops = ops;
+	util_hash_seed(p->p_seed);
 	p->p_size = 1024;
 	if ((p->p_tab = calloc(p->p_size, sizeof(*p->p_tab))) == NULL) {
 		free(p);
@@ -114,7 +111,7 @@ peers_free(struct peers *p)
 static struct peer_entry *
 find(struct peers *p, const uint8_t key[32], struct peer_entry ***prevp)
 {
-	struct peer_entry **pp = &p->p_tab[key_hash(key, p->p_size)];
+	struct peer_entry **pp = &p->p_tab[key_hash(p, key, p->p_size)];
 
 	for (; *pp != NULL; pp = &(*pp)->pe_next)
 		if (memcmp((*pp)->pe_key, key, 32) == 0) {
@@ -135,7 +132,7 @@ grow(struct peers *p)
 		return;		/* keep the longer chains */
 	for (size_t i = 0; i < p->p_size; i++)
 		for (e = p->p_tab[i]; e != NULL; e = n) {
-			size_t h = key_hash(e->pe_key, ns);
+			size_t h = key_hash(p, e->pe_key, ns);
 			n = e->pe_next;
 			e->pe_next = nt[h];
 			nt[h] = e;
@@ -147,16 +144,18 @@ grow(struct peers *p)
 
 /* Has watcher w's snapshot passed key (so changes go live)? */
 static bool
-watch_passed(const struct watch *w, const uint8_t key[32])
+watch_passed(const struct peers *p, const struct watch *w,
+    const uint8_t key[32])
 {
-	return w->w_next >= w->w_snap || key_hash(key, w->w_snap) < w->w_next;
+	return w->w_next >= w->w_snap || key_hash(p, key, w->w_snap) <
+	    w->w_next;
 }
 
 static void
 notify_present(struct peers *p, const uint8_t key[32], void *obj)
 {
 	for (size_t i = 0; i < p->p_nwatch; i++)
-		if (watch_passed(&p->p_watch[i], key))
+		if (watch_passed(p, &p->p_watch[i], key))
 			p->p_ops->po_present(p->p_watch[i].w_obj, obj);
 }
 
@@ -164,7 +163,7 @@ static void
 notify_gone(struct peers *p, const uint8_t key[32])
 {
 	for (size_t i = 0; i < p->p_nwatch; i++)
-		if (watch_passed(&p->p_watch[i], key))
+		if (watch_passed(p, &p->p_watch[i], key))
 			p->p_ops->po_gone(p->p_watch[i].w_obj, key);
 }
 
@@ -179,7 +178,7 @@ peers_add(struct peers *p, const uint8_t key[32], void *obj)
 		if ((e = calloc(1, sizeof(*e))) == NULL)
 			goto out;
 		memcpy(e->pe_key, key, 32);
-		size_t h = key_hash(key, p->p_size);
+		size_t h = key_hash(p, key, p->p_size);
 		e->pe_next = p->p_tab[h];
 		p->p_tab[h] = e;
 		p->p_keys++;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "util.h"
 
 static const char hexdig[] = "0123456789abcdef";
@@ -351,4 +353,21 @@ util_log_safe(const char *in, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+uint64_t
+util_key_hash(const uint8_t seed[UTIL_HASH_SEED_LEN], const uint8_t *key)
+{
+	uint8_t		 out[crypto_shorthash_BYTES];
+	uint64_t	 h;
+
+	crypto_shorthash(out, key, KEY_LEN, seed);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+void
+util_hash_seed(uint8_t seed[UTIL_HASH_SEED_LEN])
+{
+	randombytes_buf(seed, UTIL_HASH_SEED_LEN);
 }

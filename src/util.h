@@ -18,6 +18,15 @@ extern "C" {
 #define PRIVKEY_PREFIX	"privkey:"
 /* "nodekey:" + 64 hex + NUL */
 #define KEY_TEXT_SIZE	(8 + KEY_HEX_LEN + 1)
+/*
+ * A keyed hash of a 32-byte key (SipHash-2-4) for hash tables of keys that
+ * peers choose: without the table's random seed nobody can aim keys at one
+ * slot. util_hash_seed fills a seed.
+ */
+#define UTIL_HASH_SEED_LEN	16
+uint64_t util_key_hash(const uint8_t seed[UTIL_HASH_SEED_LEN],
+	    const uint8_t *key);
+void	util_hash_seed(uint8_t seed[UTIL_HASH_SEED_LEN]);
 /* "[ipv6]:port" with room to spare. */
 #define UTIL_ADDR_TEXT	64
 

@@ -54,6 +54,21 @@ static const struct metric metrics[] = {
 	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS },
 };
 
+/* One drop family: a line per reason and kind. */
+static void
+varz_drops(struct evbuffer *out, const char *name, const char *what,
+    const uint64_t v[DROP__COUNT][KIND__COUNT])
+{
+	evbuffer_add_printf(out, "# HELP %s %s dropped by reason and by "
+	    "kind\n# TYPE %s counter\n", name, what, name);
+	for (int r = 0; r < DROP__COUNT; r++)
+		for (int k = 0; k < KIND__COUNT; k++)
+			evbuffer_add_printf(out, "%s{reason=\"%s\",kind=\"%s\"} "
+			    "%llu\n", name, stats_drop_name(r),
+			    k == KIND_DISCO ? "disco" : "other",
+			    (unsigned long long)v[r][k]);
+}
+
 void
 varz_render(struct derpd *env, struct evbuffer *out)
 {
@@ -91,24 +106,8 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)g.pg_keys, (unsigned long long)g.pg_keys,
 	    (unsigned long long)g.pg_dup_keys,
 	    (unsigned long long)g.pg_dup_conns);
-	evbuffer_add_printf(out, "# HELP derp_packets_dropped DERP packets "
-	    "dropped by reason and by kind\n"
-	    "# TYPE derp_packets_dropped counter\n");
-	for (int r = 0; r < DROP__COUNT; r++)
-		for (int k = 0; k < KIND__COUNT; k++)
-			evbuffer_add_printf(out, "derp_packets_dropped{reason="
-			    "\"%s\",kind=\"%s\"} %llu\n", stats_drop_name(r),
-			    k == KIND_DISCO ? "disco" : "other",
-			    (unsigned long long)sum->st_drop_pkts[r][k]);
-	evbuffer_add_printf(out, "# HELP derp_bytes_dropped DERP bytes "
-	    "dropped by reason and by kind\n"
-	    "# TYPE derp_bytes_dropped counter\n");
-	for (int r = 0; r < DROP__COUNT; r++)
-		for (int k = 0; k < KIND__COUNT; k++)
-			evbuffer_add_printf(out, "derp_bytes_dropped{reason="
-			    "\"%s\",kind=\"%s\"} %llu\n", stats_drop_name(r),
-			    k == KIND_DISCO ? "disco" : "other",
-			    (unsigned long long)sum->st_drop_bytes[r][k]);
+	varz_drops(out, "derp_packets_dropped", "DERP packets", sum->st_drop_pkts);
+	varz_drops(out, "derp_bytes_dropped", "DERP bytes", sum->st_drop_bytes);
 	evbuffer_add_printf(out, "# HELP derpd_connections_closed "
 	    "connections closed by reason\n"
 	    "# TYPE derpd_connections_closed counter\n");
