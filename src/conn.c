@@ -166,12 +166,12 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		    (const struct sockaddr *)&c->c_sa, worker_id(w),
 		    stats_close_name(r));
 	if (c->c_registered) {
-		uint8_t	(*kept)[32];
+		uint8_t	(*kept)[KEY_LEN];
 		size_t	 nkept;
 
 		c->c_registered = 0;
 		if (peers_remove_sent(worker_env(w)->d_peers, c->c_key, c,
-		    (const uint8_t (*)[32])c->c_sent.ks_slot, c->c_sent.ks_cap, &kept,
+		    (const uint8_t (*)[KEY_LEN])c->c_sent.ks_slot, c->c_sent.ks_cap, &kept,
 		    &nkept)) {
 			/* Earlier duplicates' receivers are owed one too. */
 			for (size_t i = 0; i < nkept; i++)

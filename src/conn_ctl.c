@@ -89,7 +89,7 @@ kick_one(void *obj, bool active, void *arg)
 }
 
 size_t
-conn_kick_key(struct derpd *env, const uint8_t key[32])
+conn_kick_key(struct derpd *env, const uint8_t key[KEY_LEN])
 {
 	size_t n = 0;
 

@@ -62,7 +62,7 @@ ops_present(void *watcher, void *obj)
 }
 
 static void
-ops_gone(void *watcher, const uint8_t key[32])
+ops_gone(void *watcher, const uint8_t key[KEY_LEN])
 {
 	uint8_t	 buf[CTL_FRAME_MAX];
 	size_t	 n;
@@ -96,7 +96,7 @@ const struct peers_ops conn_peers_ops = {
 
 /* Remember that c delivered to key; for PeerGone when c leaves. */
 void
-conn_note_sent(struct conn *c, const uint8_t key[32])
+conn_note_sent(struct conn *c, const uint8_t key[KEY_LEN])
 {
 	/* Out of memory: that peer gets no PeerGone from us (harmless). */
 	(void)keyset_add(&c->c_sent, c->c_env->d_hash_seed, key);
@@ -112,7 +112,7 @@ conn_send_peer_gone(struct conn *c)
 
 	n = frame_build_peer_gone(buf, c->c_key, PEER_GONE_DISCONNECTED);
 	for (size_t i = 0; i < c->c_sent.ks_cap; i++) {
-		if (util_is_zero(c->c_sent.ks_slot[i], 32))
+		if (util_is_zero(c->c_sent.ks_slot[i], KEY_LEN))
 			continue;
 		if (peers_lookup(c->c_env->d_peers, c->c_sent.ks_slot[i], &obj) !=
 		    PEERS_FOUND)
@@ -200,7 +200,7 @@ conn_read_client_info(struct conn *c)
 		return 0;
 	}
 	p += FRAME_HDR_LEN;
-	if (util_is_zero(p, 32)) {
+	if (util_is_zero(p, KEY_LEN)) {
 		conn_close(c, CLOSE_BAD_CLIENT_INFO, "all-zero client key");
 		return 0;
 	}
@@ -232,7 +232,7 @@ conn_read_client_info(struct conn *c)
 	}
 	sodium_memzero(plain, mlen);
 	free(plain);
-	memcpy(c->c_key, p, 32);
+	memcpy(c->c_key, p, KEY_LEN);
 	evbuffer_drain(in, FRAME_HDR_LEN + (size_t)len);
 	c->c_mesh = env->d_has_mesh && ci.ci_has_mesh_key &&
 	    util_ct_equal(ci.ci_mesh_key, env->d_mesh, 32);
@@ -326,7 +326,7 @@ conn_nothere_allow(struct conn *c)
 }
 
 static void
-conn_send_not_here(struct conn *c, const uint8_t key[32])
+conn_send_not_here(struct conn *c, const uint8_t key[KEY_LEN])
 {
 	uint8_t	 buf[CTL_FRAME_MAX];
 	size_t	 n;
@@ -343,8 +343,8 @@ conn_send_not_here(struct conn *c, const uint8_t key[32])
  * fwd marks a ForwardPacket (local delivery only, other drop reason).
  */
 static void
-conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[32],
-    const uint8_t src[32], uint32_t plen, int fwd)
+conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
+    const uint8_t src[KEY_LEN], uint32_t plen, int fwd)
 {
 	struct worker	*w = c->c_w;
 	struct pkt	*p;
@@ -423,12 +423,12 @@ static void
 conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 {
 	struct worker	*w = c->c_w;
-	uint8_t		 k1[32], k2[32], b[CTL_FRAME_MAX];
+	uint8_t		 k1[KEY_LEN], k2[KEY_LEN], b[CTL_FRAME_MAX];
 
 	switch (type) {
 	case FRAME_SEND_PACKET:
-		evbuffer_remove(in, k1, 32);
-		conn_relay(c, in, k1, c->c_key, len - 32, 0);
+		evbuffer_remove(in, k1, KEY_LEN);
+		conn_relay(c, in, k1, c->c_key, len - KEY_LEN, 0);
 		break;
 	case FRAME_FORWARD_PACKET:
 		if (!c->c_mesh) {
@@ -436,8 +436,8 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			    "non-mesh client");
 			return;
 		}
-		evbuffer_remove(in, k1, 32);	/* source */
-		evbuffer_remove(in, k2, 32);	/* destination */
+		evbuffer_remove(in, k1, KEY_LEN);	/* source */
+		evbuffer_remove(in, k2, KEY_LEN);	/* destination */
 		conn_relay(c, in, k2, k1, len - 64, 1);
 		break;
 	case FRAME_PING:
@@ -476,7 +476,7 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			return;
 		}
 		/* Our own key watching us is a mesh self-connect. */
-		if (memcmp(c->c_key, c->c_env->d_key->sk_pub, 32) == 0 ||
+		if (memcmp(c->c_key, c->c_env->d_key->sk_pub, KEY_LEN) == 0 ||
 		    c->c_watcher)
 			break;
 		/* Live updates are protocol state from here on. */
@@ -496,7 +496,7 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			    "non-mesh client");
 			return;
 		}
-		evbuffer_remove(in, k1, 32);
+		evbuffer_remove(in, k1, KEY_LEN);
 		util_key_short(k1, ks);
 		if (peers_kick_key(c->c_env->d_peers, k1) == 0)
 			log_info("conn %llu %s: close peer %s: not connected",

@@ -26,6 +26,8 @@
 #include "stats.h"
 #include "worker.h"
 
+#include "util.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -81,7 +83,7 @@ struct conn {
 	enum close_reason	 c_resp_reason;	/* close after the response */
 	uint32_t		 c_discard;	/* bytes of an ignored frame */
 	/* identity, set at ClientInfo */
-	uint8_t			 c_key[32];
+	uint8_t			 c_key[KEY_LEN];
 	uint8_t			 c_shared[32];	/* box key, while auth pends */
 	struct auth_req		*c_auth;	/* pending admission check */
 	char			 c_admitted_by[16];
@@ -193,7 +195,7 @@ void	conn_read_frames(struct conn *);
 /* Stream the registry snapshot to watcher c while its output has room. */
 void	conn_watch_pump(struct conn *);
 /* Remember that c delivered to key (PeerGone when c leaves). */
-void	conn_note_sent(struct conn *, const uint8_t key[32]);
+void	conn_note_sent(struct conn *, const uint8_t key[KEY_LEN]);
 /* c's key left: PeerGone to everyone c delivered to. */
 void	conn_send_peer_gone(struct conn *);
 

@@ -8,14 +8,14 @@
 
 /* Put key in a table of cap slots (a power of two, not full). */
 static void
-place(uint8_t (*slot)[32], size_t cap, const uint8_t *seed,
+place(uint8_t (*slot)[KEY_LEN], size_t cap, const uint8_t *seed,
     const uint8_t *key)
 {
 	size_t i = (size_t)util_key_hash(seed, key) & (cap - 1);
 
-	while (!util_is_zero(slot[i], 32))
+	while (!util_is_zero(slot[i], KEY_LEN))
 		i = (i + 1) & (cap - 1);
-	memcpy(slot[i], key, 32);
+	memcpy(slot[i], key, KEY_LEN);
 }
 
 bool
@@ -26,8 +26,8 @@ keyset_has(const struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 	if (ks->ks_cap == 0)
 		return false;
 	for (i = (size_t)util_key_hash(seed, key) & (ks->ks_cap - 1);
-	    !util_is_zero(ks->ks_slot[i], 32); i = (i + 1) & (ks->ks_cap - 1))
-		if (memcmp(ks->ks_slot[i], key, 32) == 0)
+	    !util_is_zero(ks->ks_slot[i], KEY_LEN); i = (i + 1) & (ks->ks_cap - 1))
+		if (memcmp(ks->ks_slot[i], key, KEY_LEN) == 0)
 			return true;
 	return false;
 }
@@ -35,17 +35,17 @@ keyset_has(const struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 int
 keyset_add(struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 {
-	if (util_is_zero(key, 32) || keyset_has(ks, seed, key))
+	if (util_is_zero(key, KEY_LEN) || keyset_has(ks, seed, key))
 		return 0;
 	/* At most half full: probes stay short. */
 	if ((ks->ks_n + 1) * 2 > ks->ks_cap) {
 		size_t	 ncap = ks->ks_cap ? ks->ks_cap * 2 : 8;
-		uint8_t	(*nt)[32] = calloc(ncap, 32);
+		uint8_t	(*nt)[KEY_LEN] = calloc(ncap, KEY_LEN);
 
 		if (nt == NULL)
 			return -1;
 		for (size_t i = 0; i < ks->ks_cap; i++)
-			if (!util_is_zero(ks->ks_slot[i], 32))
+			if (!util_is_zero(ks->ks_slot[i], KEY_LEN))
 				place(nt, ncap, seed, ks->ks_slot[i]);
 		free(ks->ks_slot);
 		ks->ks_slot = nt;

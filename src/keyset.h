@@ -11,13 +11,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Zeroed is empty. ks_slot[0..ks_cap) holds the keys and zero slots. */
 struct keyset {
-	uint8_t		(*ks_slot)[32];
+	uint8_t		(*ks_slot)[KEY_LEN];
 	size_t		 ks_n, ks_cap;
 };
 

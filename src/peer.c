@@ -14,11 +14,11 @@ struct member {
 
 struct peer_entry {
 	struct peer_entry	*pe_next;
-	uint8_t			 pe_key[32];
+	uint8_t			 pe_key[KEY_LEN];
 	struct member		*pe_m;
 	size_t			 pe_n, pe_cap;
 	void			*pe_active;	/* NULL: dup set, none active */
-	uint8_t			(*pe_kept)[32];	/* delivered-to keys of gone dups */
+	uint8_t			(*pe_kept)[KEY_LEN];	/* delivered-to keys of gone dups */
 	size_t			 pe_nkept;
 };
 
@@ -52,16 +52,6 @@ struct peers {
 	struct watch		*p_watch;
 	size_t			 p_nwatch, p_capwatch;
 };
-
-static bool
-is_zero_key(const uint8_t *k)
-{
-	uint8_t d = 0;
-
-	for (int i = 0; i < 32; i++)
-		d |= k[i];
-	return d == 0;
-}
 
 /* Keys are chosen by peers: a keyed hash, so none can aim at a chain. */
 static size_t
@@ -109,12 +99,12 @@ peers_free(struct peers *p)
 }
 
 static struct peer_entry *
-find(struct peers *p, const uint8_t key[32], struct peer_entry ***prevp)
+find(struct peers *p, const uint8_t key[KEY_LEN], struct peer_entry ***prevp)
 {
 	struct peer_entry **pp = &p->p_tab[key_hash(p, key, p->p_size)];
 
 	for (; *pp != NULL; pp = &(*pp)->pe_next)
-		if (memcmp((*pp)->pe_key, key, 32) == 0) {
+		if (memcmp((*pp)->pe_key, key, KEY_LEN) == 0) {
 			if (prevp != NULL)
 				*prevp = pp;
 			return *pp;
@@ -145,14 +135,14 @@ grow(struct peers *p)
 /* Has watcher w's snapshot passed key (so changes go live)? */
 static bool
 watch_passed(const struct peers *p, const struct watch *w,
-    const uint8_t key[32])
+    const uint8_t key[KEY_LEN])
 {
 	return w->w_next >= w->w_snap || key_hash(p, key, w->w_snap) <
 	    w->w_next;
 }
 
 static void
-notify_present(struct peers *p, const uint8_t key[32], void *obj)
+notify_present(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
 	for (size_t i = 0; i < p->p_nwatch; i++)
 		if (watch_passed(p, &p->p_watch[i], key))
@@ -160,7 +150,7 @@ notify_present(struct peers *p, const uint8_t key[32], void *obj)
 }
 
 static void
-notify_gone(struct peers *p, const uint8_t key[32])
+notify_gone(struct peers *p, const uint8_t key[KEY_LEN])
 {
 	for (size_t i = 0; i < p->p_nwatch; i++)
 		if (watch_passed(p, &p->p_watch[i], key))
@@ -168,7 +158,7 @@ notify_gone(struct peers *p, const uint8_t key[32])
 }
 
 int
-peers_add(struct peers *p, const uint8_t key[32], void *obj)
+peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
 	struct peer_entry	*e;
 	int			 rc = -1;
@@ -177,7 +167,7 @@ peers_add(struct peers *p, const uint8_t key[32], void *obj)
 	if ((e = find(p, key, NULL)) == NULL) {
 		if ((e = calloc(1, sizeof(*e))) == NULL)
 			goto out;
-		memcpy(e->pe_key, key, 32);
+		memcpy(e->pe_key, key, KEY_LEN);
 		size_t h = key_hash(p, key, p->p_size);
 		e->pe_next = p->p_tab[h];
 		p->p_tab[h] = e;
@@ -226,34 +216,34 @@ out:
 }
 
 bool
-peers_remove(struct peers *p, const uint8_t key[32], void *obj)
+peers_remove(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
 	return peers_remove_sent(p, key, obj, NULL, 0, NULL, NULL);
 }
 
 /* Keep n delivered-to keys with entry e (bounded; zero keys skipped). */
 static void
-keep_sent(struct peer_entry *e, const uint8_t (*sent)[32], size_t n)
+keep_sent(struct peer_entry *e, const uint8_t (*sent)[KEY_LEN], size_t n)
 {
 	size_t	 add = 0, i;
-	uint8_t	(*nk)[32];
+	uint8_t	(*nk)[KEY_LEN];
 
 	for (i = 0; i < n; i++)
-		if (!is_zero_key(sent[i]))
+		if (!util_is_zero(sent[i], KEY_LEN))
 			add++;
 	if (add == 0 || e->pe_nkept + add > PEERS_MAX_KEPT)
 		return;
-	if ((nk = realloc(e->pe_kept, (e->pe_nkept + add) * 32)) == NULL)
+	if ((nk = realloc(e->pe_kept, (e->pe_nkept + add) * KEY_LEN)) == NULL)
 		return;
 	e->pe_kept = nk;
 	for (i = 0; i < n; i++)
-		if (!is_zero_key(sent[i]))
-			memcpy(e->pe_kept[e->pe_nkept++], sent[i], 32);
+		if (!util_is_zero(sent[i], KEY_LEN))
+			memcpy(e->pe_kept[e->pe_nkept++], sent[i], KEY_LEN);
 }
 
 bool
-peers_remove_sent(struct peers *p, const uint8_t key[32], void *obj,
-    const uint8_t (*sent)[32], size_t nsent, uint8_t (**kept)[32],
+peers_remove_sent(struct peers *p, const uint8_t key[KEY_LEN], void *obj,
+    const uint8_t (*sent)[KEY_LEN], size_t nsent, uint8_t (**kept)[KEY_LEN],
     size_t *nkept)
 {
 	struct peer_entry	*e, **pp;
@@ -317,7 +307,7 @@ out:
 }
 
 enum peers_lookup
-peers_lookup(struct peers *p, const uint8_t key[32], void **out)
+peers_lookup(struct peers *p, const uint8_t key[KEY_LEN], void **out)
 {
 	struct peer_entry	*e;
 	enum peers_lookup	 r = PEERS_NONE;
@@ -336,7 +326,7 @@ peers_lookup(struct peers *p, const uint8_t key[32], void **out)
 }
 
 void
-peers_note_activity(struct peers *p, const uint8_t key[32], void *obj)
+peers_note_activity(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
 	struct peer_entry *e;
 
@@ -416,7 +406,7 @@ peers_watch_snapshot(struct peers *p, void *obj, size_t max,
 }
 
 size_t
-peers_kick_key(struct peers *p, const uint8_t key[32])
+peers_kick_key(struct peers *p, const uint8_t key[KEY_LEN])
 {
 	struct peer_entry	*e;
 	size_t			 n = 0;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -24,7 +26,7 @@ struct peers_ops {
 	/* Queue PeerPresent(obj) to watcher; lock held, must not block. */
 	void	(*po_present)(void *watcher, void *obj);
 	/* Queue PeerGone(key, Disconnected) to watcher; lock held. */
-	void	(*po_gone)(void *watcher, const uint8_t key[32]);
+	void	(*po_gone)(void *watcher, const uint8_t key[KEY_LEN]);
 	/* obj's duplicate status changed; lock held. */
 	void	(*po_set_dup)(void *obj, bool dup);
 	/* Ask obj to close (ClosePeer); lock held, must not block. */
@@ -56,13 +58,13 @@ void	peers_free(struct peers *);
  * conn of a key becomes active; watchers get PeerPresent. Returns 0, or
  * -1 on allocation failure (nothing registered).
  */
-int	peers_add(struct peers *, const uint8_t key[32], void *obj);
+int	peers_add(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 /*
  * Unregister obj (and its watcher role). Returns true when it was the
  * last conn of its key, after which watchers got PeerGone. Drops the
  * registry's reference.
  */
-bool	peers_remove(struct peers *, const uint8_t key[32], void *obj);
+bool	peers_remove(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 /*
  * peers_remove, carrying obj's "delivered to" keys (sent[0..nsent), zero
  * keys skipped) so PeerGone reaches them even when another conn of the
@@ -70,14 +72,14 @@ bool	peers_remove(struct peers *, const uint8_t key[32], void *obj);
  * kept with the key; when it was, *kept gets the keys kept from earlier
  * conns (caller frees, may be NULL). Returns true for the last conn.
  */
-bool	peers_remove_sent(struct peers *, const uint8_t key[32], void *obj,
-	    const uint8_t (*sent)[32], size_t nsent, uint8_t (**kept)[32],
+bool	peers_remove_sent(struct peers *, const uint8_t key[KEY_LEN], void *obj,
+	    const uint8_t (*sent)[KEY_LEN], size_t nsent, uint8_t (**kept)[KEY_LEN],
 	    size_t *nkept);
 /* Look up the active conn of key (see enum peers_lookup). */
-enum peers_lookup peers_lookup(struct peers *, const uint8_t key[32],
+enum peers_lookup peers_lookup(struct peers *, const uint8_t key[KEY_LEN],
 	    void **out);
 /* obj sent a frame: in a duplicate set it becomes the active conn. */
-void	peers_note_activity(struct peers *, const uint8_t key[32], void *obj);
+void	peers_note_activity(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 /*
  * Enrol obj as a watcher: from now on it gets po_present and po_gone for
  * every change, and the active conn of every key through
@@ -95,7 +97,7 @@ int	peers_add_watcher(struct peers *, void *obj);
 int	peers_watch_snapshot(struct peers *, void *obj, size_t max,
 	    void (*fn)(void *watcher, void *obj, void *arg), void *arg);
 /* Kick every conn of key. Returns how many were asked to close. */
-size_t	peers_kick_key(struct peers *, const uint8_t key[32]);
+size_t	peers_kick_key(struct peers *, const uint8_t key[KEY_LEN]);
 void	peers_gauges(struct peers *, struct peers_gauges *);
 /*
  * Call fn for every registered conn (of key only, when key is not NULL)
