@@ -282,6 +282,11 @@ file_exists(const char *p)
 	return access(p, F_OK) == 0;
 }
 
+/*
+ * Validate the whole configuration and fill the derived values. Long on
+ * purpose: one check per flag or combination, each with its own message,
+ * in the order an operator reads derpd(8).
+ */
 int
 config_finish(struct derpd_conf *c, char *err, size_t errlen)
 {

@@ -203,14 +203,86 @@ conn_wake(struct conn *c)
  * both packet queues are empty, so a PeerGone never overtakes a packet
  * from that peer queued before it.
  */
+/*
+ * Act on what other threads asked of c (owner thread): a verdict, a
+ * re-verification, an overflowed watcher queue, a kick. Returns 1 when c
+ * is ACTIVE and its queues may be flushed, 0 otherwise (maybe closed).
+ */
+static int
+conn_flush_pending(struct conn *c)
+{
+	int v;
+
+	if (c->c_state == CONN_CLOSING)
+		return 0;
+	if (c->c_state == CONN_AUTH_PENDING) {
+		conn_auth_poll(c);
+		return 0;
+	}
+	if (c->c_auth != NULL && c->c_state == CONN_ACTIVE) {
+		conn_reverify_poll(c);
+		if (c->c_state != CONN_ACTIVE)
+			return 0;
+	}
+	pthread_mutex_lock(&c->c_qlock);
+	v = c->c_ctl_overflow;
+	pthread_mutex_unlock(&c->c_qlock);
+	if (v) {
+		conn_close(c, CLOSE_WATCHER_OVERFLOW, "watcher more than %d "
+		    "updates behind", WATCH_MAX_PENDING);
+		return 0;
+	}
+	if ((v = __atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) != 0) {
+		enum close_reason r = (enum close_reason)(v - 1);
+		conn_close(c, r, "%s", r == CLOSE_KICKED ?
+		    "kicked by an operator" : "closed by a mesh peer");
+		return 0;
+	}
+	return c->c_state == CONN_ACTIVE;
+}
+
+/*
+ * Append a batch of packets and control frames to out as one contiguous
+ * run (TLS then makes big records instead of one record and one write per
+ * packet); frees them and counts what was sent.
+ */
+static void
+conn_flush_batch(struct conn *c, struct evbuffer *out, struct pkt **batch,
+    size_t nb, struct ctlmsg *ctl)
+{
+	struct stats	*st = worker_stats(c->c_w);
+	size_t		 total = 0;
+
+	for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
+		total += m->cm_len;
+	for (size_t i = 0; i < nb; i++)
+		total += PKT_FRAME_LEN(batch[i]);
+	evbuffer_expand(out, total);
+	for (size_t i = 0; i < nb; i++) {
+		struct pkt *p = batch[i];
+		STAT_INC(st, STAT_PACKETS_SENT);
+		STAT_ADD(st, STAT_BYTES_SENT, p->p_len);
+		stats_add(&c->c_pkts_out, 1);
+		stats_add(&c->c_bytes_out, p->p_len);
+		if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
+			stats_drop(st, DROP_NO_MEMORY, p->p_disco, p->p_len);
+		pkt_free(p);
+	}
+	while (ctl != NULL) {
+		struct ctlmsg *n = ctl->cm_next;
+		evbuffer_add(out, ctl->cm_buf, ctl->cm_len);
+		free(ctl);
+		ctl = n;
+	}
+}
+
 void
 conn_flush(struct conn *c, int from_list)
 {
 	struct evbuffer	*out;
 	struct pkt	*batch[2 * PKTQ_MAX_DEPTH];
 	struct ctlmsg	*ctl;
-	size_t		 room, nb, used, total;
-	struct worker	*w = c->c_w;
+	size_t		 room, nb, used;
 	int		 more;
 
 	/*
@@ -222,32 +294,7 @@ conn_flush(struct conn *c, int from_list)
 		c->c_sched = 0;
 		pthread_mutex_unlock(&c->c_qlock);
 	}
-	if (c->c_state == CONN_CLOSING)
-		return;
-	if (c->c_state == CONN_AUTH_PENDING) {
-		conn_auth_poll(c);
-		return;
-	}
-	if (c->c_auth != NULL && c->c_state == CONN_ACTIVE) {
-		conn_reverify_poll(c);
-		if (c->c_state != CONN_ACTIVE)
-			return;
-	}
-	pthread_mutex_lock(&c->c_qlock);
-	more = c->c_ctl_overflow;
-	pthread_mutex_unlock(&c->c_qlock);
-	if (more) {
-		conn_close(c, CLOSE_WATCHER_OVERFLOW, "watcher more than %d "
-		    "updates behind", WATCH_MAX_PENDING);
-		return;
-	}
-	if ((more = __atomic_load_n(&c->c_kick, __ATOMIC_RELAXED)) != 0) {
-		enum close_reason r = (enum close_reason)(more - 1);
-		conn_close(c, r, "%s", r == CLOSE_KICKED ?
-		    "kicked by an operator" : "closed by a mesh peer");
-		return;
-	}
-	if (c->c_state != CONN_ACTIVE)
+	if (!conn_flush_pending(c))
 		return;
 	out = io_output(c->c_io);
 	c->c_flushing = 1;
@@ -275,33 +322,7 @@ conn_flush(struct conn *c, int from_list)
 		pthread_mutex_unlock(&c->c_qlock);
 		if (nb == 0 && ctl == NULL)
 			break;
-		/*
-		 * One contiguous run for the batch: TLS then makes big
-		 * records instead of one record and one write per packet.
-		 */
-		total = 0;
-		for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
-			total += m->cm_len;
-		for (size_t i = 0; i < nb; i++)
-			total += PKT_FRAME_LEN(batch[i]);
-		evbuffer_expand(out, total);
-		for (size_t i = 0; i < nb; i++) {
-			struct pkt *p = batch[i];
-			STAT_INC(worker_stats(w), STAT_PACKETS_SENT);
-			STAT_ADD(worker_stats(w), STAT_BYTES_SENT, p->p_len);
-			stats_add(&c->c_pkts_out, 1);
-			stats_add(&c->c_bytes_out, p->p_len);
-			if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
-				stats_drop(worker_stats(w), DROP_NO_MEMORY,
-				    p->p_disco, p->p_len);
-			pkt_free(p);
-		}
-		while (ctl != NULL) {
-			struct ctlmsg *n = ctl->cm_next;
-			evbuffer_add(out, ctl->cm_buf, ctl->cm_len);
-			free(ctl);
-			ctl = n;
-		}
+		conn_flush_batch(c, out, batch, nb, ctl);
 		io_flush(c->c_io);
 		if (c->c_state == CONN_CLOSING)
 			return;

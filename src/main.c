@@ -56,6 +56,11 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
 	derpd_reload(arg, "SIGHUP", &rep);
 }
 
+/*
+ * main() is a script (STYLE rule 15): parse, set up each part in order,
+ * run the loop, tear down. It is long because each step is one line or
+ * one check with its fatal message; splitting it would hide the order.
+ */
 int
 main(int argc, char **argv)
 {
