@@ -66,6 +66,8 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 #define LOG_RATE	10	/* refusal log lines per second */
 #define LOG_BURST	20
 #define NBACKENDS	3
+/* Time a check may wait for its turn, beyond its backends' timeouts. */
+#define AUTH_QUEUE_SLACK_MS	1000
 #define SRC_TAB		1024	/* source group buckets (power of two) */
 
 struct auth_req {
@@ -200,6 +202,17 @@ auth_reason_name(enum auth_reason r)
 	if (r < 0 || r >= AUTH_REASON__COUNT)
 		return "unknown";
 	return reason_names[r];
+}
+
+int64_t
+auth_check_time_ms(const struct auth *a)
+{
+	int64_t ms = AUTH_QUEUE_SLACK_MS;
+
+	for (int i = 0; i < a->a_nchain; i++)
+		if (a->a_chain[i]->ab_remote)
+			ms += a->a_conf.ac_timeout_ms;
+	return ms;
 }
 
 struct event_base *

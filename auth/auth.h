@@ -76,6 +76,12 @@ struct auth *auth_new(const struct auth_conf *, struct event_base *base,
 	    char *err, size_t errlen);
 /* Tear down; all requests must be cancelled or done. NULL is a no-op. */
 void	auth_free(struct auth *);
+/*
+ * How long a check may take, at most: each backend that asks over the
+ * network may take -auth-timeout, one after another, plus time to wait
+ * for a turn. A connection waits that long for its verdict.
+ */
+int64_t	auth_check_time_ms(const struct auth *);
 struct reload_report;
 /*
  * The admission part of the one reload (engine thread, reload.h): every

@@ -260,6 +260,7 @@ ts_check(struct auth_flight *f)
 
 const struct auth_backend auth_backend_tailscaled = {
 	.ab_name = "tailscaled",
+	.ab_remote = true,
 	.ab_enabled = ts_enabled,
 	.ab_init = NULL,
 	.ab_check = ts_check,
@@ -320,6 +321,7 @@ url_check(struct auth_flight *f)
 
 const struct auth_backend auth_backend_url = {
 	.ab_name = "url",
+	.ab_remote = true,
 	.ab_enabled = url_enabled,
 	.ab_init = url_init,
 	.ab_check = url_check,

@@ -26,6 +26,8 @@ struct cJSON;
 /* One backend (OpenSMTPD table_backend style). */
 struct auth_backend {
 	const char	*ab_name;
+	/* Asks over the network (each step may take -auth-timeout)? */
+	bool		 ab_remote;
 	/* Configured for this conf? */
 	bool		 (*ab_enabled)(const struct auth_conf *);
 	/* Set up; 0 or -1 with err. */

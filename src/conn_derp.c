@@ -251,9 +251,8 @@ conn_read_client_info(struct conn *c)
 		conn_set_state(c, CONN_AUTH_PENDING);
 		io_pause_read(c->c_io);
 		evtimer_del(c->c_timer);
-		/* Room for both HTTP backends in a row, plus some queueing. */
 		conn_timer_set(c, (uint64_t)(env->d_conf->dc_handshake_timeout_ms +
-		    2 * env->d_auth_conf->ac_timeout_ms + 1000));
+		    auth_check_time_ms(env->d_auth)));
 		return 1;
 	}
 	conn_admit(c, shared, "none", 0);
