@@ -20,8 +20,8 @@
 #include "auth.h"
 #include "conn.h"
 #include "conn_int.h"
-#include "control.h"
 #include "derpd.h"
+#include "events.h"
 #include "io.h"
 #include "peer.h"
 #include "tls.h"
@@ -161,8 +161,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	if (c->c_watcher)
 		STAT_DEC(worker_stats(w), STAT_WATCHERS);
 	if (c->c_registered)
-		control_event_client(c->c_env->d_control,
-		    CONTROL_CLIENT_DISCONNECT, c->c_key,
+		events_client(&c->c_env->d_events, CLIENT_DISCONNECT, c->c_key,
 		    (const struct sockaddr *)&c->c_sa, worker_id(w),
 		    stats_close_name(r));
 	if (c->c_registered) {

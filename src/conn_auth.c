@@ -6,8 +6,8 @@
 
 #include "auth.h"
 #include "conn_int.h"
-#include "control.h"
 #include "derpd.h"
+#include "events.h"
 #include "io.h"
 #include "util.h"
 
@@ -35,8 +35,7 @@ conn_auth_poll(struct conn *c)
 		sodium_memzero(c->c_shared, sizeof(c->c_shared));
 		auth_note_reject(c->c_env->d_auth, reason,
 		    (const struct sockaddr *)&c->c_sa, c->c_key);
-		control_event_client(c->c_env->d_control,
-		    CONTROL_CLIENT_REJECT, c->c_key,
+		events_client(&c->c_env->d_events, CLIENT_REJECT, c->c_key,
 		    (const struct sockaddr *)&c->c_sa, worker_id(c->c_w),
 		    auth_reason_name(reason));
 		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s)",

@@ -13,8 +13,8 @@
 
 #include "auth.h"
 #include "conn_int.h"
-#include "control.h"
 #include "derpd.h"
+#include "events.h"
 #include "frame.h"
 #include "http.h"
 #include "io.h"
@@ -290,7 +290,7 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	    how, cached ? ", cached" : "");
 	conn_set_state(c, CONN_ACTIVE);
 	STAT_INC(worker_stats(c->c_w), STAT_DERP_CONNECTIONS);
-	control_event_client(env->d_control, CONTROL_CLIENT_CONNECT, c->c_key,
+	events_client(&env->d_events, CLIENT_CONNECT, c->c_key,
 	    (const struct sockaddr *)&c->c_sa, worker_id(c->c_w), NULL);
 	/* Mesh peers get derper's fixed 30 s; others --tcp-write-timeout. */
 	io_set_write_timeout(c->c_io, c->c_mesh ? DERPD_MESH_WRITE_TIMEOUT_MS :

@@ -757,15 +757,16 @@ control_event(struct control *ct, const char *event, cJSON *data)
 		log_warn("control: eventfd write");
 }
 
-void
-control_event_client(struct control *ct, enum control_client_event ev,
-    const uint8_t key[32], const struct sockaddr *sa, int worker,
-    const char *reason)
+/* struct client_events, for monitors (any thread). */
+static void
+control_client_event(void *arg, enum client_event ev, const uint8_t *key,
+    const struct sockaddr *sa, int worker, const char *reason)
 {
+	struct control	*ct = arg;
 	static const char *const names[] = {
-		[CONTROL_CLIENT_CONNECT] = "client.connect",
-		[CONTROL_CLIENT_DISCONNECT] = "client.disconnect",
-		[CONTROL_CLIENT_REJECT] = "client.reject",
+		[CLIENT_CONNECT] = "client.connect",
+		[CLIENT_DISCONNECT] = "client.disconnect",
+		[CLIENT_REJECT] = "client.reject",
 	};
 	cJSON	*d;
 	char	 k[KEY_TEXT_SIZE], a[UTIL_ADDR_TEXT];
@@ -774,7 +775,7 @@ control_event_client(struct control *ct, enum control_client_event ev,
 		return;
 	util_key_format(key, NODEKEY_PREFIX, k);
 	cJSON_AddStringToObject(d, "key", k);
-	if (ev == CONTROL_CLIENT_REJECT) {
+	if (ev == CLIENT_REJECT) {
 		util_addr_ip(sa, a, sizeof(a));
 		cJSON_AddStringToObject(d, "source", a);
 	} else {
@@ -942,6 +943,9 @@ control_new(struct derpd *env, const char *path, const char *group,
 		}
 		util_strlcpy(ct->ct_ro_path, ro_path, sizeof(ct->ct_ro_path));
 	}
+	/* Connection code tells monitors about clients through this. */
+	env->d_events.ce_client = control_client_event;
+	env->d_events.ce_arg = ct;
 	return ct;
 }
 

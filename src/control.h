@@ -33,20 +33,6 @@ struct control *control_new(struct derpd *env, const char *path,
 void	control_free(struct control *);
 /* True when someone runs "monitor" (cheap; any thread). */
 int	control_monitoring(struct control *);
-enum control_client_event {
-	CONTROL_CLIENT_CONNECT,		/* client.connect: key, addr, worker */
-	CONTROL_CLIENT_DISCONNECT,	/* client.disconnect: also reason */
-	CONTROL_CLIENT_REJECT,		/* client.reject: key, source, reason */
-};
-/*
- * Tell monitors about a client (any thread; nothing is built when nobody
- * monitors). reason may be NULL for connect. At most a bounded number of
- * events wait for the loop; the excess is dropped, counted, and announced
- * to monitors.
- */
-void	control_event_client(struct control *, enum control_client_event,
-	    const uint8_t key[32], const struct sockaddr *sa, int worker,
-	    const char *reason);
 
 struct evbuffer;
 /* The admin socket's counters as varz lines (any thread; NULL: zeros). */

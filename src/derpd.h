@@ -9,6 +9,8 @@
 
 #include "auth.h"
 
+#include "events.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -78,6 +80,7 @@ struct derpd {
 	struct stun_server	*d_stun;
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
+	struct client_events	 d_events;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;
 	uint64_t		 d_next_conn_id;
 	uint8_t			 d_hash_seed[16];	/* keyset seeds */

@@ -197,7 +197,7 @@ protected:
 		sin.sin_family = AF_INET;
 		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		std::string reason = "r" + std::to_string(n);
-		control_event_client(ct_, CONTROL_CLIENT_REJECT, key,
+		events_client(&env_.d_events, CLIENT_REJECT, key,
 		    (const struct sockaddr *)&sin, 0, reason.c_str());
 	}
 
