@@ -2,7 +2,8 @@
 /*
  * control.h: the admin socket. Newline-delimited JSON, versioned, with
  * request ids; this file only frames and dispatches, the handlers live
- * with the data they read (conn_ctl_*, auth_ctl_*, varz_ctl_*).
+ * with the data they read (conn_list, conn_kick_key, auth_ctl_*,
+ * varz_ctl_*). It implements struct client_events (events.h) for monitors.
  */
 #ifndef DERPD_CONTROL_H
 #define DERPD_CONTROL_H
