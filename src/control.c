@@ -212,6 +212,9 @@ static int
 cmd_show_stats(struct ctl_call *k)
 {
 	varz_ctl_stats(k->k_ct->ct_env, k->k_res);
+	/* The admin socket's own counters. */
+	control_ctl_stats(k->k_ct, cJSON_GetObjectItemCaseSensitive(k->k_res,
+	    "stats"));
 	return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <event2/buffer.h>
 
 #include "auth.h"
-#include "control.h"
 #include "derpd.h"
 #include "peer.h"
 #include "stats.h"
@@ -134,7 +133,6 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
-	control_varz(env->d_control, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
 	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
@@ -173,7 +171,6 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	    (double)g.pg_dup_conns);
 	cJSON_AddNumberToObject(st, "uptime_sec",
 	    (double)(time(NULL) - env->d_start_time));
-	control_ctl_stats(env->d_control, st);
 	for (int r = 0; r < DROP__COUNT; r++) {
 		cJSON *o = cJSON_AddObjectToObject(dr, stats_drop_name(r));
 		cJSON_AddNumberToObject(o, "disco",
