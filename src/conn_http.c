@@ -7,7 +7,6 @@
 #include <event2/buffer.h>
 
 #include "conn_int.h"
-#include "control.h"
 #include "derpd.h"
 #include "http.h"
 #include "io.h"
@@ -47,7 +46,6 @@ conn_http_varz(struct conn *c, int head_only)
 		return;
 	}
 	varz_render(c->c_env, b);
-	control_varz(c->c_env->d_control, b);	/* the admin socket's own */
 	n = http_build_response(head, sizeof(head), 200, NULL,
 	    "text/plain; version=0.0.4", NULL, evbuffer_get_length(b), true);
 	evbuffer_add(out, head, n);

@@ -694,6 +694,12 @@ control_varz(struct control *ct, struct evbuffer *out)
 		    (unsigned long long)ctl_counter(ct, i));
 }
 
+static void
+control_varz_cb(void *arg, struct evbuffer *out)
+{
+	control_varz(arg, out);
+}
+
 void
 control_ctl_stats(struct control *ct, cJSON *stats)
 {
@@ -949,6 +955,8 @@ control_new(struct derpd *env, const char *path, const char *group,
 	/* Connection code tells monitors about clients through this. */
 	env->d_events.ce_client = control_client_event;
 	env->d_events.ce_arg = ct;
+	env->d_varz_hook.vh_render = control_varz_cb;
+	env->d_varz_hook.vh_arg = ct;
 	return ct;
 }
 

@@ -81,6 +81,7 @@ struct derpd {
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct client_events	 d_events;	/* set by control_new */
+	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;
 	uint64_t		 d_next_conn_id;
 	uint8_t			 d_hash_seed[16];	/* keyset seeds */

@@ -32,6 +32,16 @@ struct client_events {
 	void	*ce_arg;
 };
 
+/*
+ * Lines another part adds to /debug/varz (the admin socket's counters;
+ * control.c sets it). Zeroed: none.
+ */
+struct evbuffer;
+struct varz_hook {
+	void	(*vh_render)(void *arg, struct evbuffer *out);
+	void	*vh_arg;
+};
+
 static inline void
 events_client(const struct client_events *ev, enum client_event e,
     const uint8_t *key, const struct sockaddr *sa, int worker,

@@ -10,21 +10,6 @@
 #include "tls.h"
 #include "util.h"
 
-void
-reload_note(struct reload_report *rep, const char *name,
-    enum reload_status st, const char *err)
-{
-	if (rep->rr_n >= RELOAD_MAX_PARTS)
-		return;
-	rep->rr_parts[rep->rr_n].rp_name = name;
-	rep->rr_parts[rep->rr_n].rp_status = st;
-	util_strlcpy(rep->rr_parts[rep->rr_n].rp_err,
-	    err != NULL ? err : "", sizeof(rep->rr_parts[0].rp_err));
-	rep->rr_n++;
-	if (st == RELOAD_FAILED)
-		rep->rr_failed++;
-}
-
 int
 derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 {

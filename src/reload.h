@@ -10,6 +10,7 @@
 #define DERPD_RELOAD_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,8 +38,20 @@ struct reload_report {
 };
 
 /* Record part name's outcome (err only for RELOAD_FAILED; may be NULL). */
-void	reload_note(struct reload_report *, const char *name,
-	    enum reload_status, const char *err);
+static inline void
+reload_note(struct reload_report *rep, const char *name,
+    enum reload_status st, const char *err)
+{
+	if (rep->rr_n >= RELOAD_MAX_PARTS)
+		return;
+	rep->rr_parts[rep->rr_n].rp_name = name;
+	rep->rr_parts[rep->rr_n].rp_status = st;
+	snprintf(rep->rr_parts[rep->rr_n].rp_err,
+	    sizeof(rep->rr_parts[0].rp_err), "%s", err != NULL ? err : "");
+	rep->rr_n++;
+	if (st == RELOAD_FAILED)
+		rep->rr_failed++;
+}
 /*
  * Reload (main thread): fills *rep, logs each part, and returns 0, or -1
  * when a part failed (its old state is kept; the others are reloaded).

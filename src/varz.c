@@ -133,6 +133,8 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
+	if (env->d_varz_hook.vh_render != NULL)
+		env->d_varz_hook.vh_render(env->d_varz_hook.vh_arg, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
 	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
 	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
