@@ -78,7 +78,8 @@ SRC	 = src/config.c \
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
 	   auth/auth_curl.c \
-	   auth/auth_http.c
+	   auth/auth_http.c \
+	   auth/auth_reject.c
 
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \

@@ -62,9 +62,6 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 	[AUTH_RATE_LIMITED] = "rate_limited",
 };
 
-#define AGG_MAX		256
-#define LOG_RATE	10	/* refusal log lines per second */
-#define LOG_BURST	20
 #define NBACKENDS	3
 /* Time a check may wait for its turn, beyond its backends' timeouts. */
 #define AUTH_QUEUE_SLACK_MS	1000
@@ -108,15 +105,6 @@ struct centry {
 	struct auth_flight *ce_flight;
 };
 
-struct agg {
-	enum auth_reason g_reason;
-	char		 g_src[64];
-	uint64_t	 g_count;
-	int64_t		 g_first, g_last;
-	uint8_t		 g_key[32];
-	struct agg	*g_prev, *g_next;	/* LRU, most recent first */
-};
-
 struct auth {
 	struct auth_conf	 a_conf;
 	struct event_base	*a_base;
@@ -149,12 +137,7 @@ struct auth {
 	uint64_t		 a_rejects[AUTH_REASON__COUNT];
 	uint64_t		 a_results[AUTH_REASON__COUNT];
 	uint64_t		 a_queued_total;
-	/* refusal aggregator */
-	pthread_mutex_t		 a_agg_lock;
-	struct agg		*a_agg_head, *a_agg_tail;
-	size_t			 a_nagg;
-	double			 a_log_tokens;
-	uint64_t		 a_log_ms, a_log_suppressed;
+	struct auth_rejects	*a_rejects_agg;	/* refusals by reason, source */
 };
 
 static void	auth_start(struct auth *, struct auth_flight *);
@@ -852,18 +835,17 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 		a->a_conf.ac_max_pending_per_source = 1;
 	a->a_base = base;
 	a->a_efd = -1;
-	a->a_log_tokens = LOG_BURST;
 	util_hash_seed(a->a_src_seed);
 	util_hash_seed(a->a_key_seed);
 	pthread_mutex_init(&a->a_sub_lock, NULL);
 	pthread_mutex_init(&a->a_req_lock, NULL);
-	pthread_mutex_init(&a->a_agg_lock, NULL);
 	a->a_tabsize = 4096;
 	if ((a->a_tab = calloc(a->a_tabsize, sizeof(*a->a_tab))) == NULL ||
 	    (a->a_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (a->a_subev = event_new(base, a->a_efd, EV_READ | EV_PERSIST,
 	    auth_submit_cb, a)) == NULL || event_add(a->a_subev, NULL) == -1 ||
-	    (a->a_curl = auth_curl_new(base)) == NULL) {
+	    (a->a_curl = auth_curl_new(base)) == NULL ||
+	    (a->a_rejects_agg = auth_rejects_new()) == NULL) {
 		snprintf(err, errlen, "admission engine setup failed");
 		auth_free(a);
 		return NULL;
@@ -925,18 +907,13 @@ auth_free(struct auth *a)
 			a->a_src[i] = s->s_hnext;
 			free(s);
 		}
-	while (a->a_agg_head != NULL) {
-		struct agg *g = a->a_agg_head;
-		a->a_agg_head = g->g_next;
-		free(g);
-	}
+	auth_rejects_free(a->a_rejects_agg);
 	if (a->a_subev != NULL)
 		event_free(a->a_subev);
 	if (a->a_efd != -1)
 		close(a->a_efd);
 	pthread_mutex_destroy(&a->a_sub_lock);
 	pthread_mutex_destroy(&a->a_req_lock);
-	pthread_mutex_destroy(&a->a_agg_lock);
 	free(a);
 }
 
@@ -972,99 +949,17 @@ void
 auth_note_reject(struct auth *a, enum auth_reason reason,
     const struct sockaddr *src, const uint8_t key[32])
 {
-	struct agg	*g;
-	char		 s[64], ks[8];
-	int64_t		 now = (int64_t)time(NULL);
-	uint64_t	 ms = util_now_ms();
-	int		 log_it = 0;
-	uint64_t	 suppressed = 0;
-
 	if (reason <= AUTH_OK || reason >= AUTH_REASON__COUNT)
 		return;
 	__atomic_add_fetch(&a->a_rejects[reason], 1, __ATOMIC_RELAXED);
-	util_addr_ip(src, s, sizeof(s));
-	pthread_mutex_lock(&a->a_agg_lock);
-	for (g = a->a_agg_head; g != NULL; g = g->g_next)
-		if (g->g_reason == reason && strcmp(g->g_src, s) == 0)
-			break;
-	if (g != NULL) {
-		/* Move to the front. */
-		if (g->g_prev != NULL) {
-			g->g_prev->g_next = g->g_next;
-			if (g->g_next != NULL)
-				g->g_next->g_prev = g->g_prev;
-			else
-				a->a_agg_tail = g->g_prev;
-			g->g_prev = NULL;
-			g->g_next = a->a_agg_head;
-			a->a_agg_head->g_prev = g;
-			a->a_agg_head = g;
-		}
-	} else {
-		if (a->a_nagg >= AGG_MAX) {
-			g = a->a_agg_tail;	/* reuse the oldest */
-			a->a_agg_tail = g->g_prev;
-			a->a_agg_tail->g_next = NULL;
-			a->a_nagg--;
-		} else if ((g = malloc(sizeof(*g))) == NULL) {
-			pthread_mutex_unlock(&a->a_agg_lock);
-			return;
-		}
-		memset(g, 0, sizeof(*g));
-		g->g_reason = reason;
-		util_strlcpy(g->g_src, s, sizeof(g->g_src));
-		g->g_first = now;
-		g->g_next = a->a_agg_head;
-		if (a->a_agg_head != NULL)
-			a->a_agg_head->g_prev = g;
-		a->a_agg_head = g;
-		if (a->a_agg_tail == NULL)
-			a->a_agg_tail = g;
-		a->a_nagg++;
-	}
-	g->g_count++;
-	g->g_last = now;
-	memcpy(g->g_key, key, 32);
-	/* A flood of refusals must not fill the disk. */
-	a->a_log_tokens += (double)(ms - a->a_log_ms) * LOG_RATE / 1000.0;
-	a->a_log_ms = ms;
-	if (a->a_log_tokens > LOG_BURST)
-		a->a_log_tokens = LOG_BURST;
-	if (a->a_log_tokens >= 1) {
-		a->a_log_tokens -= 1;
-		log_it = 1;
-		suppressed = a->a_log_suppressed;
-		a->a_log_suppressed = 0;
-	} else
-		a->a_log_suppressed++;
-	pthread_mutex_unlock(&a->a_agg_lock);
-	if (log_it) {
-		util_key_short(key, ks);
-		log_info("admission: refused %s from %s: %s%s", ks,
-		    s[0] ? s : "unknown", auth_reason_name(reason),
-		    suppressed ? " (and earlier refusals not logged)" : "");
-	}
+	auth_rejects_note(a->a_rejects_agg, reason, src, key);
 }
 
 size_t
 auth_rejects_snapshot(struct auth *a, struct auth_reject_entry *out,
     size_t max)
 {
-	size_t n = 0;
-
-	pthread_mutex_lock(&a->a_agg_lock);
-	for (struct agg *g = a->a_agg_head; g != NULL && n < max;
-	    g = g->g_next, n++) {
-		out[n].are_reason = g->g_reason;
-		util_strlcpy(out[n].are_source, g->g_src,
-		    sizeof(out[n].are_source));
-		out[n].are_count = g->g_count;
-		out[n].are_first = g->g_first;
-		out[n].are_last = g->g_last;
-		memcpy(out[n].are_last_key, g->g_key, 32);
-	}
-	pthread_mutex_unlock(&a->a_agg_lock);
-	return n;
+	return auth_rejects_copy(a->a_rejects_agg, out, max);
 }
 
 void
@@ -1114,9 +1009,9 @@ auth_ctl_rejects(struct auth *a, cJSON *res)
 	char				 k[KEY_TEXT_SIZE];
 	size_t				 n;
 
-	if (a == NULL || (e = calloc(AGG_MAX, sizeof(*e))) == NULL)
+	if (a == NULL || (e = calloc(AUTH_REJECTS_MAX, sizeof(*e))) == NULL)
 		return;
-	n = auth_rejects_snapshot(a, e, AGG_MAX);
+	n = auth_rejects_snapshot(a, e, AUTH_REJECTS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "reason",

@@ -81,6 +81,19 @@ void	auth_curl_free(struct auth_curl *);
 int	auth_curl_add(struct auth_curl *, void *easy,
 	    void (*done)(void *easy, int curlcode, void *arg), void *arg);
 
+/* The refusal aggregator (auth_reject.c); safe from any thread. */
+#define AUTH_REJECTS_MAX	256	/* (reason, source) pairs kept */
+struct auth_rejects;
+struct auth_reject_entry;
+struct auth_rejects *auth_rejects_new(void);
+void	auth_rejects_free(struct auth_rejects *);
+/* Count a refusal in its (reason, source) entry; log it within a limit. */
+void	auth_rejects_note(struct auth_rejects *, enum auth_reason,
+	    const struct sockaddr *src, const uint8_t *key);
+/* Copy up to max entries, most recent first; returns how many. */
+size_t	auth_rejects_copy(struct auth_rejects *, struct auth_reject_entry *,
+	    size_t max);
+
 /* Allowlist file (auth_allow.c). */
 extern const struct auth_backend auth_backend_allow;
 extern const struct auth_backend auth_backend_tailscaled;
