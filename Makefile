@@ -57,6 +57,7 @@ SRC	 = src/config.c \
 	   src/conn_http.c \
 	   src/conn_queue.c \
 	   src/control.c \
+	   src/control_cmd.c \
 	   src/frame.c \
 	   src/http.c \
 	   src/io.c \

@@ -14,324 +14,25 @@
  * worker threads wait in a queue of at most CTL_EVQ_MAX; past that they
  * are dropped, counted and announced to every monitor the same way.
  */
-#include <errno.h>
 #include <grp.h>
-#include <pthread.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/listener.h>
 
-#include "auth.h"
-#include "conn.h"
 #include "control.h"
 #include "control_int.h"
 #include "derpd.h"
 #include "log.h"
-#include "reload.h"
 #include "tls.h"
 #include "util.h"
-#include "varz.h"
 
-#define CTL_OUT_HIWAT		(256 * 1024)	/* stop reading requests */
-#define CTL_OUT_LOWAT		(64 * 1024)	/* resume reading */
-#define CTL_MONITOR_MAX_OUT	(1024 * 1024)	/* drop events past this */
-#define CTL_EVQ_MAX		4096		/* events waiting for the loop */
+/* The structs and the command table are in control_int.h. */
 
-struct ctl_client;
-
-struct control {
-	struct derpd		*ct_env;
-	struct evconnlistener	*ct_lis, *ct_lis_ro;
-	char			 ct_path[108], ct_ro_path[108];
-	struct ctl_client	*ct_clients;
-	int			 ct_monitors;	/* atomic */
-	/* events from worker threads */
-	pthread_mutex_t		 ct_ev_lock;
-	struct ev_item		*ct_ev_head, *ct_ev_tail;	/* ct_ev_lock */
-	size_t			 ct_ev_len;			/* ct_ev_lock */
-	uint64_t		 ct_ev_lost;	/* ct_ev_lock: not yet told */
-	int			 ct_efd;
-	struct event		*ct_evev;
-	/* counters (atomic; read from worker threads by varz) */
-	uint64_t		 ct_read_pauses;
-	uint64_t		 ct_evq_drops;
-	uint64_t		 ct_mon_drops;
-};
-
-struct ev_item {
-	struct ev_item	*e_next;
-	char		*e_line;	/* event minus the per-monitor id */
-	char		 e_name[32];
-};
-
-struct ctl_client {
-	struct control		*cc_ctl;
-	struct bufferevent	*cc_bev;
-	struct ctl_client	*cc_next;
-	int			 cc_ro;
-	int			 cc_monitor;
-	long long		 cc_monitor_id;
-	unsigned		 cc_uid;
-	int			 cc_eof;	/* peer done sending */
-	int			 cc_paused;	/* not reading: output too big */
-	int			 cc_dropping;	/* monitor: output over the cap */
-	uint64_t		 cc_dropped;	/* monitor: events not yet told */
-};
-
-/* One request being handled: what a command reads and writes. */
-struct ctl_call {
-	struct control		*k_ct;
-	struct ctl_client	*k_cc;
-	cJSON			*k_args;	/* may be NULL */
-	cJSON			*k_res;		/* the result object to fill */
-	char			 k_err[1024];	/* message when failing */
-	const char		*k_code;	/* error code when failing */
-};
-
-/* A command: the pattern string is the wire name, usage and man page. */
-struct ctl_cmd {
-	const char	*cmd_name;
-	int		 cmd_ro_ok;	/* allowed on the read-only socket */
-	int		 (*cmd_fn)(struct ctl_call *);	/* 0, or -1 with k_err */
-};
-
-static int
-ctl_fail(struct ctl_call *k, const char *code, const char *msg)
-{
-	k->k_code = code;
-	util_strlcpy(k->k_err, msg, sizeof(k->k_err));
-	return -1;
-}
-
-/* args.<name> as a node key (nodekey:<hex> or bare hex). */
-static int
-arg_key(struct ctl_call *k, const char *name, uint8_t key[32])
-{
-	cJSON	*v = k->k_args ? cJSON_GetObjectItemCaseSensitive(k->k_args,
-		    name) : NULL;
-	char	 msg[64];
-
-	if (!cJSON_IsString(v)) {
-		snprintf(msg, sizeof(msg), "missing argument \"%s\"", name);
-		return ctl_fail(k, "bad_request", msg);
-	}
-	if (util_key_parse(v->valuestring, NODEKEY_PREFIX, key) != 0 &&
-	    util_hex_decode(v->valuestring, strlen(v->valuestring), key,
-	    32) != 0) {
-		snprintf(msg, sizeof(msg), "\"%s\" is not a node key", name);
-		return ctl_fail(k, "bad_request", msg);
-	}
-	return 0;
-}
-
-/* The rows of "show clients" as JSON objects appended to arr. */
-static void
-clients_json(const struct conn_info *rows, size_t n, cJSON *arr)
-{
-	char	 k[KEY_TEXT_SIZE];
-
-	for (size_t i = 0; i < n; i++) {
-		const struct conn_info	*r = &rows[i];
-		cJSON			*o = cJSON_CreateObject();
-
-		util_key_format(r->ci_key, NODEKEY_PREFIX, k);
-		cJSON_AddStringToObject(o, "key", k);
-		cJSON_AddStringToObject(o, "addr", r->ci_addr);
-		cJSON_AddNumberToObject(o, "worker", r->ci_worker);
-		cJSON_AddNumberToObject(o, "connected_since",
-		    (double)r->ci_since);
-		cJSON_AddBoolToObject(o, "home", r->ci_home);
-		cJSON_AddBoolToObject(o, "mesh", r->ci_mesh);
-		cJSON_AddBoolToObject(o, "prober", r->ci_prober);
-		cJSON_AddBoolToObject(o, "duplicate", r->ci_dup);
-		cJSON_AddNumberToObject(o, "packets_in", (double)r->ci_pkts_in);
-		cJSON_AddNumberToObject(o, "bytes_in", (double)r->ci_bytes_in);
-		cJSON_AddNumberToObject(o, "packets_out",
-		    (double)r->ci_pkts_out);
-		cJSON_AddNumberToObject(o, "bytes_out",
-		    (double)r->ci_bytes_out);
-		cJSON_AddNumberToObject(o, "drops", (double)r->ci_drops);
-		cJSON_AddStringToObject(o, "admitted_by", r->ci_admitted_by);
-		cJSON_AddBoolToObject(o, "admit_cached", r->ci_cached);
-		cJSON_AddItemToArray(arr, o);
-	}
-}
-
-static int
-cmd_show_clients(struct ctl_call *k)
-{
-	cJSON		*p = k->k_args ? cJSON_GetObjectItemCaseSensitive(
-			    k->k_args, "prefix") : NULL;
-	struct conn_info *rows;
-	size_t		 n;
-
-	n = conn_list(k->k_ct->ct_env, NULL, cJSON_IsString(p) ?
-	    p->valuestring : NULL, &rows);
-	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
-	free(rows);
-	return 0;
-}
-
-static int
-cmd_show_client(struct ctl_call *k)
-{
-	uint8_t		 key[KEY_LEN];
-	struct conn_info *rows;
-	size_t		 n;
-
-	if (arg_key(k, "key", key) == -1)
-		return -1;
-	n = conn_list(k->k_ct->ct_env, key, NULL, &rows);
-	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
-	free(rows);
-	if (n == 0)
-		return ctl_fail(k, "not_found", "no such client");
-	return 0;
-}
-
-static int
-cmd_show_rejects(struct ctl_call *k)
-{
-	auth_ctl_rejects(k->k_ct->ct_env->d_auth, k->k_res);
-	return 0;
-}
-
-static int
-cmd_show_stats(struct ctl_call *k)
-{
-	varz_ctl_stats(k->k_ct->ct_env, k->k_res);
-	/* The admin socket's own counters. */
-	control_ctl_stats(k->k_ct, cJSON_GetObjectItemCaseSensitive(k->k_res,
-	    "stats"));
-	return 0;
-}
-
-static int
-cmd_show_admission(struct ctl_call *k)
-{
-	auth_ctl_admission(k->k_ct->ct_env->d_auth, k->k_res);
-	return 0;
-}
-
-static int
-cmd_kick(struct ctl_call *k)
-{
-	uint8_t	 key[32];
-	size_t	 n;
-	char	 ks[8];
-
-	if (arg_key(k, "key", key) == -1)
-		return -1;
-	if ((n = conn_kick_key(k->k_ct->ct_env, key)) == 0)
-		return ctl_fail(k, "not_found", "no such client");
-	util_key_short(key, ks);
-	log_info("control: uid %u kicked %s (%zu connections)",
-	    k->k_cc->cc_uid, ks, n);
-	cJSON_AddNumberToObject(k->k_res, "kicked", (double)n);
-	return 0;
-}
-
-static int
-cmd_reload(struct ctl_call *k)
-{
-	cJSON			*ch = cJSON_AddArrayToObject(k->k_res, "changed");
-	cJSON			*un = cJSON_AddArrayToObject(k->k_res,
-				    "unchanged");
-	cJSON			*fa = cJSON_AddArrayToObject(k->k_res, "failed");
-	struct reload_report	 rep;
-	char			 who[64];
-	size_t			 n = 0;
-
-	snprintf(who, sizeof(who), "control: uid %u", k->k_cc->cc_uid);
-	if (derpd_reload(k->k_ct->ct_env, who, &rep) == 0) {
-		for (int i = 0; i < rep.rr_n; i++)
-			cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
-			    RELOAD_CHANGED ? ch : un,
-			    cJSON_CreateString(rep.rr_parts[i].rp_name));
-		return 0;
-	}
-	/* Each part is swapped alone: say which kept its old state. */
-	n = (size_t)snprintf(k->k_err, sizeof(k->k_err), "reload failed, old "
-	    "configuration kept for");
-	for (int i = 0; i < rep.rr_n; i++) {
-		cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
-		    RELOAD_CHANGED ? ch : rep.rr_parts[i].rp_status ==
-		    RELOAD_FAILED ? fa : un,
-		    cJSON_CreateString(rep.rr_parts[i].rp_name));
-		if (rep.rr_parts[i].rp_status != RELOAD_FAILED ||
-		    n >= sizeof(k->k_err))
-			continue;
-		n += (size_t)snprintf(k->k_err + n, sizeof(k->k_err) - n,
-		    " %s: %s;", rep.rr_parts[i].rp_name,
-		    rep.rr_parts[i].rp_err);
-	}
-	if (n > 0 && n < sizeof(k->k_err) && k->k_err[n - 1] == ';')
-		k->k_err[n - 1] = '\0';
-	k->k_code = "failed";
-	return -1;
-}
-
-static int
-cmd_log(struct ctl_call *k, int v)
-{
-	log_setverbose(v);
-	log_info("control: uid %u set logging %s", k->k_cc->cc_uid,
-	    v ? "verbose" : "brief");
-	cJSON_AddBoolToObject(k->k_res, "verbose", v);
-	return 0;
-}
-
-static int
-cmd_log_verbose(struct ctl_call *k)
-{
-	return cmd_log(k, 1);
-}
-
-static int
-cmd_log_brief(struct ctl_call *k)
-{
-	return cmd_log(k, 0);
-}
-
-static int
-cmd_monitor(struct ctl_call *k)
-{
-	if (!k->k_cc->cc_monitor) {
-		k->k_cc->cc_monitor = 1;
-		__atomic_add_fetch(&k->k_ct->ct_monitors, 1, __ATOMIC_RELAXED);
-	}
-	cJSON_AddBoolToObject(k->k_res, "monitoring", 1);
-	return 0;
-}
-
-static const struct ctl_cmd ctl_cmds[] = {
-	{ .cmd_name = "show clients", .cmd_ro_ok = 1,
-	    .cmd_fn = cmd_show_clients },
-	{ .cmd_name = "show client", .cmd_ro_ok = 1,
-	    .cmd_fn = cmd_show_client },
-	{ .cmd_name = "show rejects", .cmd_ro_ok = 1,
-	    .cmd_fn = cmd_show_rejects },
-	{ .cmd_name = "show stats", .cmd_ro_ok = 1, .cmd_fn = cmd_show_stats },
-	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
-	    .cmd_fn = cmd_show_admission },
-	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
-	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
-	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },
-	{ .cmd_name = "log brief", .cmd_fn = cmd_log_brief },
-	{ .cmd_name = "monitor", .cmd_fn = cmd_monitor },
-};
 
 static void
 client_free(struct ctl_client *cc)
@@ -408,10 +109,10 @@ control_request_parse(const char *line, size_t len, int read_only,
 		return -1;
 	}
 	rq->rq_args = cJSON_IsObject(args) ? args : NULL;
-	for (i = 0; i < sizeof(ctl_cmds) / sizeof(ctl_cmds[0]); i++)
+	for (i = 0; i < CTL_NCMDS; i++)
 		if (strcmp(ctl_cmds[i].cmd_name, cmd->valuestring) == 0)
 			break;
-	if (i == sizeof(ctl_cmds) / sizeof(ctl_cmds[0])) {
+	if (i == CTL_NCMDS) {
 		rq->rq_code = "unknown_command";
 		rq->rq_msg = "unknown command";
 		return -1;

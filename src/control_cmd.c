@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: ISC */
+/*
+ * control_cmd.c: the admin commands: the table (name, read-only allowed,
+ * handler) and the handlers, which ask the modules that own the data.
+ * control.c frames, decodes and dispatches.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "control.h"
+#include "control_int.h"
+#include "derpd.h"
+#include "log.h"
+#include "reload.h"
+#include "tls.h"
+#include "util.h"
+#include "varz.h"
+
+
+static int
+ctl_fail(struct ctl_call *k, const char *code, const char *msg)
+{
+	k->k_code = code;
+	util_strlcpy(k->k_err, msg, sizeof(k->k_err));
+	return -1;
+}
+
+/* args.<name> as a node key (nodekey:<hex> or bare hex). */
+static int
+arg_key(struct ctl_call *k, const char *name, uint8_t key[32])
+{
+	cJSON	*v = k->k_args ? cJSON_GetObjectItemCaseSensitive(k->k_args,
+		    name) : NULL;
+	char	 msg[64];
+
+	if (!cJSON_IsString(v)) {
+		snprintf(msg, sizeof(msg), "missing argument \"%s\"", name);
+		return ctl_fail(k, "bad_request", msg);
+	}
+	if (util_key_parse(v->valuestring, NODEKEY_PREFIX, key) != 0 &&
+	    util_hex_decode(v->valuestring, strlen(v->valuestring), key,
+	    32) != 0) {
+		snprintf(msg, sizeof(msg), "\"%s\" is not a node key", name);
+		return ctl_fail(k, "bad_request", msg);
+	}
+	return 0;
+}
+
+/* The rows of "show clients" as JSON objects appended to arr. */
+static void
+clients_json(const struct conn_info *rows, size_t n, cJSON *arr)
+{
+	char	 k[KEY_TEXT_SIZE];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct conn_info	*r = &rows[i];
+		cJSON			*o = cJSON_CreateObject();
+
+		util_key_format(r->ci_key, NODEKEY_PREFIX, k);
+		cJSON_AddStringToObject(o, "key", k);
+		cJSON_AddStringToObject(o, "addr", r->ci_addr);
+		cJSON_AddNumberToObject(o, "worker", r->ci_worker);
+		cJSON_AddNumberToObject(o, "connected_since",
+		    (double)r->ci_since);
+		cJSON_AddBoolToObject(o, "home", r->ci_home);
+		cJSON_AddBoolToObject(o, "mesh", r->ci_mesh);
+		cJSON_AddBoolToObject(o, "prober", r->ci_prober);
+		cJSON_AddBoolToObject(o, "duplicate", r->ci_dup);
+		cJSON_AddNumberToObject(o, "packets_in", (double)r->ci_pkts_in);
+		cJSON_AddNumberToObject(o, "bytes_in", (double)r->ci_bytes_in);
+		cJSON_AddNumberToObject(o, "packets_out",
+		    (double)r->ci_pkts_out);
+		cJSON_AddNumberToObject(o, "bytes_out",
+		    (double)r->ci_bytes_out);
+		cJSON_AddNumberToObject(o, "drops", (double)r->ci_drops);
+		cJSON_AddStringToObject(o, "admitted_by", r->ci_admitted_by);
+		cJSON_AddBoolToObject(o, "admit_cached", r->ci_cached);
+		cJSON_AddItemToArray(arr, o);
+	}
+}
+
+static int
+cmd_show_clients(struct ctl_call *k)
+{
+	cJSON		*p = k->k_args ? cJSON_GetObjectItemCaseSensitive(
+			    k->k_args, "prefix") : NULL;
+	struct conn_info *rows;
+	size_t		 n;
+
+	n = conn_list(k->k_ct->ct_env, NULL, cJSON_IsString(p) ?
+	    p->valuestring : NULL, &rows);
+	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
+	free(rows);
+	return 0;
+}
+
+static int
+cmd_show_client(struct ctl_call *k)
+{
+	uint8_t		 key[KEY_LEN];
+	struct conn_info *rows;
+	size_t		 n;
+
+	if (arg_key(k, "key", key) == -1)
+		return -1;
+	n = conn_list(k->k_ct->ct_env, key, NULL, &rows);
+	clients_json(rows, n, cJSON_AddArrayToObject(k->k_res, "clients"));
+	free(rows);
+	if (n == 0)
+		return ctl_fail(k, "not_found", "no such client");
+	return 0;
+}
+
+static int
+cmd_show_rejects(struct ctl_call *k)
+{
+	auth_ctl_rejects(k->k_ct->ct_env->d_auth, k->k_res);
+	return 0;
+}
+
+static int
+cmd_show_stats(struct ctl_call *k)
+{
+	varz_ctl_stats(k->k_ct->ct_env, k->k_res);
+	/* The admin socket's own counters. */
+	control_ctl_stats(k->k_ct, cJSON_GetObjectItemCaseSensitive(k->k_res,
+	    "stats"));
+	return 0;
+}
+
+static int
+cmd_show_admission(struct ctl_call *k)
+{
+	auth_ctl_admission(k->k_ct->ct_env->d_auth, k->k_res);
+	return 0;
+}
+
+static int
+cmd_kick(struct ctl_call *k)
+{
+	uint8_t	 key[32];
+	size_t	 n;
+	char	 ks[8];
+
+	if (arg_key(k, "key", key) == -1)
+		return -1;
+	if ((n = conn_kick_key(k->k_ct->ct_env, key)) == 0)
+		return ctl_fail(k, "not_found", "no such client");
+	util_key_short(key, ks);
+	log_info("control: uid %u kicked %s (%zu connections)",
+	    k->k_cc->cc_uid, ks, n);
+	cJSON_AddNumberToObject(k->k_res, "kicked", (double)n);
+	return 0;
+}
+
+static int
+cmd_reload(struct ctl_call *k)
+{
+	cJSON			*ch = cJSON_AddArrayToObject(k->k_res, "changed");
+	cJSON			*un = cJSON_AddArrayToObject(k->k_res,
+				    "unchanged");
+	cJSON			*fa = cJSON_AddArrayToObject(k->k_res, "failed");
+	struct reload_report	 rep;
+	char			 who[64];
+	size_t			 n = 0;
+
+	snprintf(who, sizeof(who), "control: uid %u", k->k_cc->cc_uid);
+	if (derpd_reload(k->k_ct->ct_env, who, &rep) == 0) {
+		for (int i = 0; i < rep.rr_n; i++)
+			cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
+			    RELOAD_CHANGED ? ch : un,
+			    cJSON_CreateString(rep.rr_parts[i].rp_name));
+		return 0;
+	}
+	/* Each part is swapped alone: say which kept its old state. */
+	n = (size_t)snprintf(k->k_err, sizeof(k->k_err), "reload failed, old "
+	    "configuration kept for");
+	for (int i = 0; i < rep.rr_n; i++) {
+		cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
+		    RELOAD_CHANGED ? ch : rep.rr_parts[i].rp_status ==
+		    RELOAD_FAILED ? fa : un,
+		    cJSON_CreateString(rep.rr_parts[i].rp_name));
+		if (rep.rr_parts[i].rp_status != RELOAD_FAILED ||
+		    n >= sizeof(k->k_err))
+			continue;
+		n += (size_t)snprintf(k->k_err + n, sizeof(k->k_err) - n,
+		    " %s: %s;", rep.rr_parts[i].rp_name,
+		    rep.rr_parts[i].rp_err);
+	}
+	if (n > 0 && n < sizeof(k->k_err) && k->k_err[n - 1] == ';')
+		k->k_err[n - 1] = '\0';
+	k->k_code = "failed";
+	return -1;
+}
+
+static int
+cmd_log(struct ctl_call *k, int v)
+{
+	log_setverbose(v);
+	log_info("control: uid %u set logging %s", k->k_cc->cc_uid,
+	    v ? "verbose" : "brief");
+	cJSON_AddBoolToObject(k->k_res, "verbose", v);
+	return 0;
+}
+
+static int
+cmd_log_verbose(struct ctl_call *k)
+{
+	return cmd_log(k, 1);
+}
+
+static int
+cmd_log_brief(struct ctl_call *k)
+{
+	return cmd_log(k, 0);
+}
+
+static int
+cmd_monitor(struct ctl_call *k)
+{
+	if (!k->k_cc->cc_monitor) {
+		k->k_cc->cc_monitor = 1;
+		__atomic_add_fetch(&k->k_ct->ct_monitors, 1, __ATOMIC_RELAXED);
+	}
+	cJSON_AddBoolToObject(k->k_res, "monitoring", 1);
+	return 0;
+}
+
+const struct ctl_cmd ctl_cmds[] = {
+	{ .cmd_name = "show clients", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_clients },
+	{ .cmd_name = "show client", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_client },
+	{ .cmd_name = "show rejects", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_rejects },
+	{ .cmd_name = "show stats", .cmd_ro_ok = 1, .cmd_fn = cmd_show_stats },
+	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
+	    .cmd_fn = cmd_show_admission },
+	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
+	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
+	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },
+	{ .cmd_name = "log brief", .cmd_fn = cmd_log_brief },
+	{ .cmd_name = "monitor", .cmd_fn = cmd_monitor },
+};
+
+const size_t ctl_ncmds = sizeof(ctl_cmds) / sizeof(ctl_cmds[0]);
