@@ -78,9 +78,11 @@ SRC	 = src/config.c \
 
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
+	   auth/auth_ctl.c \
 	   auth/auth_curl.c \
 	   auth/auth_http.c \
-	   auth/auth_reject.c
+	   auth/auth_reject.c \
+	   auth/auth_sched.c
 
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \

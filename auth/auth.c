@@ -62,10 +62,9 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 	[AUTH_RATE_LIMITED] = "rate_limited",
 };
 
-#define NBACKENDS	3
+#define NBACKENDS	AUTH_MAX_BACKENDS
 /* Time a check may wait for its turn, beyond its backends' timeouts. */
 #define AUTH_QUEUE_SLACK_MS	1000
-#define SRC_TAB		1024	/* source group buckets (power of two) */
 
 struct auth_req {
 	struct auth	*r_auth;
@@ -84,15 +83,6 @@ struct auth_req {
 };
 
 /* A source group with checks pending; freed when it has none. */
-struct auth_src {
-	uint8_t		 s_key[AUTH_SRC_KEY_LEN];
-	struct auth_src	*s_hnext;
-	struct auth_src	*s_rnext;		/* round robin of waiting groups */
-	struct auth_flight *s_qhead, *s_qtail;	/* its queued flights */
-	int		 s_pending;		/* flights queued or in flight */
-	int		 s_inring;
-};
-
 /* A cache entry: a decision, or a flight in progress, for one key. */
 struct centry {
 	uint8_t		 ce_key[32];
@@ -121,11 +111,8 @@ struct auth {
 	struct centry		**a_tab;
 	size_t			 a_tabsize, a_nentries;
 	struct centry		*a_lru_head, *a_lru_tail;
-	struct auth_src		*a_src[SRC_TAB];	/* groups by key */
-	uint8_t			 a_src_seed[crypto_shorthash_KEYBYTES];
+	struct auth_sched	*a_sched;	/* waiting checks, by source */
 	uint8_t			 a_key_seed[UTIL_HASH_SEED_LEN];
-	struct auth_src		*a_ring_head, *a_ring_tail;
-	size_t			 a_nsrc, a_nqueued;
 	int			 a_inflight;
 	struct auth_curl	*a_curl;
 	int			 a_closing;
@@ -502,113 +489,6 @@ cache_add(struct auth *a, const uint8_t key[32])
 	return e;
 }
 
-/* --- source groups (engine thread) -------------------------------- */
-
-/* Keyed (SipHash), so that clients cannot pick addresses to collide. */
-static size_t
-src_hash(const struct auth *a, const uint8_t *k)
-{
-	uint8_t		 out[crypto_shorthash_BYTES];
-	uint64_t	 h;
-
-	crypto_shorthash(out, k, AUTH_SRC_KEY_LEN, a->a_src_seed);
-	memcpy(&h, out, sizeof(h));
-	return (size_t)h & (SRC_TAB - 1);
-}
-
-/* The group of key, created empty if absent; NULL when out of memory. */
-static struct auth_src *
-src_get(struct auth *a, const uint8_t *key)
-{
-	struct auth_src	**head = &a->a_src[src_hash(a, key)], *s;
-
-	for (s = *head; s != NULL; s = s->s_hnext)
-		if (memcmp(s->s_key, key, AUTH_SRC_KEY_LEN) == 0)
-			return s;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	memcpy(s->s_key, key, AUTH_SRC_KEY_LEN);
-	s->s_hnext = *head;
-	*head = s;
-	a->a_nsrc++;
-	return s;
-}
-
-/* Free a group that has nothing pending (and so nothing queued). */
-static void
-src_release(struct auth *a, struct auth_src *s)
-{
-	struct auth_src **pp;
-
-	if (s == NULL || s->s_pending > 0 || s->s_inring)
-		return;
-	for (pp = &a->a_src[src_hash(a, s->s_key)]; *pp != s;
-	    pp = &(*pp)->s_hnext)
-		;
-	*pp = s->s_hnext;
-	a->a_nsrc--;
-	free(s);
-}
-
-/* Queue a flight behind its group; the group joins the round robin. */
-static void
-src_enqueue(struct auth *a, struct auth_flight *f)
-{
-	struct auth_src *s = f->f_grp;
-
-	f->f_queued = 1;
-	f->f_next = NULL;
-	if (s->s_qtail != NULL)
-		s->s_qtail->f_next = f;
-	else
-		s->s_qhead = f;
-	s->s_qtail = f;
-	a->a_nqueued++;
-	if (!s->s_inring) {
-		s->s_inring = 1;
-		s->s_rnext = NULL;
-		if (a->a_ring_tail != NULL)
-			a->a_ring_tail->s_rnext = s;
-		else
-			a->a_ring_head = s;
-		a->a_ring_tail = s;
-	}
-}
-
-/*
- * The next queued flight in round-robin order: the first of the group at
- * the head of the ring; that group goes to the back if it has more.
- */
-static struct auth_flight *
-src_dequeue(struct auth *a)
-{
-	struct auth_src		*s = a->a_ring_head;
-	struct auth_flight	*f;
-
-	if (s == NULL)
-		return NULL;
-	a->a_ring_head = s->s_rnext;
-	if (a->a_ring_head == NULL)
-		a->a_ring_tail = NULL;
-	s->s_rnext = NULL;
-	f = s->s_qhead;
-	s->s_qhead = f->f_next;
-	if (s->s_qhead == NULL) {
-		s->s_qtail = NULL;
-		s->s_inring = 0;
-	} else {
-		if (a->a_ring_tail != NULL)
-			a->a_ring_tail->s_rnext = s;
-		else
-			a->a_ring_head = s;
-		a->a_ring_tail = s;
-	}
-	f->f_next = NULL;
-	f->f_queued = 0;
-	a->a_nqueued--;
-	return f;
-}
-
 /* --- flights ------------------------------------------------------- */
 
 /* True when every waiter of a queued flight has been cancelled. */
@@ -636,9 +516,9 @@ auth_pump(struct auth *a)
 	if (a->a_pumping)
 		return;
 	a->a_pumping = 1;
-	while (a->a_ring_head != NULL && !a->a_closing &&
+	while (auth_sched_waiting(a->a_sched) && !a->a_closing &&
 	    a->a_inflight < a->a_conf.ac_max_inflight) {
-		struct auth_flight *q = src_dequeue(a);
+		struct auth_flight *q = auth_sched_dequeue(a->a_sched);
 		if (flight_abandoned(a, q)) {
 			/* Everyone left: no backend request, nothing cached. */
 			struct centry *qe = cache_find(a, q->f_key);
@@ -650,7 +530,7 @@ auth_pump(struct auth *a)
 				req_unref(w);
 			}
 			q->f_grp->s_pending--;
-			src_release(a, q->f_grp);
+			auth_sched_release(a->a_sched, q->f_grp);
 			free(q);
 			continue;
 		}
@@ -686,7 +566,7 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 		req_complete(r, reason, backend, 0);
 	}
 	f->f_grp->s_pending--;
-	src_release(a, f->f_grp);
+	auth_sched_release(a->a_sched, f->f_grp);
 	free(f);
 	a->a_inflight--;
 	auth_pump(a);
@@ -750,7 +630,7 @@ auth_process(struct auth *a, struct auth_req *r)
 		return;
 	}
 	__atomic_add_fetch(&a->a_misses, 1, __ATOMIC_RELAXED);
-	if ((s = src_get(a, r->r_grp)) == NULL) {
+	if ((s = auth_sched_group(a->a_sched, r->r_grp)) == NULL) {
 		log_warnx("auth: out of memory; refusing client");
 		req_complete(r, AUTH_TIMEOUT, "engine", 0);
 		return;
@@ -763,7 +643,7 @@ auth_process(struct auth *a, struct auth_req *r)
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    (e == NULL && (e = cache_add(a, r->r_key)) == NULL)) {
 		free(f);
-		src_release(a, s);
+		auth_sched_release(a->a_sched, s);
 		log_warnx("auth: out of memory; refusing client");
 		req_complete(r, AUTH_TIMEOUT, "engine", 0);
 		return;
@@ -779,7 +659,7 @@ auth_process(struct auth *a, struct auth_req *r)
 	e->ce_flight = f;
 	if (a->a_inflight >= a->a_conf.ac_max_inflight) {
 		__atomic_add_fetch(&a->a_queued_total, 1, __ATOMIC_RELAXED);
-		src_enqueue(a, f);
+		auth_sched_enqueue(a->a_sched, f);
 		return;
 	}
 	auth_start(a, f);
@@ -835,7 +715,6 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 		a->a_conf.ac_max_pending_per_source = 1;
 	a->a_base = base;
 	a->a_efd = -1;
-	util_hash_seed(a->a_src_seed);
 	util_hash_seed(a->a_key_seed);
 	pthread_mutex_init(&a->a_sub_lock, NULL);
 	pthread_mutex_init(&a->a_req_lock, NULL);
@@ -845,7 +724,8 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 	    (a->a_subev = event_new(base, a->a_efd, EV_READ | EV_PERSIST,
 	    auth_submit_cb, a)) == NULL || event_add(a->a_subev, NULL) == -1 ||
 	    (a->a_curl = auth_curl_new(base)) == NULL ||
-	    (a->a_rejects_agg = auth_rejects_new()) == NULL) {
+	    (a->a_rejects_agg = auth_rejects_new()) == NULL ||
+	    (a->a_sched = auth_sched_new()) == NULL) {
 		snprintf(err, errlen, "admission engine setup failed");
 		auth_free(a);
 		return NULL;
@@ -900,13 +780,7 @@ auth_free(struct auth *a)
 		}
 		free(a->a_tab);
 	}
-	/* Their flights went with the cache entries above. */
-	for (size_t i = 0; i < SRC_TAB; i++)
-		while (a->a_src[i] != NULL) {
-			struct auth_src *s = a->a_src[i];
-			a->a_src[i] = s->s_hnext;
-			free(s);
-		}
+	auth_sched_free(a->a_sched);
 	auth_rejects_free(a->a_rejects_agg);
 	if (a->a_subev != NULL)
 		event_free(a->a_subev);
@@ -963,103 +837,38 @@ auth_rejects_snapshot(struct auth *a, struct auth_reject_entry *out,
 }
 
 void
-auth_varz(struct auth *a, struct evbuffer *out)
+auth_counters(struct auth *a, struct auth_counters *ac)
 {
-	evbuffer_add_printf(out, "# TYPE derpd_admission_checks counter\n"
-	    "derpd_admission_checks %llu\n"
-	    "# TYPE derpd_admission_cache counter\n"
-	    "derpd_admission_cache{result=\"hit\"} %llu\n"
-	    "derpd_admission_cache{result=\"miss\"} %llu\n"
-	    "derpd_admission_cache{result=\"joined\"} %llu\n"
-	    "# TYPE derpd_admission_queued counter\n"
-	    "derpd_admission_queued %llu\n",
-	    (unsigned long long)__atomic_load_n(&a->a_checks, __ATOMIC_RELAXED),
-	    (unsigned long long)__atomic_load_n(&a->a_hits, __ATOMIC_RELAXED),
-	    (unsigned long long)__atomic_load_n(&a->a_misses, __ATOMIC_RELAXED),
-	    (unsigned long long)__atomic_load_n(&a->a_joined, __ATOMIC_RELAXED),
-	    (unsigned long long)__atomic_load_n(&a->a_queued_total,
-	    __ATOMIC_RELAXED));
-	evbuffer_add_printf(out,
-	    "# TYPE derpd_admission_backend_requests counter\n");
-	for (int i = 0; i < NBACKENDS; i++)
-		evbuffer_add_printf(out, "derpd_admission_backend_requests"
-		    "{backend=\"%s\"} %llu\n", backends[i]->ab_name,
-		    (unsigned long long)__atomic_load_n(&a->a_backend_reqs[i],
-		    __ATOMIC_RELAXED));
-	evbuffer_add_printf(out, "# TYPE derpd_admission_rejects counter\n");
-	for (int r = 1; r < AUTH_REASON__COUNT; r++)
-		evbuffer_add_printf(out, "derpd_admission_rejects{reason=\"%s\"}"
-		    " %llu\n", reason_names[r],
-		    (unsigned long long)__atomic_load_n(&a->a_rejects[r],
-		    __ATOMIC_RELAXED));
-	evbuffer_add_printf(out, "# TYPE derpd_admission_results counter\n");
-	for (int r = 0; r < AUTH_REASON__COUNT; r++)
-		evbuffer_add_printf(out, "derpd_admission_results{reason=\"%s\"}"
-		    " %llu\n", reason_names[r],
-		    (unsigned long long)__atomic_load_n(&a->a_results[r],
-		    __ATOMIC_RELAXED));
-}
-
-void
-auth_ctl_rejects(struct auth *a, cJSON *res)
-{
-	struct auth_reject_entry	*e;
-	cJSON				*arr = cJSON_AddArrayToObject(res, "rejects");
-	cJSON				*tot = cJSON_AddObjectToObject(res, "totals");
-	char				 k[KEY_TEXT_SIZE];
-	size_t				 n;
-
-	if (a == NULL || (e = calloc(AUTH_REJECTS_MAX, sizeof(*e))) == NULL)
-		return;
-	n = auth_rejects_snapshot(a, e, AUTH_REJECTS_MAX);
-	for (size_t i = 0; i < n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "reason",
-		    auth_reason_name(e[i].are_reason));
-		cJSON_AddStringToObject(o, "source", e[i].are_source);
-		cJSON_AddNumberToObject(o, "count", (double)e[i].are_count);
-		cJSON_AddNumberToObject(o, "first_seen", (double)e[i].are_first);
-		cJSON_AddNumberToObject(o, "last_seen", (double)e[i].are_last);
-		util_key_format(e[i].are_last_key, NODEKEY_PREFIX, k);
-		cJSON_AddStringToObject(o, "last_key", k);
-		cJSON_AddItemToArray(arr, o);
+	memset(ac, 0, sizeof(*ac));
+	ac->ac_checks = __atomic_load_n(&a->a_checks, __ATOMIC_RELAXED);
+	ac->ac_hits = __atomic_load_n(&a->a_hits, __ATOMIC_RELAXED);
+	ac->ac_misses = __atomic_load_n(&a->a_misses, __ATOMIC_RELAXED);
+	ac->ac_joined = __atomic_load_n(&a->a_joined, __ATOMIC_RELAXED);
+	ac->ac_queued_total = __atomic_load_n(&a->a_queued_total,
+	    __ATOMIC_RELAXED);
+	for (int i = 0; i < NBACKENDS && backends[i] != NULL; i++) {
+		ac->ac_backend[i] = backends[i]->ab_name;
+		ac->ac_backend_reqs[i] = __atomic_load_n(&a->a_backend_reqs[i],
+		    __ATOMIC_RELAXED);
 	}
-	free(e);
-	for (int r = 1; r < AUTH_REASON__COUNT; r++)
-		cJSON_AddNumberToObject(tot, reason_names[r],
-		    (double)__atomic_load_n(&a->a_rejects[r], __ATOMIC_RELAXED));
+	for (int r = 0; r < AUTH_REASON__COUNT; r++) {
+		ac->ac_rejects[r] = __atomic_load_n(&a->a_rejects[r],
+		    __ATOMIC_RELAXED);
+		ac->ac_results[r] = __atomic_load_n(&a->a_results[r],
+		    __ATOMIC_RELAXED);
+	}
 }
 
 void
-auth_ctl_admission(struct auth *a, cJSON *res)
+auth_engine_state(struct auth *a, struct auth_engine_state *es)
 {
-	cJSON	*o = cJSON_AddObjectToObject(res, "admission");
-	cJSON	*b = cJSON_AddArrayToObject(o, "backends");
-
-	cJSON_AddBoolToObject(o, "enabled", a != NULL);
-	if (a == NULL)
-		return;
+	memset(es, 0, sizeof(*es));
+	es->es_nchain = a->a_nchain;
 	for (int i = 0; i < a->a_nchain; i++)
-		cJSON_AddItemToArray(b, cJSON_CreateString(
-		    a->a_chain[i]->ab_name));
-	cJSON_AddNumberToObject(o, "cache_entries", (double)a->a_nentries);
-	cJSON_AddNumberToObject(o, "in_flight", a->a_inflight);
-	cJSON_AddNumberToObject(o, "queued", (double)a->a_nqueued);
-	cJSON_AddNumberToObject(o, "sources_pending", (double)a->a_nsrc);
-	cJSON_AddNumberToObject(o, "max_pending_per_source",
-	    a->a_conf.ac_max_pending_per_source);
-	cJSON_AddNumberToObject(o, "rate_limited",
-	    (double)__atomic_load_n(&a->a_results[AUTH_RATE_LIMITED],
-	    __ATOMIC_RELAXED));
-	cJSON_AddNumberToObject(o, "checks",
-	    (double)__atomic_load_n(&a->a_checks, __ATOMIC_RELAXED));
-	cJSON_AddNumberToObject(o, "cache_hits",
-	    (double)__atomic_load_n(&a->a_hits, __ATOMIC_RELAXED));
-	cJSON_AddNumberToObject(o, "cache_misses",
-	    (double)__atomic_load_n(&a->a_misses, __ATOMIC_RELAXED));
-	cJSON_AddNumberToObject(o, "joined",
-	    (double)__atomic_load_n(&a->a_joined, __ATOMIC_RELAXED));
-	for (int i = 0; i < a->a_nchain; i++)
-		if (a->a_chain[i]->ab_ctl != NULL)
-			a->a_chain[i]->ab_ctl(a, o);
+		es->es_chain[i] = a->a_chain[i];
+	es->es_entries = a->a_nentries;
+	es->es_inflight = a->a_inflight;
+	es->es_queued = auth_sched_queued(a->a_sched);
+	es->es_sources = auth_sched_groups(a->a_sched);
+	es->es_max_per_source = a->a_conf.ac_max_pending_per_source;
 }

@@ -81,6 +81,54 @@ void	auth_curl_free(struct auth_curl *);
 int	auth_curl_add(struct auth_curl *, void *easy,
 	    void (*done)(void *easy, int curlcode, void *arg), void *arg);
 
+#define AUTH_MAX_BACKENDS	3
+
+/* The engine's counters, loaded atomically (any thread). */
+struct auth_counters {
+	uint64_t		 ac_checks, ac_hits, ac_misses, ac_joined;
+	uint64_t		 ac_queued_total;
+	const char		*ac_backend[AUTH_MAX_BACKENDS];	/* registry order */
+	uint64_t		 ac_backend_reqs[AUTH_MAX_BACKENDS];
+	uint64_t		 ac_rejects[AUTH_REASON__COUNT];
+	uint64_t		 ac_results[AUTH_REASON__COUNT];
+};
+void	auth_counters(struct auth *, struct auth_counters *);
+
+/* The engine's state for "show admission" (engine thread only). */
+struct auth_engine_state {
+	const struct auth_backend *es_chain[AUTH_MAX_BACKENDS];
+	int			 es_nchain;
+	size_t			 es_entries, es_queued, es_sources;
+	int			 es_inflight, es_max_per_source;
+};
+void	auth_engine_state(struct auth *, struct auth_engine_state *);
+
+/* A source group: checks from one address (auth_src_key) waiting. */
+struct auth_src {
+	uint8_t		 s_key[AUTH_SRC_KEY_LEN];
+	struct auth_src	*s_hnext;
+	struct auth_src	*s_rnext;		/* round robin of waiting groups */
+	struct auth_flight *s_qhead, *s_qtail;	/* its queued flights */
+	int		 s_pending;		/* flights queued or in flight */
+	int		 s_inring;
+};
+
+/* Fair scheduling of waiting checks by source (auth_sched.c; engine). */
+struct auth_sched;
+struct auth_sched *auth_sched_new(void);
+void	auth_sched_free(struct auth_sched *);
+/* The group of key (AUTH_SRC_KEY_LEN), created if absent; NULL: no memory. */
+struct auth_src *auth_sched_group(struct auth_sched *, const uint8_t *key);
+/* Free a group with nothing pending (s_pending 0, not waiting). */
+void	auth_sched_release(struct auth_sched *, struct auth_src *);
+/* Queue f behind its group (f->f_grp); the group joins the round robin. */
+void	auth_sched_enqueue(struct auth_sched *, struct auth_flight *);
+/* The next flight, round robin across groups; NULL when none waits. */
+struct auth_flight *auth_sched_dequeue(struct auth_sched *);
+bool	auth_sched_waiting(const struct auth_sched *);
+size_t	auth_sched_queued(const struct auth_sched *);
+size_t	auth_sched_groups(const struct auth_sched *);
+
 /* The refusal aggregator (auth_reject.c); safe from any thread. */
 #define AUTH_REJECTS_MAX	256	/* (reason, source) pairs kept */
 struct auth_rejects;
