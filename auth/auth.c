@@ -45,23 +45,6 @@ static const struct auth_backend *const backends[] = {
 	NULL
 };
 
-static const char *const reason_names[AUTH_REASON__COUNT] = {
-	[AUTH_OK] = "ok",
-	[AUTH_NOT_IN_ALLOWLIST] = "not_in_allowlist",
-	[AUTH_NOT_IN_TAILNET] = "not_in_tailnet",
-	[AUTH_TAILSCALED_UNREACHABLE] = "tailscaled_unreachable",
-	[AUTH_TAILSCALED_TOO_OLD] = "tailscaled_too_old",
-	[AUTH_TAILSCALED_ERROR] = "tailscaled_error",
-	[AUTH_URL_DENIED] = "url_denied",
-	[AUTH_URL_STATUS] = "url_status",
-	[AUTH_URL_BAD_RESPONSE] = "url_bad_response",
-	[AUTH_URL_UNREACHABLE] = "url_unreachable",
-	[AUTH_TIMEOUT] = "timeout",
-	[AUTH_REVOKED] = "revoked",
-	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
-	[AUTH_RATE_LIMITED] = "rate_limited",
-};
-
 #define NBACKENDS	AUTH_MAX_BACKENDS
 /* Time a check may wait for its turn, beyond its backends' timeouts. */
 #define AUTH_QUEUE_SLACK_MS	1000
@@ -164,14 +147,6 @@ auth_socket_path(const struct auth_conf *c)
 	if (stat("/var/run", &st) == 0 && S_ISDIR(st.st_mode))
 		return "/var/run/tailscale/tailscaled.sock";
 	return "tailscaled.sock";
-}
-
-const char *
-auth_reason_name(enum auth_reason r)
-{
-	if (r < 0 || r >= AUTH_REASON__COUNT)
-		return "unknown";
-	return reason_names[r];
 }
 
 int64_t

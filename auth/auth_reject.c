@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
- * auth_reject.c: the refusal aggregator: refusals by (reason, source) in
- * a bounded LRU, for "show rejects", and the rate-limited refusal line.
- * Called from workers and the engine alike, under its own lock.
+ * auth_reject.c: the names of admission reasons, and the refusal
+ * aggregator: refusals by (reason, source) in a bounded LRU, for "show
+ * rejects", and the rate-limited refusal line. Called from workers and
+ * the engine alike, under its own lock.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -16,6 +17,31 @@
 
 #define REJECT_LOG_RATE		10	/* refusal lines per second */
 #define REJECT_LOG_BURST	20
+
+static const char *const reason_names[AUTH_REASON__COUNT] = {
+	[AUTH_OK] = "ok",
+	[AUTH_NOT_IN_ALLOWLIST] = "not_in_allowlist",
+	[AUTH_NOT_IN_TAILNET] = "not_in_tailnet",
+	[AUTH_TAILSCALED_UNREACHABLE] = "tailscaled_unreachable",
+	[AUTH_TAILSCALED_TOO_OLD] = "tailscaled_too_old",
+	[AUTH_TAILSCALED_ERROR] = "tailscaled_error",
+	[AUTH_URL_DENIED] = "url_denied",
+	[AUTH_URL_STATUS] = "url_status",
+	[AUTH_URL_BAD_RESPONSE] = "url_bad_response",
+	[AUTH_URL_UNREACHABLE] = "url_unreachable",
+	[AUTH_TIMEOUT] = "timeout",
+	[AUTH_REVOKED] = "revoked",
+	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
+	[AUTH_RATE_LIMITED] = "rate_limited",
+};
+
+const char *
+auth_reason_name(enum auth_reason r)
+{
+	if (r < 0 || r >= AUTH_REASON__COUNT)
+		return "unknown";
+	return reason_names[r];
+}
 
 struct agg {
 	enum auth_reason	 g_reason;
