@@ -783,6 +783,11 @@ auth_reload(struct auth *a, struct reload_report *rep)
 		} else
 			reload_note(rep, b->ab_name, RELOAD_CHANGED, NULL);
 	}
+	if (rc == -1) {
+		/* Nothing else changes when a backend could not reload. */
+		reload_note(rep, "admission cache", RELOAD_UNCHANGED, NULL);
+		return rc;
+	}
 	/* A reload forgets every decision, and those still being made. */
 	a->a_gen++;
 	for (size_t i = 0; i < a->a_tabsize; i++)

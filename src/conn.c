@@ -126,6 +126,12 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		log_debug("conn %llu %s: closed: %s (%s)",
 		    (unsigned long long)c->c_id, c->c_addr,
 		    stats_close_name(r), why);
+	else if (r == CLOSE_KICKED || r == CLOSE_REVOKED ||
+	    r == CLOSE_CLOSE_PEER || r == CLOSE_WATCHER_OVERFLOW)
+		/* Asked for by an operator or a mesh peer: never held back. */
+		log_info("conn %llu %s: closed: %s (%s)",
+		    (unsigned long long)c->c_id, c->c_addr,
+		    stats_close_name(r), why);
 	else
 		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
 	stats_close(worker_stats(w), r);

@@ -486,6 +486,10 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 			c->c_watcher = 1;
 			STAT_INC(worker_stats(w), STAT_WATCHERS);
 			conn_watch_pump(c);
+		} else {
+			pthread_mutex_lock(&c->c_qlock);
+			c->c_ctl_cap = CTL_MAX_PENDING;
+			pthread_mutex_unlock(&c->c_qlock);
 		}
 		break;
 	case FRAME_CLOSE_PEER: {

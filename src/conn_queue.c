@@ -315,9 +315,23 @@ conn_flush(struct conn *c, int from_list)
 		}
 		more = pktq_len(&c->c_discoq) + pktq_len(&c->c_dataq) > 0;
 		if (!more) {
-			ctl = c->c_ctl_head;
-			c->c_ctl_head = c->c_ctl_tail = NULL;
-			c->c_nctl = 0;
+			/*
+			 * Control frames too only while there is room: the
+			 * rest stay queued, where the cap counts them.
+			 */
+			struct ctlmsg **tail = &ctl;
+			while (room > 0 && c->c_ctl_head != NULL) {
+				struct ctlmsg *m = c->c_ctl_head;
+				c->c_ctl_head = m->cm_next;
+				m->cm_next = NULL;
+				*tail = m;
+				tail = &m->cm_next;
+				c->c_nctl--;
+				room = m->cm_len < room ? room - m->cm_len : 0;
+			}
+			if (c->c_ctl_head == NULL)
+				c->c_ctl_tail = NULL;
+			more = c->c_ctl_head != NULL;
 		}
 		pthread_mutex_unlock(&c->c_qlock);
 		if (nb == 0 && ctl == NULL)

@@ -164,7 +164,6 @@ cmd_reload(struct ctl_call *k)
 	cJSON			*ch = cJSON_AddArrayToObject(k->k_res, "changed");
 	cJSON			*un = cJSON_AddArrayToObject(k->k_res,
 				    "unchanged");
-	cJSON			*fa = cJSON_AddArrayToObject(k->k_res, "failed");
 	struct reload_report	 rep;
 	char			 who[64];
 	size_t			 n = 0;
@@ -177,23 +176,28 @@ cmd_reload(struct ctl_call *k)
 			    cJSON_CreateString(rep.rr_parts[i].rp_name));
 		return 0;
 	}
-	/* Each part is swapped alone: say which kept its old state. */
+	/*
+	 * Each part is swapped alone: the error names what kept its old
+	 * state and why, and what was reloaded all the same.
+	 */
 	n = (size_t)snprintf(k->k_err, sizeof(k->k_err), "reload failed, old "
 	    "configuration kept for");
-	for (int i = 0; i < rep.rr_n; i++) {
-		cJSON_AddItemToArray(rep.rr_parts[i].rp_status ==
-		    RELOAD_CHANGED ? ch : rep.rr_parts[i].rp_status ==
-		    RELOAD_FAILED ? fa : un,
-		    cJSON_CreateString(rep.rr_parts[i].rp_name));
-		if (rep.rr_parts[i].rp_status != RELOAD_FAILED ||
-		    n >= sizeof(k->k_err))
-			continue;
-		n += (size_t)snprintf(k->k_err + n, sizeof(k->k_err) - n,
-		    " %s: %s;", rep.rr_parts[i].rp_name,
-		    rep.rr_parts[i].rp_err);
-	}
+	for (int i = 0; i < rep.rr_n && n < sizeof(k->k_err); i++)
+		if (rep.rr_parts[i].rp_status == RELOAD_FAILED)
+			n += (size_t)snprintf(k->k_err + n,
+			    sizeof(k->k_err) - n, " %s: %s;",
+			    rep.rr_parts[i].rp_name, rep.rr_parts[i].rp_err);
 	if (n > 0 && n < sizeof(k->k_err) && k->k_err[n - 1] == ';')
-		k->k_err[n - 1] = '\0';
+		k->k_err[--n] = '\0';
+	for (int i = 0, first = 1; i < rep.rr_n && n < sizeof(k->k_err); i++)
+		if (rep.rr_parts[i].rp_status == RELOAD_CHANGED) {
+			n += (size_t)snprintf(k->k_err + n,
+			    sizeof(k->k_err) - n, "%s%s", first ?
+			    " (reloaded: " : ", ", rep.rr_parts[i].rp_name);
+			first = 0;
+		}
+	if (n < sizeof(k->k_err) && strstr(k->k_err, "(reloaded: ") != NULL)
+		snprintf(k->k_err + n, sizeof(k->k_err) - n, ")");
 	k->k_code = "failed";
 	return -1;
 }

@@ -883,6 +883,11 @@ TEST_F(EngineAllow, ReloadDropsCachedVerdicts)
 	EXPECT_EQ(rep.rr_parts[0].rp_status, RELOAD_FAILED);
 	EXPECT_NE(std::string(rep.rr_parts[0].rp_err).find(file_ + ":1"),
 	    std::string::npos) << rep.rr_parts[0].rp_err;
+	// A failed reload changes nothing: the verdicts stay cached.
+	EXPECT_EQ(rep.rr_parts[1].rp_status, RELOAD_UNCHANGED);
+	auto kept = Check(k3_);
+	EXPECT_EQ(kept->reason, AUTH_OK);
+	EXPECT_EQ(kept->cached, 1);
 	EXPECT_EQ(Check(k3_)->reason, AUTH_OK);
 	EXPECT_EQ(Check(k1_)->reason, AUTH_NOT_IN_ALLOWLIST);
 }
