@@ -522,6 +522,22 @@ Derpd::WaitMetricAtLeast(const std::string &name, int64_t want,
 	return v;
 }
 
+bool
+DerpdTest::StartMesh(const std::vector<std::string> &extra)
+{
+	RAND_bytes(mesh_, sizeof(mesh_));
+	std::string path = d.dir + "/mesh.key";
+	int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd == -1)
+		return false;
+	std::string text = Hex(mesh_, 32) + "\n";
+	bool ok = write(fd, text.data(), text.size()) == (ssize_t)text.size();
+	close(fd);
+	std::vector<std::string> args = { "--mesh-psk-file=" + path };
+	args.insert(args.end(), extra.begin(), extra.end());
+	return ok && d.Start(args);
+}
+
 void
 DerpdTest::TearDown()
 {

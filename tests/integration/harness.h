@@ -113,7 +113,11 @@ private:
 class DerpdTest : public ::testing::Test {
 protected:
 	void TearDown() override;
+	// Start with a fresh mesh key file (--mesh-psk-file) plus extra;
+	// mesh_ holds the key.
+	bool StartMesh(const std::vector<std::string> &extra = {});
 	Derpd d;
+	uint8_t mesh_[32] = {};
 };
 
 // Helpers.

@@ -21,31 +21,12 @@ namespace {
 
 class RelayTest : public DerpdTest {
 protected:
-	// Start with a mesh key file; mesh_ holds the key.
-	bool StartMesh(const std::vector<std::string> &extra = {})
-	{
-		randombytes_buf(mesh_, sizeof(mesh_));
-		std::string path = d.dir + "/mesh.key";
-		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd == -1)
-			return false;
-		std::string text = Hex(mesh_, 32) + "\n";
-		bool ok = write(fd, text.data(), text.size()) ==
-		    (ssize_t)text.size();
-		close(fd);
-		std::vector<std::string> args = { "--mesh-psk-file=" + path };
-		args.insert(args.end(), extra.begin(), extra.end());
-		return ok && d.Start(args);
-	}
-
 	Client ConnectMesh(const uint8_t *mesh, std::string *err)
 	{
 		derpc_opts o = d.Opts();
 		o.mesh_key = mesh;
 		return d.Connect(o, err);
 	}
-
-	uint8_t mesh_[32];
 };
 
 int
