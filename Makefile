@@ -55,6 +55,7 @@ SRC	 = src/config.c \
 	   src/conn_ctl.c \
 	   src/conn_derp.c \
 	   src/conn_http.c \
+	   src/conn_mesh.c \
 	   src/conn_queue.c \
 	   src/control.c \
 	   src/control_cmd.c \
@@ -65,6 +66,7 @@ SRC	 = src/config.c \
 	   src/keyset.c \
 	   src/listener.c \
 	   src/log.c \
+	   src/mesh.c \
 	   src/peer.c \
 	   src/pktq.c \
 	   src/reload.c \

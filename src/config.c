@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "mesh.h"
 #include "util.h"
 
 enum flag_type {
@@ -46,6 +47,7 @@ static const struct flag_def flags[] = {
 	STR("hostname", dc_hostname, "TLS host name"),
 	STR("home", dc_home, "home page: \"\", blank, or an http(s) URL"),
 	STR("mesh-psk-file", dc_mesh_psk_file, "file with the 64-hex mesh key"),
+	STR("mesh-with", dc_mesh_with, "mesh peers: host[:port][/dialhost],..."),
 	{ "tcp-keepalive-time", FT_DURATION, OFF(dc_tcp_keepalive_ms), 0, 1,
 	    "TCP keepalive idle time" },
 	{ "tcp-user-timeout", FT_DURATION, OFF(dc_tcp_user_timeout_ms), 0, 1,
@@ -92,7 +94,6 @@ static const struct flag_def flags[] = {
 	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key"),
 	NOSUP("acme-email", FT_STRING, "ACME contact email"),
 	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates"),
-	NOSUP("mesh-with", FT_STRING, "mesh peers"),
 	NOSUP("secrets-url", FT_STRING, "setec server URL"),
 	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix"),
 	NOSUP("secrets-cache-dir", FT_STRING, "setec cache directory"),
@@ -396,6 +397,16 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 		snprintf(err, errlen,
 		    "-auth-max-pending-per-source: must be at least 1");
 		return -1;
+	}
+	{
+		static struct mesh_target t[MESH_MAX_PEERS];
+		size_t nt;
+		char why[200];
+		if (mesh_parse_list(c->dc_mesh_with, t, MESH_MAX_PEERS, &nt, why,
+		    sizeof(why)) == -1) {
+			snprintf(err, errlen, "-mesh-with: %s", why);
+			return -1;
+		}
 	}
 	if (c->dc_workers < 0 || c->dc_workers > DERPD_MAX_WORKERS) {
 		snprintf(err, errlen, "-workers: %d out of range 0..%d",

@@ -23,13 +23,14 @@
 #include "derpd.h"
 #include "events.h"
 #include "io.h"
+#include "mesh_int.h"
 #include "peer.h"
 #include "tls.h"
 #include "util.h"
 
 static const char *const state_names[] = {
 	"tls_handshake", "http_head", "http_response", "handshake",
-	"auth_pending", "active", "closing",
+	"auth_pending", "active", "closing", "mesh_dial", "mesh_hello",
 };
 
 static void	conn_io_read(void *);
@@ -83,6 +84,7 @@ conn_unref(struct conn *c)
 		return;
 	conn_queue_free(c);
 	keyset_clear(&c->c_sent);
+	keyset_clear(&c->c_fwd_pairs);
 	free(c);
 }
 
@@ -135,7 +137,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	else
 		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
 	stats_close(worker_stats(w), r);
-	if (c->c_state == CONN_ACTIVE)
+	if (c->c_state == CONN_ACTIVE && c->c_link == NULL)
 		STAT_DEC(worker_stats(w), STAT_DERP_CONNECTIONS);
 	conn_set_state(c, CONN_CLOSING);
 	if (c->c_auth != NULL) {
@@ -186,6 +188,15 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		}
 	}
 	conn_queue_shut(c);
+	if (c->c_link != NULL) {
+		/* The mesh peer drops its routes and dials again. */
+		char		 both[300];
+		struct conn	*pub;
+
+		snprintf(both, sizeof(both), "%s: %s", stats_close_name(r), why);
+		if ((pub = mesh_link_closed(c->c_link, c, both)) != NULL)
+			conn_unref(pub);
+	}
 	/* Unlink from the worker and defer the owner reference drop. */
 	worker_untrack(w, &c->c_node);
 	STAT_DEC(worker_stats(w), STAT_CONNECTIONS);
@@ -215,31 +226,20 @@ set_sockopts(struct derpd_conf *conf, int fd)
 	}
 }
 
-void
-conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
-    socklen_t salen, int port80)
+struct conn *
+conn_alloc(struct worker *w, const struct sockaddr *sa, socklen_t salen)
 {
 	struct derpd	*env = worker_env(w);
 	struct conn	*c;
-	SSL		*ssl = NULL;
-	int		 tls = env->d_conf->dc_tls && !port80;
-	uint64_t	 held;
 
-	STAT_INC(worker_stats(w), STAT_ACCEPTS);
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		log_warnx("accept: out of memory");
-		stats_close(worker_stats(w), CLOSE_NO_MEMORY);
-		close(fd);
-		return;
-	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
 	c->c_id = __atomic_add_fetch(&env->d_next_conn_id, 1,
 	    __ATOMIC_RELAXED);
 	c->c_w = w;
 	c->c_env = env;
 	c->c_fd = -1;
 	c->c_refs = 1;		/* the owner's */
-	c->c_tls = tls;
-	c->c_port80 = port80;
 	if (salen > sizeof(c->c_sa))
 		salen = sizeof(c->c_sa);
 	memcpy(&c->c_sa, sa, salen);
@@ -252,14 +252,17 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	c->c_keepalive_ms = DERPD_KEEPALIVE_MS +
 	    randombytes_uniform(DERPD_KEEPALIVE_JITTER_MS);
 	conn_queue_init(c);
-	set_sockopts(env->d_conf, fd);
-	evutil_make_socket_nonblocking(fd);
+	return c;
+}
 
-	if (tls && (ssl = tls_ssl_new(env->d_tls)) == NULL) {
-		log_ssl_errors("SSL_new");
-		goto fail;
-	}
-	c->c_state = tls ? CONN_TLS_HANDSHAKE : CONN_HTTP_HEAD;
+int
+conn_attach(struct conn *c, int fd, SSL *ssl)
+{
+	struct worker	*w = c->c_w;
+	uint64_t	 held;
+
+	set_sockopts(c->c_env->d_conf, fd);
+	evutil_make_socket_nonblocking(fd);
 	if ((c->c_io = io_new(worker_base(w), fd, ssl, &conn_io_cbs, c)) == NULL) {
 		SSL_free(ssl);
 		goto fail;
@@ -268,28 +271,64 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 		io_free(c->c_io);
 		goto fail_nofd;
 	}
-	conn_timer_set(c, (uint64_t)env->d_conf->dc_handshake_timeout_ms);
+	conn_timer_set(c, (uint64_t)c->c_env->d_conf->dc_handshake_timeout_ms);
 	worker_track(w, &c->c_node);
 	STAT_INC(worker_stats(w), STAT_CONNECTIONS);
-	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->c_id,
-	    c->c_addr, tls ? " (tls)" : "");
-	return;
+	return 0;
 fail:
 	close(fd);
 fail_nofd:
 	if (log_rate_allow(worker_lograte(w), util_now_ms(), CONN_LOG_RATE,
 	    CONN_LOG_BURST, &held))
-		log_warnx("accept %s: cannot set up connection", c->c_addr);
+		log_warnx("conn %s: cannot set up connection", c->c_addr);
 	else
 		STAT_INC(worker_stats(w), STAT_LOG_HELD);
 	stats_close(worker_stats(w), CLOSE_NO_MEMORY);
 	conn_queue_free(c);
 	free(c);
+	return -1;
+}
+
+void
+conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
+    socklen_t salen, int port80)
+{
+	struct derpd	*env = worker_env(w);
+	struct conn	*c;
+	SSL		*ssl = NULL;
+	int		 tls = env->d_conf->dc_tls && !port80;
+
+	STAT_INC(worker_stats(w), STAT_ACCEPTS);
+	if ((c = conn_alloc(w, sa, salen)) == NULL) {
+		log_warnx("accept: out of memory");
+		stats_close(worker_stats(w), CLOSE_NO_MEMORY);
+		close(fd);
+		return;
+	}
+	c->c_tls = tls;
+	c->c_port80 = port80;
+	if (tls && (ssl = tls_ssl_new(env->d_tls)) == NULL) {
+		log_ssl_errors("SSL_new");
+		close(fd);
+		stats_close(worker_stats(w), CLOSE_NO_MEMORY);
+		conn_queue_free(c);
+		free(c);
+		return;
+	}
+	c->c_state = tls ? CONN_TLS_HANDSHAKE : CONN_HTTP_HEAD;
+	if (conn_attach(c, fd, ssl) == -1)
+		return;
+	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->c_id,
+	    c->c_addr, tls ? " (tls)" : "");
 }
 
 static void
 conn_handle_input(struct conn *c)
 {
+	if (c->c_link != NULL) {
+		conn_mesh_read(c);
+		return;
+	}
 	if (c->c_state == CONN_HTTP_HEAD) {
 		conn_read_http(c);
 		if (c->c_state != CONN_HANDSHAKE)
@@ -333,6 +372,8 @@ conn_io_event(void *arg, enum io_event ev, const char *detail)
 	case IO_CONNECTED:
 		if (c->c_state == CONN_TLS_HANDSHAKE)
 			conn_set_state(c, CONN_HTTP_HEAD);
+		else if (c->c_link != NULL)
+			io_flush(c->c_io);	/* our upgrade request */
 		break;
 	case IO_EOF:
 		conn_close(c, CLOSE_EOF, "%s", detail);
@@ -368,6 +409,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->c_link != NULL) {
+		if (c->c_state != CONN_CLOSING)
+			conn_mesh_timer(c);
+		return;
+	}
 	switch (c->c_state) {
 	case CONN_TLS_HANDSHAKE:
 	case CONN_HTTP_HEAD:
@@ -403,6 +449,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_timer_set(c, c->c_keepalive_ms);
 		break;
 	case CONN_CLOSING:
+	case CONN_MESH_DIAL:
+	case CONN_MESH_HELLO:
 		break;
 	}
 }

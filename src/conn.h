@@ -52,6 +52,12 @@ struct conn_info {
  */
 size_t	conn_list(struct derpd *, const uint8_t *key, const char *prefix,
 	    struct conn_info **rows);
+/*
+ * PeerGone(key, Disconnected) to each local conn of to[0..n) (zero keys
+ * skipped), counted on from (its thread).
+ */
+void	conn_peer_gone_to(struct worker *from, const uint8_t key[32],
+	    const uint8_t (*to)[32], size_t n);
 /* Close every connection of key (reason kicked); returns how many. */
 size_t	conn_kick_key(struct derpd *, const uint8_t key[32]);
 

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "conn.h"
 #include "conn_int.h"
 #include "derpd.h"
 #include "events.h"
@@ -19,6 +20,7 @@
 #include "http.h"
 #include "io.h"
 #include "keys.h"
+#include "mesh.h"
 #include "peer.h"
 #include "util.h"
 
@@ -102,25 +104,56 @@ conn_note_sent(struct conn *c, const uint8_t key[KEY_LEN])
 	(void)keyset_add(&c->c_sent, c->c_env->d_hash_seed, key);
 }
 
+void
+conn_peer_gone_to(struct worker *from, const uint8_t key[KEY_LEN],
+    const uint8_t (*to)[KEY_LEN], size_t n)
+{
+	struct derpd	*env = worker_env(from);
+	uint8_t		 buf[CTL_FRAME_MAX];
+	size_t		 len;
+	void		*obj;
+
+	len = frame_build_peer_gone(buf, key, PEER_GONE_DISCONNECTED);
+	for (size_t i = 0; i < n; i++) {
+		if (util_is_zero(to[i], KEY_LEN))
+			continue;
+		if (peers_lookup(env->d_peers, to[i], &obj) != PEERS_FOUND)
+			continue;
+		conn_enqueue_ctl(from, obj, buf, len);
+		STAT_INC(worker_stats(from), STAT_PEER_GONE_DISCONNECTED);
+		conn_unref(obj);
+	}
+}
+
 /* c's key left: tell everyone it delivered to (PeerGone Disconnected). */
 void
 conn_send_peer_gone(struct conn *c)
 {
-	uint8_t	 buf[CTL_FRAME_MAX];
-	size_t	 n;
-	void	*obj;
+	conn_peer_gone_to(c->c_w, c->c_key,
+	    (const uint8_t (*)[KEY_LEN])c->c_sent.ks_slot, c->c_sent.ks_cap);
+}
 
-	n = frame_build_peer_gone(buf, c->c_key, PEER_GONE_DISCONNECTED);
-	for (size_t i = 0; i < c->c_sent.ks_cap; i++) {
-		if (util_is_zero(c->c_sent.ks_slot[i], KEY_LEN))
-			continue;
-		if (peers_lookup(c->c_env->d_peers, c->c_sent.ks_slot[i], &obj) !=
-		    PEERS_FOUND)
-			continue;
-		conn_enqueue_ctl(c->c_w, obj, buf, n);
-		STAT_INC(worker_stats(c->c_w), STAT_PEER_GONE_DISCONNECTED);
-		conn_unref(obj);
-	}
+/*
+ * A mesh peer delivered a packet from src (homed on another node) to dst:
+ * dst is owed PeerGone when src leaves the region. Each pair is noted once
+ * per mesh conn; past the bound, new pairs are not noted (their receivers
+ * then learn of src's departure when they next send to it).
+ */
+#define FWD_PAIRS_MAX	(256 * 1024)
+static void
+conn_note_forwarded(struct conn *c, const uint8_t src[KEY_LEN],
+    const uint8_t dst[KEY_LEN])
+{
+	uint8_t	 pair[2 * KEY_LEN], id[KEY_LEN];
+
+	memcpy(pair, src, KEY_LEN);
+	memcpy(pair + KEY_LEN, dst, KEY_LEN);
+	crypto_generichash(id, sizeof(id), pair, sizeof(pair), NULL, 0);
+	if (keyset_has(&c->c_fwd_pairs, c->c_env->d_hash_seed, id) ||
+	    c->c_fwd_pairs.ks_n >= FWD_PAIRS_MAX ||
+	    keyset_add(&c->c_fwd_pairs, c->c_env->d_hash_seed, id) != 0)
+		return;
+	peers_note_delivered(c->c_env->d_peers, src, dst);
 }
 
 /* Upgrade accepted: 101 (unless fast start) and ServerKey, one write. */
@@ -365,6 +398,16 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	switch (peers_lookup(c->c_env->d_peers, dst, &obj)) {
 	case PEERS_FOUND:
 		break;
+	case PEERS_FORWARD:
+		if (!fwd) {
+			mesh_forward(w, obj, src, dst, in, plen, disco);
+			return;
+		}
+		/* One hop: a forwarded packet is never forwarded again. */
+		evbuffer_drain(in, plen);
+		stats_drop(worker_stats(w), DROP_UNKNOWN_DEST_ON_FWD, disco,
+		    plen);
+		return;
 	case PEERS_DUP_INACTIVE:
 		evbuffer_drain(in, plen);
 		stats_drop(worker_stats(w), DROP_DUP_CLIENT, disco, plen);
@@ -389,6 +432,8 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	p->p_disco = (uint8_t)disco;
 	if (!fwd)
 		conn_note_sent(c, dst);
+	else
+		conn_note_forwarded(c, src, dst);
 	conn_enqueue_pkt(w, obj, p);
 	conn_unref(obj);
 }

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "frame.h"
 #include "keyset.h"
 #include "log.h"
@@ -34,6 +36,7 @@ extern "C" {
 
 struct auth_req;
 struct derpd;
+struct mesh_peer;
 struct event;
 struct evbuffer;
 struct http_req;
@@ -45,8 +48,10 @@ enum conn_state {
 	CONN_HTTP_RESPONSE,	/* writing a response, then close */
 	CONN_HANDSHAKE,		/* upgraded; waiting for ClientInfo */
 	CONN_AUTH_PENDING,	/* ClientInfo opened; admission check running */
-	CONN_ACTIVE,		/* registered; relaying */
+	CONN_ACTIVE,		/* registered; relaying (a link: up) */
 	CONN_CLOSING,		/* I/O released; waiting to be reaped */
+	CONN_MESH_DIAL,		/* our mesh link: connect, TLS, upgrade */
+	CONN_MESH_HELLO,	/* our mesh link: ServerKey .. ServerInfo */
 };
 
 #define CTL_MAX_PENDING	4096	/* PeerGone to a sender: drop and count */
@@ -103,6 +108,11 @@ struct conn {
 	uint32_t		 c_keepalive_ms;
 	/* keys this conn delivered packets to (PeerGone on leave) */
 	struct keyset		 c_sent;
+	/* a mesh peer's conn: (source, destination) pairs it delivered */
+	struct keyset		 c_fwd_pairs;
+	/* a link we opened to a mesh peer (conn_mesh.c), else NULL */
+	struct mesh_peer	*c_link;
+	uint64_t		 c_last_rx_ms;	/* links: last bytes in */
 	/* cross-thread part */
 	int			 c_refs;	/* atomic */
 	pthread_mutex_t		 c_qlock;
@@ -128,6 +138,14 @@ struct conn {
 	((struct conn *)(void *)((char *)(p) - offsetof(struct conn, field)))
 
 /* conn.c */
+/* A new conn on w for a socket to or from sa, not attached yet; NULL. */
+struct conn *conn_alloc(struct worker *w, const struct sockaddr *sa,
+	    socklen_t salen);
+/*
+ * Give c its socket (and ssl), its timer and its place on the worker's
+ * list. -1 on failure: fd closed, ssl and c freed, counted.
+ */
+int	conn_attach(struct conn *, int fd, SSL *ssl);
 /* Log a line a peer caused, within the worker's log rate limit. */
 void	conn_log(struct conn *, const char *, ...) LOG_FMT(2, 3);
 void	conn_ref(struct conn *);
@@ -198,6 +216,12 @@ void	conn_watch_pump(struct conn *);
 void	conn_note_sent(struct conn *, const uint8_t key[KEY_LEN]);
 /* c's key left: PeerGone to everyone c delivered to. */
 void	conn_send_peer_gone(struct conn *);
+
+/* conn_mesh.c */
+/* Input on a link we opened (any link state); may close. */
+void	conn_mesh_read(struct conn *);
+/* A link's timer fired. */
+void	conn_mesh_timer(struct conn *);
 
 /* conn_auth.c */
 /* The admission engine has a verdict for c: wake its owner (any thread). */

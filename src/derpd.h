@@ -40,6 +40,7 @@ struct derpd_conf {
 	char	 dc_hostname[256];	/* -hostname */
 	char	 dc_home[1024];		/* -home */
 	char	 dc_mesh_psk_file[PATH_MAX]; /* -mesh-psk-file */
+	char	 dc_mesh_with[4096];	/* -mesh-with */
 	int64_t	 dc_tcp_keepalive_ms;	/* -tcp-keepalive-time */
 	int64_t	 dc_tcp_user_timeout_ms; /* -tcp-user-timeout */
 	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
@@ -65,6 +66,7 @@ struct worker;
 struct event_base;
 struct stun_server;
 struct control;
+struct mesh;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -80,6 +82,7 @@ struct derpd {
 	struct stun_server	*d_stun;
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
+	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

@@ -98,7 +98,11 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 	io->i_ssl = ssl;
 	if (ssl != NULL) {
 		SSL_set_fd(ssl, fd);
-		SSL_set_accept_state(ssl);
+		/* Accepted sockets serve; mesh links (client ctx) dial. */
+		if (SSL_is_server(ssl))
+			SSL_set_accept_state(ssl);
+		else
+			SSL_set_connect_state(ssl);
 		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		io->i_handshaking = 1;
@@ -218,7 +222,7 @@ io_arm_wtimer(struct io *io)
 	evtimer_add(io->i_wtimer, &tv);
 }
 
-/* Drive the TLS accept. Returns 1 when done, 0 to wait, -1 failed. */
+/* Drive the TLS handshake. Returns 1 when done, 0 to wait, -1 failed. */
 static int
 io_handshake(struct io *io)
 {
@@ -226,7 +230,7 @@ io_handshake(struct io *io)
 	int	 r, e;
 
 	ERR_clear_error();
-	r = SSL_accept(io->i_ssl);
+	r = SSL_do_handshake(io->i_ssl);
 	if (r == 1) {
 		io->i_handshaking = 0;
 		io_report(io, IO_CONNECTED, NULL);

@@ -36,8 +36,10 @@ struct io_cbs {
 };
 
 /*
- * Wrap fd (and ssl, NULL for plain TCP, in accept state) on base. The io
- * owns both: io_free closes them. NULL on failure (fd and ssl untouched).
+ * Wrap fd (and ssl, NULL for plain TCP) on base. An ssl from a server
+ * context accepts, one from a client context connects (fd may still be
+ * connecting: the handshake starts when it is writable). The io owns
+ * both: io_free closes them. NULL on failure (fd and ssl untouched).
  */
 struct io *io_new(struct event_base *base, int fd, SSL *ssl,
 	    const struct io_cbs *cbs, void *arg);

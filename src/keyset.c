@@ -56,6 +56,35 @@ keyset_add(struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 	return 0;
 }
 
+/*
+ * Remove key: linear probing, so the entries after it in its run are
+ * moved back (no tombstones; lookups stay exact).
+ */
+bool
+keyset_del(struct keyset *ks, const uint8_t *seed, const uint8_t *key)
+{
+	size_t	 mask = ks->ks_cap - 1, i, j, h;
+
+	if (ks->ks_cap == 0 || util_is_zero(key, KEY_LEN))
+		return false;
+	for (i = (size_t)util_key_hash(seed, key) & mask;
+	    memcmp(ks->ks_slot[i], key, KEY_LEN) != 0; i = (i + 1) & mask)
+		if (util_is_zero(ks->ks_slot[i], KEY_LEN))
+			return false;
+	for (j = (i + 1) & mask; !util_is_zero(ks->ks_slot[j], KEY_LEN);
+	    j = (j + 1) & mask) {
+		h = (size_t)util_key_hash(seed, ks->ks_slot[j]) & mask;
+		/* Move j back to i unless its home lies in (i, j]. */
+		if (((j - h) & mask) < ((j - i) & mask))
+			continue;
+		memcpy(ks->ks_slot[i], ks->ks_slot[j], KEY_LEN);
+		i = j;
+	}
+	memset(ks->ks_slot[i], 0, KEY_LEN);
+	ks->ks_n--;
+	return true;
+}
+
 void
 keyset_clear(struct keyset *ks)
 {

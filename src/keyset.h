@@ -27,6 +27,8 @@ struct keyset {
 int	keyset_add(struct keyset *, const uint8_t *seed, const uint8_t *key);
 bool	keyset_has(const struct keyset *, const uint8_t *seed,
 	    const uint8_t *key);
+/* Remove key; true when it was there. */
+bool	keyset_del(struct keyset *, const uint8_t *seed, const uint8_t *key);
 /* Free the slots; the set is empty again. */
 void	keyset_clear(struct keyset *);
 

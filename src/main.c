@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "listener.h"
 #include "log.h"
+#include "mesh.h"
 #include "peer.h"
 #include "reload.h"
 #include "stun_server.h"
@@ -123,6 +124,9 @@ main(int argc, char **argv)
 			env.d_has_mesh = true;
 		}
 	}
+	if (conf.dc_mesh_with[0] != '\0' && !env.d_has_mesh)
+		fatalx("-mesh-with: requires -mesh-psk-file (the region's mesh "
+		    "key)");
 	util_key_format(env.d_key->sk_pub, NODEKEY_PREFIX, hex);
 	log_info("derpd %s starting; server key %s; %d workers; mesh key %s",
 	    DERPD_VERSION, hex, conf.dc_workers, env.d_has_mesh ? "set" :
@@ -189,6 +193,18 @@ main(int argc, char **argv)
 			fatalx("cannot create worker %d", i);
 		env.d_nworkers++;
 	}
+	if (conf.dc_mesh_with[0] != '\0') {
+		static struct mesh_target t[MESH_MAX_PEERS];
+		size_t nt;
+
+		if (mesh_parse_list(conf.dc_mesh_with, t, MESH_MAX_PEERS, &nt,
+		    err, sizeof(err)) == -1)
+			fatalx("-mesh-with: %s", err);
+		if ((env.d_meshnet = mesh_new(&env, t, nt, err,
+		    sizeof(err))) == NULL || mesh_start(env.d_meshnet) == -1)
+			fatalx("%s", env.d_meshnet == NULL ? err :
+			    "-mesh-with: cannot start");
+	}
 	for (i = 0; i < env.d_nworkers; i++)
 		if (worker_start(env.d_workers[i]) == -1)
 			fatalx("cannot start worker %d", i);
@@ -197,10 +213,12 @@ main(int argc, char **argv)
 	event_base_dispatch(env.d_base);
 
 	/* Orderly teardown: stop everyone, then free in reverse. */
+	mesh_stop(env.d_meshnet);
 	for (i = 0; i < env.d_nworkers; i++)
 		worker_stop(env.d_workers[i]);
 	for (i = 0; i < env.d_nworkers; i++)
 		worker_join(env.d_workers[i]);
+	mesh_free(env.d_meshnet);	/* its timers are on the workers' bases */
 	for (i = 0; i < env.d_nworkers; i++)
 		worker_free(env.d_workers[i]);
 	free(env.d_workers);

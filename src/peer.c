@@ -20,6 +20,14 @@ struct peer_entry {
 	void			*pe_active;	/* NULL: dup set, none active */
 	uint8_t			(*pe_kept)[KEY_LEN];	/* delivered-to keys of gone dups */
 	size_t			 pe_nkept;
+	/*
+	 * Mesh peers that announced the key (derper's packet forwarders), in
+	 * the order they did: pe_fwd[0] is the route in use, the oldest one,
+	 * as derper's multiForwarder picks. An entry lives while it has a
+	 * local conn or a route.
+	 */
+	void			**pe_fwd;
+	size_t			 pe_nfwd, pe_capfwd;
 };
 
 #define PEERS_MAX_KEPT	4096
@@ -48,6 +56,10 @@ struct peers {
 	struct peer_entry	**p_tab;
 	size_t			 p_size;	/* power of two */
 	size_t			 p_keys, p_conns, p_dup_keys, p_dup_conns;
+	size_t			 p_entries;	/* local keys and remote-only */
+	size_t			 p_routes;	/* (key, forwarder) pairs */
+	uint64_t		 p_multi_created, p_multi_deleted;
+	uint64_t		 p_del_other;
 	uint64_t		 p_seq;
 	struct watch		*p_watch;
 	size_t			 p_nwatch, p_capwatch;
@@ -89,6 +101,7 @@ peers_free(struct peers *p)
 			n = e->pe_next;
 			free(e->pe_m);
 			free(e->pe_kept);
+			free(e->pe_fwd);
 			free(e);
 		}
 	}
@@ -157,6 +170,50 @@ notify_gone(struct peers *p, const uint8_t key[KEY_LEN])
 			p->p_ops->po_gone(p->p_watch[i].w_obj, key);
 }
 
+/* A new empty entry for key, linked in (write lock held); NULL: no memory. */
+static struct peer_entry *
+entry_new(struct peers *p, const uint8_t key[KEY_LEN])
+{
+	struct peer_entry	*e;
+	size_t			 h;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	memcpy(e->pe_key, key, KEY_LEN);
+	h = key_hash(p, key, p->p_size);
+	e->pe_next = p->p_tab[h];
+	p->p_tab[h] = e;
+	p->p_entries++;
+	return e;
+}
+
+/*
+ * Unlink and free e when it holds neither a conn nor a route (write lock
+ * held). Returns true when it did; its kept keys go to *kept (caller
+ * frees) when kept is not NULL.
+ */
+static bool
+entry_maybe_free(struct peers *p, struct peer_entry *e,
+    uint8_t (**kept)[KEY_LEN], size_t *nkept)
+{
+	struct peer_entry **pp = NULL;
+
+	if (e->pe_n > 0 || e->pe_nfwd > 0)
+		return false;
+	(void)find(p, e->pe_key, &pp);	/* e is linked: pp is set */
+	*pp = e->pe_next;
+	if (kept != NULL) {
+		*kept = e->pe_kept;
+		*nkept = e->pe_nkept;
+	} else
+		free(e->pe_kept);
+	free(e->pe_m);
+	free(e->pe_fwd);
+	free(e);
+	p->p_entries--;
+	return true;
+}
+
 int
 peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
@@ -164,32 +221,20 @@ peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 	int			 rc = -1;
 
 	pthread_rwlock_wrlock(&p->p_lock);
-	if ((e = find(p, key, NULL)) == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL)
-			goto out;
-		memcpy(e->pe_key, key, KEY_LEN);
-		size_t h = key_hash(p, key, p->p_size);
-		e->pe_next = p->p_tab[h];
-		p->p_tab[h] = e;
-		p->p_keys++;
-	}
+	if ((e = find(p, key, NULL)) == NULL && (e = entry_new(p, key)) == NULL)
+		goto out;
 	if (e->pe_n == e->pe_cap) {
 		size_t nc = e->pe_cap ? e->pe_cap * 2 : 1;
 		struct member *nm = realloc(e->pe_m, nc * sizeof(*nm));
 		if (nm == NULL) {
-			if (e->pe_n == 0) {
-				struct peer_entry **pp;
-				find(p, key, &pp);
-				*pp = e->pe_next;
-				free(e->pe_m);
-				free(e);
-				p->p_keys--;
-			}
+			entry_maybe_free(p, e, NULL, NULL);
 			goto out;
 		}
 		e->pe_m = nm;
 		e->pe_cap = nc;
 	}
+	if (e->pe_n == 0)
+		p->p_keys++;
 	p->p_ops->po_ref(obj);
 	e->pe_m[e->pe_n].m_obj = obj;
 	e->pe_m[e->pe_n].m_last_send = ++p->p_seq;
@@ -207,7 +252,7 @@ peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 		p->p_ops->po_set_dup(obj, true);
 	}
 	notify_present(p, key, obj);
-	if (p->p_keys > p->p_size)
+	if (p->p_entries > p->p_size)
 		grow(p);
 	rc = 0;
 out:
@@ -246,7 +291,7 @@ peers_remove_sent(struct peers *p, const uint8_t key[KEY_LEN], void *obj,
     const uint8_t (*sent)[KEY_LEN], size_t nsent, uint8_t (**kept)[KEY_LEN],
     size_t *nkept)
 {
-	struct peer_entry	*e, **pp;
+	struct peer_entry	*e;
 	bool			 last = false, found = false;
 	size_t			 i;
 
@@ -260,7 +305,7 @@ peers_remove_sent(struct peers *p, const uint8_t key[KEY_LEN], void *obj,
 			p->p_watch[i] = p->p_watch[--p->p_nwatch];
 			break;
 		}
-	if ((e = find(p, key, &pp)) == NULL)
+	if ((e = find(p, key, NULL)) == NULL)
 		goto out;
 	for (i = 0; i < e->pe_n; i++)
 		if (e->pe_m[i].m_obj == obj)
@@ -271,17 +316,17 @@ peers_remove_sent(struct peers *p, const uint8_t key[KEY_LEN], void *obj,
 	e->pe_m[i] = e->pe_m[--e->pe_n];
 	p->p_conns--;
 	if (e->pe_n == 0) {
-		*pp = e->pe_next;
-		if (kept != NULL) {
-			*kept = e->pe_kept;
-			*nkept = e->pe_nkept;
-		} else
-			free(e->pe_kept);
-		free(e->pe_m);
-		free(e);
 		p->p_keys--;
-		last = true;
+		e->pe_active = NULL;
 		notify_gone(p, key);
+		/*
+		 * Still in the region through a mesh peer: PeerGone waits for
+		 * the last route to go (derper: the key stays in clientsMesh).
+		 */
+		if (!entry_maybe_free(p, e, kept, nkept))
+			keep_sent(e, sent, nsent);
+		else
+			last = true;
 		goto out;
 	}
 	keep_sent(e, sent, nsent);
@@ -318,8 +363,13 @@ peers_lookup(struct peers *p, const uint8_t key[KEY_LEN], void **out)
 			p->p_ops->po_ref(e->pe_active);
 			*out = e->pe_active;
 			r = PEERS_FOUND;
-		} else
+		} else if (e->pe_n > 0) {
 			r = PEERS_DUP_INACTIVE;
+		} else if (e->pe_nfwd > 0) {
+			/* Local conns win; a route only when none is here. */
+			*out = e->pe_fwd[0];
+			r = PEERS_FORWARD;
+		}
 	}
 	pthread_rwlock_unlock(&p->p_lock);
 	return r;
@@ -428,6 +478,11 @@ peers_gauges(struct peers *p, struct peers_gauges *g)
 	g->pg_dup_keys = p->p_dup_keys;
 	g->pg_dup_conns = p->p_dup_conns;
 	g->pg_watchers = p->p_nwatch;
+	g->pg_remote_keys = p->p_entries - p->p_keys;
+	g->pg_routes = p->p_routes;
+	g->pg_multi_created = p->p_multi_created;
+	g->pg_multi_deleted = p->p_multi_deleted;
+	g->pg_route_del_other = p->p_del_other;
 	pthread_rwlock_unlock(&p->p_lock);
 }
 
@@ -454,4 +509,93 @@ peers_foreach(struct peers *p, const uint8_t *key,
 	}
 	pthread_rwlock_unlock(&p->p_lock);
 	return n;
+}
+
+int
+peers_route_add(struct peers *p, const uint8_t key[KEY_LEN], void *fwd)
+{
+	struct peer_entry	*e;
+	int			 rc = -1;
+
+	pthread_rwlock_wrlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) == NULL && (e = entry_new(p, key)) == NULL)
+		goto out;
+	for (size_t i = 0; i < e->pe_nfwd; i++)
+		if (e->pe_fwd[i] == fwd) {
+			rc = 0;		/* announced twice: one route */
+			goto out;
+		}
+	if (e->pe_nfwd == e->pe_capfwd) {
+		size_t nc = e->pe_capfwd ? e->pe_capfwd * 2 : 1;
+		void **nf = realloc(e->pe_fwd, nc * sizeof(*nf));
+		if (nf == NULL) {
+			entry_maybe_free(p, e, NULL, NULL);
+			goto out;
+		}
+		e->pe_fwd = nf;
+		e->pe_capfwd = nc;
+	}
+	e->pe_fwd[e->pe_nfwd++] = fwd;
+	p->p_routes++;
+	if (e->pe_nfwd == 2)
+		p->p_multi_created++;
+	if (p->p_entries > p->p_size)
+		grow(p);
+	rc = 0;
+out:
+	pthread_rwlock_unlock(&p->p_lock);
+	return rc;
+}
+
+bool
+peers_route_del(struct peers *p, const uint8_t key[KEY_LEN], void *fwd,
+    uint8_t (**kept)[KEY_LEN], size_t *nkept)
+{
+	struct peer_entry	*e;
+	bool			 gone = false;
+	size_t			 i;
+
+	*kept = NULL;
+	*nkept = 0;
+	pthread_rwlock_wrlock(&p->p_lock);
+	if ((e = find(p, key, NULL)) == NULL)
+		goto out;
+	for (i = 0; i < e->pe_nfwd; i++)
+		if (e->pe_fwd[i] == fwd)
+			break;
+	if (i == e->pe_nfwd) {
+		p->p_del_other++;	/* derper: delete of another value */
+		goto out;
+	}
+	/* Keep the order: the next oldest route takes over. */
+	memmove(&e->pe_fwd[i], &e->pe_fwd[i + 1],
+	    (e->pe_nfwd - i - 1) * sizeof(*e->pe_fwd));
+	e->pe_nfwd--;
+	p->p_routes--;
+	if (e->pe_nfwd == 1)
+		p->p_multi_deleted++;
+	gone = entry_maybe_free(p, e, kept, nkept);
+out:
+	pthread_rwlock_unlock(&p->p_lock);
+	return gone;
+}
+
+void
+peers_note_delivered(struct peers *p, const uint8_t src[KEY_LEN],
+    const uint8_t dst[KEY_LEN])
+{
+	struct peer_entry	*e;
+	uint8_t			 one[1][KEY_LEN];
+
+	memcpy(one[0], dst, KEY_LEN);
+	pthread_rwlock_wrlock(&p->p_lock);
+	if ((e = find(p, src, NULL)) != NULL) {
+		size_t i;
+		for (i = 0; i < e->pe_nkept; i++)
+			if (memcmp(e->pe_kept[i], dst, KEY_LEN) == 0)
+				break;
+		if (i == e->pe_nkept)
+			keep_sent(e, (const uint8_t (*)[KEY_LEN])one, 1);
+	}
+	pthread_rwlock_unlock(&p->p_lock);
 }

@@ -36,7 +36,10 @@ struct peers_ops {
 enum peers_lookup {
 	PEERS_FOUND,		/* *out holds a reference to the active conn */
 	PEERS_DUP_INACTIVE,	/* key is held, but by no active conn */
-	PEERS_NONE,		/* no local conn for the key */
+	PEERS_NONE,		/* no local conn for the key, no route */
+	PEERS_FORWARD,		/* no local conn; *out is the mesh peer to
+				 * forward through (no reference: forwarders
+				 * outlive every lookup) */
 };
 
 struct peers;
@@ -47,6 +50,11 @@ struct peers_gauges {
 	uint64_t	 pg_dup_keys;
 	uint64_t	 pg_dup_conns;
 	uint64_t	 pg_watchers;
+	uint64_t	 pg_remote_keys;	/* keys only reachable by a route */
+	uint64_t	 pg_routes;		/* (key, mesh peer) routes */
+	uint64_t	 pg_multi_created;	/* keys that got a 2nd route */
+	uint64_t	 pg_multi_deleted;	/* keys back to one route */
+	uint64_t	 pg_route_del_other;	/* removal of an unknown route */
 };
 
 /* New empty registry; NULL on allocation failure. */
@@ -60,17 +68,20 @@ void	peers_free(struct peers *);
  */
 int	peers_add(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 /*
- * Unregister obj (and its watcher role). Returns true when it was the
- * last conn of its key, after which watchers got PeerGone. Drops the
- * registry's reference.
+ * Unregister obj (and its watcher role). Watchers get PeerGone when it
+ * was the last local conn of its key. Returns true when the key left the
+ * region (no local conn and no mesh route). Drops the registry's
+ * reference.
  */
 bool	peers_remove(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 /*
  * peers_remove, carrying obj's "delivered to" keys (sent[0..nsent), zero
  * keys skipped) so PeerGone reaches them even when another conn of the
- * same key outlives obj. When obj was not the last conn, the keys are
- * kept with the key; when it was, *kept gets the keys kept from earlier
- * conns (caller frees, may be NULL). Returns true for the last conn.
+ * same key outlives obj. When obj was not the last conn, or the key still
+ * has a mesh route, the keys are kept with the key; when the key left the
+ * region, *kept gets the keys kept from earlier conns and forwarded
+ * packets (caller frees, may be NULL). Returns true when the key left the
+ * region.
  */
 bool	peers_remove_sent(struct peers *, const uint8_t key[KEY_LEN], void *obj,
 	    const uint8_t (*sent)[KEY_LEN], size_t nsent, uint8_t (**kept)[KEY_LEN],
@@ -96,6 +107,25 @@ int	peers_add_watcher(struct peers *, void *obj);
  */
 int	peers_watch_snapshot(struct peers *, void *obj, size_t max,
 	    void (*fn)(void *watcher, void *obj, void *arg), void *arg);
+/*
+ * Mesh routes (derper's packet forwarders). fwd announced key: a lookup
+ * that finds no local conn returns the oldest route of the key. Adding
+ * the same route twice is one route. 0, or -1 on allocation failure.
+ */
+int	peers_route_add(struct peers *, const uint8_t key[KEY_LEN], void *fwd);
+/*
+ * fwd no longer has key. Returns true when the key left the region (no
+ * local conn and no route): *kept then holds the keys it delivered to,
+ * which are owed PeerGone (caller frees; may be NULL with *nkept 0).
+ */
+bool	peers_route_del(struct peers *, const uint8_t key[KEY_LEN], void *fwd,
+	    uint8_t (**kept)[KEY_LEN], size_t *nkept);
+/*
+ * A packet from src, forwarded by a mesh peer, was delivered to dst: dst
+ * gets PeerGone when src leaves the region (bounded per key).
+ */
+void	peers_note_delivered(struct peers *, const uint8_t src[KEY_LEN],
+	    const uint8_t dst[KEY_LEN]);
 /* Kick every conn of key. Returns how many were asked to close. */
 size_t	peers_kick_key(struct peers *, const uint8_t key[KEY_LEN]);
 void	peers_gauges(struct peers *, struct peers_gauges *);

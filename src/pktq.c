@@ -13,6 +13,21 @@ pkt_new(uint32_t len)
 		return NULL;
 	p->p_len = len;
 	p->p_disco = 0;
+	p->p_fwd = 0;
+	p->p_enq_ms = 0;
+	return p;
+}
+
+struct pkt *
+pkt_new_fwd(uint32_t len)
+{
+	struct pkt *p;
+
+	if ((p = malloc(sizeof(*p) + 69 + (size_t)len)) == NULL)
+		return NULL;
+	p->p_len = len;
+	p->p_disco = 0;
+	p->p_fwd = 1;
 	p->p_enq_ms = 0;
 	return p;
 }

@@ -15,21 +15,25 @@ extern "C" {
 
 /*
  * One relayed packet, already laid out as the RecvPacket frame the
- * receiver gets: 5-byte header, 32-byte source key, payload. One
+ * receiver gets: 5-byte header, 32-byte source key, payload (or, for a
+ * mesh link, the ForwardPacket: header, source, destination, payload). One
  * allocation per packet; whoever holds the pointer owns it.
  */
 struct pkt {
 	uint32_t p_len;		/* payload bytes */
 	uint8_t	 p_disco;	/* 1 if disco */
+	uint8_t	 p_fwd;		/* 1: a ForwardPacket (two keys) */
 	uint64_t p_enq_ms;	/* when it was queued */
 	uint8_t	 p_frame[];	/* 5 + 32 + p_len */
 };
 
 /* Frame bytes of a packet. */
-#define PKT_FRAME_LEN(p)	(5u + 32u + (p)->p_len)
+#define PKT_FRAME_LEN(p)	(5u + 32u * (1u + (p)->p_fwd) + (p)->p_len)
 
 /* Allocate a packet for len payload bytes; NULL on failure. */
 struct pkt *pkt_new(uint32_t len);
+/* A ForwardPacket (source and destination keys) for len bytes; NULL. */
+struct pkt *pkt_new_fwd(uint32_t len);
 /* Free a packet; NULL is a no-op. */
 void	pkt_free(struct pkt *);
 

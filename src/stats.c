@@ -13,6 +13,7 @@ static const char *const drop_names[DROP__COUNT] = {
 	[DROP_WRITE_ERROR] = "write_error",
 	[DROP_DUP_CLIENT] = "dup_client",
 	[DROP_NO_MEMORY] = "no_memory",
+	[DROP_MESH_DOWN] = "mesh_down",
 };
 
 static const char *const close_names[CLOSE__COUNT] = {
@@ -37,6 +38,9 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_KICKED] = "kicked",
 	[CLOSE_REVOKED] = "revoked",
 	[CLOSE_WATCHER_OVERFLOW] = "watcher_overflow",
+	[CLOSE_MESH_HANDSHAKE] = "mesh_handshake",
+	[CLOSE_MESH_SELF] = "mesh_self",
+	[CLOSE_MESH_IDLE] = "mesh_idle",
 };
 
 void

@@ -24,6 +24,7 @@ enum stat_id {
 	STAT_PACKETS_SENT,
 	STAT_BYTES_SENT,
 	STAT_PACKETS_FORWARDED_IN,
+	STAT_PACKETS_FORWARDED_OUT,
 	STAT_GOT_PING,
 	STAT_SENT_PONG,
 	STAT_PINGS_IGNORED,
@@ -57,6 +58,7 @@ enum drop_reason {
 	DROP_WRITE_ERROR,
 	DROP_DUP_CLIENT,
 	DROP_NO_MEMORY,
+	DROP_MESH_DOWN,		/* the route's mesh link is not up */
 	DROP__COUNT
 };
 
@@ -89,6 +91,9 @@ enum close_reason {
 	CLOSE_KICKED,
 	CLOSE_REVOKED,
 	CLOSE_WATCHER_OVERFLOW,
+	CLOSE_MESH_HANDSHAKE,	/* our mesh link: upgrade or hello failed */
+	CLOSE_MESH_SELF,	/* our mesh link reached this server */
+	CLOSE_MESH_IDLE,	/* our mesh link heard nothing */
 	CLOSE__COUNT
 };
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /* varz.c: /debug/varz, metric names as derper's where they exist. */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -9,6 +10,7 @@
 
 #include "auth.h"
 #include "derpd.h"
+#include "mesh.h"
 #include "peer.h"
 #include "stats.h"
 #include "stun_server.h"
@@ -34,6 +36,7 @@ static const struct metric metrics[] = {
 	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT },
 	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT },
 	{ "derp_packets_forwarded_in", "counter", STAT_PACKETS_FORWARDED_IN },
+	{ "derp_packets_forwarded_out", "counter", STAT_PACKETS_FORWARDED_OUT },
 	{ "derp_got_ping", "counter", STAT_GOT_PING },
 	{ "derp_sent_pong", "counter", STAT_SENT_PONG },
 	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED },
@@ -54,6 +57,41 @@ static const struct metric metrics[] = {
 };
 
 /* One drop family: a line per reason and kind. */
+/* The mesh peers of --mesh-with: link states and what went through. */
+static void
+varz_mesh(struct evbuffer *out, struct derpd *env)
+{
+	static const char *const states[] = { "connecting", "connected",
+	    "backoff", "self" };
+	struct mesh_info	*rows;
+	size_t			 n = mesh_list(env->d_meshnet, &rows);
+	uint64_t		 connects = 0, reconnects = 0, drops = 0;
+
+	evbuffer_add_printf(out, "# HELP derpd_mesh_peers mesh peers of "
+	    "--mesh-with by link state\n# TYPE derpd_mesh_peers gauge\n");
+	for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			k += strcmp(rows[i].mi_state, states[s]) == 0;
+		evbuffer_add_printf(out, "derpd_mesh_peers{state=\"%s\"} %zu\n",
+		    states[s], k);
+	}
+	for (size_t i = 0; i < n; i++) {
+		connects += rows[i].mi_connects;
+		reconnects += rows[i].mi_reconnects;
+		drops += rows[i].mi_drops;
+	}
+	evbuffer_add_printf(out, "# HELP derpd_mesh_connects mesh links "
+	    "established\n# TYPE derpd_mesh_connects counter\n"
+	    "derpd_mesh_connects %llu\n"
+	    "# HELP derpd_mesh_reconnects mesh links established again\n"
+	    "# TYPE derpd_mesh_reconnects counter\n"
+	    "derpd_mesh_reconnects %llu\n",
+	    (unsigned long long)connects, (unsigned long long)reconnects);
+	(void)drops;	/* counted as derp_packets_dropped{reason="mesh_down"} */
+	free(rows);
+}
+
 static void
 varz_drops(struct evbuffer *out, const char *name, const char *what,
     const uint64_t v[DROP__COUNT][KIND__COUNT])
@@ -97,14 +135,30 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	evbuffer_add_printf(out, "# TYPE derp_clients_local gauge\n"
 	    "derp_clients_local %llu\n# TYPE derp_clients_total gauge\n"
 	    "derp_clients_total %llu\n# TYPE derp_clients_remote gauge\n"
-	    "derp_clients_remote 0\n"
+	    "derp_clients_remote %llu\n"
 	    "# TYPE derp_current_dup_client_keys gauge\n"
 	    "derp_current_dup_client_keys %llu\n"
 	    "# TYPE derp_current_dup_client_conns gauge\n"
-	    "derp_current_dup_client_conns %llu\n",
-	    (unsigned long long)g.pg_keys, (unsigned long long)g.pg_keys,
+	    "derp_current_dup_client_conns %llu\n"
+	    "# TYPE derp_multiforwarder_created counter\n"
+	    "derp_multiforwarder_created %llu\n"
+	    "# TYPE derp_multiforwarder_deleted counter\n"
+	    "derp_multiforwarder_deleted %llu\n"
+	    "# TYPE derp_packet_forwarder_delete_other_value counter\n"
+	    "derp_packet_forwarder_delete_other_value %llu\n"
+	    "# HELP derpd_mesh_routes (key, mesh peer) routes learned\n"
+	    "# TYPE derpd_mesh_routes gauge\n"
+	    "derpd_mesh_routes %llu\n",
+	    (unsigned long long)g.pg_keys,
+	    (unsigned long long)(g.pg_keys + g.pg_remote_keys),
+	    (unsigned long long)g.pg_remote_keys,
 	    (unsigned long long)g.pg_dup_keys,
-	    (unsigned long long)g.pg_dup_conns);
+	    (unsigned long long)g.pg_dup_conns,
+	    (unsigned long long)g.pg_multi_created,
+	    (unsigned long long)g.pg_multi_deleted,
+	    (unsigned long long)g.pg_route_del_other,
+	    (unsigned long long)g.pg_routes);
+	varz_mesh(out, env);
 	varz_drops(out, "derp_packets_dropped", "DERP packets", sum->st_drop_pkts);
 	varz_drops(out, "derp_bytes_dropped", "DERP bytes", sum->st_drop_bytes);
 	evbuffer_add_printf(out, "# HELP derpd_connections_closed "
@@ -167,6 +221,9 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 		cJSON_AddNumberToObject(st, metrics[i].m_name,
 		    (double)(int64_t)sum->st_c[metrics[i].m_id]);
 	cJSON_AddNumberToObject(st, "derp_clients_local", (double)g.pg_keys);
+	cJSON_AddNumberToObject(st, "derp_clients_remote",
+	    (double)g.pg_remote_keys);
+	cJSON_AddNumberToObject(st, "derpd_mesh_routes", (double)g.pg_routes);
 	cJSON_AddNumberToObject(st, "derp_current_dup_client_keys",
 	    (double)g.pg_dup_keys);
 	cJSON_AddNumberToObject(st, "derp_current_dup_client_conns",

@@ -55,11 +55,18 @@ func TestBulkTransferSmallPackets(t *testing.T) {
 // progress opens the window, like the prober's semaphore). Each packet
 // carries its sequence number; contents are checked.
 func runBulk(t *testing.T, d *derpd, size, pktSize, window int, limit time.Duration) {
+	runBulkBetween(t, d, d, size, pktSize, window, limit)
+}
+
+// runBulkBetween is runBulk with the sender on node df and the receiver on
+// node dt (the same node, or two nodes of a meshed region).
+func runBulkBetween(t *testing.T, df, dt *derpd, size, pktSize, window int, limit time.Duration) {
+	d := df
 	fromKey, toKey := key.NewNode(), key.NewNode()
-	from := d.newClient(t, "from", fromKey)
+	from := df.newClient(t, "from", fromKey)
 	fm := startRecv(t, "from", from)
 	fm.expectServerInfo(t)
-	to := d.newClient(t, "to", toKey)
+	to := dt.newClient(t, "to", toKey)
 	// The receiver reads directly (no channel) for speed; first ServerInfo.
 	if m, err := to.Recv(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"debug/buildinfo"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,29 +84,37 @@ func TestDerpprobeMesh(t *testing.T) {
 }
 
 func runDerpprobe(t *testing.T, d *derpd, mesh bool) {
+	runDerpprobeRegion(t, []*derpd{d}, mesh, d.CertFile, 10_000_000)
+}
+
+// runDerpprobeRegion probes one region whose nodes are the given derpd
+// instances (names 900a, 900b, ...): every node's tls and udp probe, and
+// the bw (and mesh) probe of every ordered pair of nodes, which between
+// two nodes crosses the mesh. certFile is what derpprobe trusts.
+func runDerpprobeRegion(t *testing.T, nodes []*derpd, mesh bool, certFile string, bwSize int) {
 	bin := derpprobePath(t)
 
-	stunPort := 0
-	if _, p, ok := strings.Cut(d.STUNAddr, ":"); ok {
-		stunPort, _ = strconv.Atoi(p)
+	var names []string
+	region := &tailcfg.DERPRegion{RegionID: 900, RegionCode: "cderp", RegionName: "C DERP"}
+	for i, d := range nodes {
+		stunPort := -1
+		if _, p, ok := strings.Cut(d.STUNAddr, ":"); ok {
+			stunPort, _ = strconv.Atoi(p)
+		}
+		name := fmt.Sprintf("900%c", 'a'+i)
+		names = append(names, name)
+		region.Nodes = append(region.Nodes, &tailcfg.DERPNode{
+			Name:     name,
+			RegionID: 900,
+			HostName: d.Host,
+			IPv4:     "127.0.0.1",
+			// IPv6 left empty: "none" would still create a failing udp6 probe.
+			DERPPort: d.Port,
+			STUNPort: stunPort,
+		})
 	}
 	dm := &tailcfg.DERPMap{
-		Regions: map[int]*tailcfg.DERPRegion{
-			900: {
-				RegionID:   900,
-				RegionCode: "cderp",
-				RegionName: "C DERP",
-				Nodes: []*tailcfg.DERPNode{{
-					Name:     "900a",
-					RegionID: 900,
-					HostName: d.Host,
-					IPv4:     "127.0.0.1",
-					// IPv6 left empty: "none" would still create a failing udp6 probe.
-					DERPPort: d.Port,
-					STUNPort: stunPort,
-				}},
-			},
-		},
+		Regions:            map[int]*tailcfg.DERPRegion{900: region},
 		OmitDefaultRegions: true,
 	}
 	js, err := json.MarshalIndent(dm, "", "\t")
@@ -123,9 +132,9 @@ func runDerpprobe(t *testing.T, d *derpd, mesh bool) {
 		"--derp-map=file://" + dmPath,
 		"--once",
 		"--spread=false",
-		"--mesh-psk-file=" + d.MeshKeyFile,
+		"--mesh-psk-file=" + nodes[0].MeshKeyFile,
 		"--bw-interval=15s",
-		"--bw-probe-size-bytes=10000000",
+		fmt.Sprintf("--bw-probe-size-bytes=%d", bwSize),
 		"--listen=127.0.0.1:0",
 	}
 	if !mesh {
@@ -133,7 +142,7 @@ func runDerpprobe(t *testing.T, d *derpd, mesh bool) {
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	// The tls probe uses system roots only: trust derpd's self-signed cert.
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+d.CertFile)
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+certFile)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -166,14 +175,18 @@ func runDerpprobe(t *testing.T, d *derpd, mesh bool) {
 	if runErr != nil {
 		t.Errorf("derpprobe exit: %v, want status 0", runErr)
 	}
-	want := []string{
-		"derpmap-probe",
-		"derp/cderp/900a/tls",
-		"derp/cderp/900a/udp",
-		"derp/cderp/900a/900a/bw",
-	}
-	if mesh {
-		want = append(want, "derp/cderp/900a/900a/mesh")
+	want := []string{"derpmap-probe"}
+	for i, from := range names {
+		want = append(want, "derp/cderp/"+from+"/tls")
+		if nodes[i].STUNAddr != "" {
+			want = append(want, "derp/cderp/"+from+"/udp")
+		}
+		for _, to := range names {
+			want = append(want, "derp/cderp/"+from+"/"+to+"/bw")
+			if mesh {
+				want = append(want, "derp/cderp/"+from+"/"+to+"/mesh")
+			}
+		}
 	}
 	for _, w := range want {
 		found := false

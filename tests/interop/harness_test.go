@@ -50,6 +50,15 @@ type derpdOpts struct {
 	NoSTUN       bool     // --stun=false
 	KeyFile      string   // -c path; default $TMP/derpd.key (created by derpd)
 	ExtraArgs    []string // appended last
+	// Port, when not 0, is the fixed listen port (nodes of a region must
+	// know each other's addresses before they start).
+	Port int
+	// MeshKeyHex, with Mesh, is the region's shared key (default: fresh).
+	MeshKeyHex string
+	// CertDir, with TLS and CertHostname, holds a certificate the test
+	// made already (<CertHostname>.crt/.key); none is written then.
+	CertDir string
+	Env     []string // added to derpd's environment
 }
 
 // derpd is one running daemon under test.
@@ -130,7 +139,7 @@ func startDerpd(t *testing.T, o derpdOpts) *derpd {
 		exited: make(chan struct{}),
 	}
 	args := []string{
-		"-a", "127.0.0.1:0",
+		"-a", fmt.Sprintf("127.0.0.1:%d", o.Port),
 		"--stun-port=0",
 		"--http-port=-1",
 		"-c", cmpOr(o.KeyFile, filepath.Join(d.dir, "derpd.key")),
@@ -145,7 +154,11 @@ func startDerpd(t *testing.T, o derpdOpts) *derpd {
 		certDir := filepath.Join(d.dir, "certs")
 		if o.CertHostname != "" {
 			d.Host = o.CertHostname
-			writeSelfSignedCert(t, certDir, o.CertHostname)
+			if o.CertDir != "" {
+				certDir = o.CertDir
+			} else {
+				writeSelfSignedCert(t, certDir, o.CertHostname)
+			}
 		}
 		args = append(args, "--certmode=manual", "--hostname="+d.Host, "--certdir="+certDir)
 		d.CertFile = filepath.Join(certDir, d.Host+".crt")
@@ -153,7 +166,7 @@ func startDerpd(t *testing.T, o derpdOpts) *derpd {
 	if o.Mesh {
 		var raw [32]byte
 		rand.Read(raw[:])
-		d.MeshKeyHex = hex.EncodeToString(raw[:])
+		d.MeshKeyHex = cmpOr(o.MeshKeyHex, hex.EncodeToString(raw[:]))
 		mk, err := key.ParseDERPMesh(d.MeshKeyHex)
 		if err != nil {
 			t.Fatal(err)
@@ -169,6 +182,7 @@ func startDerpd(t *testing.T, o derpdOpts) *derpd {
 
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), o.Env...)
 	cmd.Stdout = &lockedWriter{d: d, prefix: "stdout: "}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -53,6 +53,42 @@ TEST(Keyset, AddHasGrowClear)
 	EXPECT_FALSE(keyset_has(&ks, seed, P(Key(1))));
 }
 
+// Deleting keeps every other key findable (runs are shifted back, no
+// tombstones), in random order, with a seed of zeros (long runs) too.
+TEST(Keyset, DeleteKeepsTheRest)
+{
+	for (int zeroseed = 0; zeroseed < 2; zeroseed++) {
+		uint8_t seed[UTIL_HASH_SEED_LEN] = {};
+		if (!zeroseed)
+			util_hash_seed(seed);
+		struct keyset ks = {};
+		std::set<int> in;
+		for (int i = 0; i < 3000; i++) {
+			ASSERT_EQ(0, keyset_add(&ks, seed, P(Key(i))));
+			in.insert(i);
+		}
+		EXPECT_FALSE(keyset_del(&ks, seed, P(Key(99999))));
+		uint32_t r = 12345;
+		for (int round = 0; round < 2500; round++) {
+			r = r * 1103515245u + 12345u;
+			int k = (int)((r >> 8) % 3000);
+			bool was = in.count(k) != 0;
+			EXPECT_EQ(was, keyset_del(&ks, seed, P(Key(k)))) << k;
+			in.erase(k);
+			if (round % 500 != 0)
+				continue;
+			for (int i = 0; i < 3000; i++)
+				ASSERT_EQ(in.count(i) != 0,
+				    keyset_has(&ks, seed, P(Key(i))))
+				    << "round " << round << " key " << i;
+		}
+		EXPECT_EQ(in.size(), ks.ks_n);
+		for (int i = 0; i < 3000; i++)
+			ASSERT_EQ(in.count(i) != 0, keyset_has(&ks, seed, P(Key(i))));
+		keyset_clear(&ks);
+	}
+}
+
 TEST(Keyset, ZeroKeyIsNotStored)
 {
 	uint8_t seed[UTIL_HASH_SEED_LEN] = {};

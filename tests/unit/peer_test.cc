@@ -709,3 +709,146 @@ TEST_F(Peers, ConcurrentLookupsWhileWriting)
 	for (int i = 0; i < stable; i++)
 		EXPECT_TRUE(Remove(MakeKey(5000 + i), cs[i]));
 }
+
+// Mesh routes: derper's packet forwarders (TestForwarderRegistration and
+// TestMultiForwarder semantics, observed through lookups).
+class Routes : public Peers {
+protected:
+	void *Lookup(const Key &k, enum peers_lookup *r)
+	{
+		void *out = nullptr;
+		*r = peers_lookup(p_, k.data(), &out);
+		if (*r == PEERS_FOUND)
+			FakeUnref(out);
+		return out;
+	}
+	bool Del(const Key &k, void *fwd, std::vector<Key> *kept = nullptr)
+	{
+		uint8_t (*kk)[32] = nullptr;
+		size_t n = 12345;
+		bool gone = peers_route_del(p_, k.data(), fwd, &kk, &n);
+		if (!gone) {
+			EXPECT_EQ(n, 0u);
+		}
+		for (size_t i = 0; i < n && kept != nullptr; i++)
+			kept->push_back(Key(kk[i], kk[i] + 32));
+		free(kk);
+		return gone;
+	}
+	int fa_ = 0, fb_ = 0, fc_ = 0;	/* three mesh peers */
+};
+
+TEST_F(Routes, RouteOnlyWhenNoLocalConn)
+{
+	Key k = MakeKey(1);
+	enum peers_lookup r;
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fa_));
+	EXPECT_EQ(&fa_, Lookup(k, &r));
+	EXPECT_EQ(PEERS_FORWARD, r);
+	// A local conn wins over the route, and the route survives it.
+	Conn *c = NewConn();
+	Add(k, c);
+	EXPECT_EQ(c, Lookup(k, &r));
+	EXPECT_EQ(PEERS_FOUND, r);
+	EXPECT_FALSE(Remove(k, c)) << "still in the region through a route";
+	EXPECT_EQ(&fa_, Lookup(k, &r));
+	EXPECT_EQ(PEERS_FORWARD, r);
+	EXPECT_TRUE(Del(k, &fa_)) << "last route, no local conn: gone";
+	Lookup(k, &r);
+	EXPECT_EQ(PEERS_NONE, r);
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(0u, g.pg_keys);
+	EXPECT_EQ(0u, g.pg_remote_keys);
+	EXPECT_EQ(0u, g.pg_routes);
+}
+
+TEST_F(Routes, RemovingLastRouteOfALocalKeyKeepsTheKey)
+{
+	Key k = MakeKey(2);
+	enum peers_lookup r;
+	Conn *c = NewConn();
+	Add(k, c);
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fa_));
+	EXPECT_FALSE(Del(k, &fa_)) << "the local conn keeps the key";
+	EXPECT_EQ(c, Lookup(k, &r));
+	EXPECT_TRUE(Remove(k, c));
+	Lookup(k, &r);
+	EXPECT_EQ(PEERS_NONE, r);
+}
+
+TEST_F(Routes, OldestRouteIsUsedAndFailsOver)
+{
+	Key k = MakeKey(3);
+	enum peers_lookup r;
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fa_));
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fb_));
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fb_)) << "twice is once";
+	ASSERT_EQ(0, peers_route_add(p_, k.data(), &fc_));
+	EXPECT_EQ(&fa_, Lookup(k, &r));
+	struct peers_gauges g = Gauges();
+	EXPECT_EQ(3u, g.pg_routes);
+	EXPECT_EQ(1u, g.pg_multi_created);
+	EXPECT_EQ(1u, g.pg_remote_keys);
+	// Removing a later one keeps the route in use.
+	EXPECT_FALSE(Del(k, &fb_));
+	EXPECT_EQ(&fa_, Lookup(k, &r));
+	EXPECT_FALSE(Del(k, &fa_));
+	EXPECT_EQ(&fc_, Lookup(k, &r)) << "fails over to the next oldest";
+	EXPECT_EQ(1u, Gauges().pg_multi_deleted);
+	EXPECT_FALSE(Del(k, &fb_)) << "not a route of k any more";
+	EXPECT_EQ(1u, Gauges().pg_route_del_other);
+	EXPECT_TRUE(Del(k, &fc_));
+	EXPECT_FALSE(Del(MakeKey(99), &fc_)) << "unknown key is harmless";
+}
+
+TEST_F(Routes, KeptReceiversAreOwedPeerGoneWhenTheKeyLeavesTheRegion)
+{
+	Key src = MakeKey(4), d1 = MakeKey(5), d2 = MakeKey(6);
+	ASSERT_EQ(0, peers_route_add(p_, src.data(), &fa_));
+	peers_note_delivered(p_, src.data(), d1.data());
+	peers_note_delivered(p_, src.data(), d1.data());
+	peers_note_delivered(p_, src.data(), d2.data());
+	peers_note_delivered(p_, MakeKey(7).data(), d2.data()); /* no entry */
+	// The key was also local once; what that conn delivered to is kept
+	// while the route keeps the key in the region.
+	Conn *c = NewConn();
+	Add(src, c);
+	Key d3 = MakeKey(8);
+	uint8_t sent[2][32];
+	memcpy(sent[0], d3.data(), 32);
+	memset(sent[1], 0, 32);
+	uint8_t (*kk)[32] = nullptr;
+	size_t nk = 0;
+	EXPECT_FALSE(peers_remove_sent(p_, src.data(), c,
+	    (const uint8_t (*)[32])sent, 2, &kk, &nk));
+	EXPECT_EQ(nullptr, kk);
+	std::vector<Key> kept;
+	EXPECT_TRUE(Del(src, &fa_, &kept));
+	std::set<Key> got(kept.begin(), kept.end());
+	EXPECT_EQ((std::set<Key>{ d1, d2, d3 }), got);
+	EXPECT_EQ(3u, kept.size()) << "each receiver once";
+	// Watchers heard of the local conn only (routes are not announced).
+	EXPECT_TRUE(rec_.gone.empty());
+}
+
+TEST_F(Routes, WatchersNeverSeeRoutes)
+{
+	Conn *w = NewConn();
+	ASSERT_EQ(0, peers_add_watcher(p_, w));
+	for (int i = 0; i < 100; i++)
+		ASSERT_EQ(0, peers_route_add(p_, MakeKey(200 + i).data(), &fa_));
+	EXPECT_EQ(1, peers_watch_snapshot(p_, w, 1000, FakeSnap, nullptr));
+	EXPECT_TRUE(rec_.present.empty());
+	for (int i = 0; i < 100; i++)
+		EXPECT_TRUE(Del(MakeKey(200 + i), &fa_));
+	EXPECT_TRUE(rec_.gone.empty());
+	EXPECT_EQ(0u, Gauges().pg_remote_keys);
+	// Registry grows with routes alone (entries, not just local keys).
+	for (int i = 0; i < 5000; i++)
+		ASSERT_EQ(0, peers_route_add(p_, MakeKey(1000 + i).data(), &fb_));
+	enum peers_lookup r;
+	for (int i = 0; i < 5000; i++)
+		ASSERT_EQ(&fb_, Lookup(MakeKey(1000 + i), &r));
+	EXPECT_EQ(5000u, Gauges().pg_remote_keys);
+	peers_remove(p_, MakeKey(0).data(), w);	/* unenrols the watcher */
+}
