@@ -102,6 +102,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/keys_test.cc \
 	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \
+	   tests/unit/mesh_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \

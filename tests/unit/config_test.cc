@@ -208,8 +208,6 @@ TEST_F(Config, UnknownFlagNamed)
 TEST_F(Config, UnsupportedDerperFlags)
 {
 	const std::vector<std::vector<std::string>> cases = {
-		{ "-mesh-with=x" },
-		{ "-mesh-with", "a,b" },
 		{ "-bootstrap-dns-names=a.example" },
 		{ "-unpublished-bootstrap-dns-names=a" },
 		{ "-secrets-url=https://setec" },
@@ -226,6 +224,34 @@ TEST_F(Config, UnsupportedDerperFlags)
 		std::string e = ParseErr(args);
 		EXPECT_NE(e.find(name), std::string::npos) << e;
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
+	}
+}
+
+// -mesh-with is derper's list; a bad list names the flag and the entry.
+TEST_F(Config, MeshWith)
+{
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:0", "-mesh-with",
+	    "derp1.example.net,derp2.example.net:8443/10.0.0.2" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_mesh_with,
+	    "derp1.example.net,derp2.example.net:8443/10.0.0.2");
+	const std::vector<std::pair<std::string, std::string>> bad = {
+		{ "a,,b", "empty entry" },
+		{ "a/b/c", "too many components" },
+		{ "a:99999", "bad port" },
+		{ "a:", "bad port" },
+		{ "a/", "bad entry" },
+		{ "[::1", "bad host" },
+	};
+	for (const auto &b : bad) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:0",
+		    "-mesh-with", b.first }), CONFIG_OK);
+		EXPECT_EQ(Finish(), -1) << b.first;
+		std::string e = err_;
+		EXPECT_EQ(e.rfind("-mesh-with: ", 0), 0u) << e;
+		EXPECT_NE(e.find(b.second), std::string::npos) << b.first << ": "
+		    << e;
 	}
 }
 
