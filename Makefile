@@ -112,6 +112,7 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
+	   tests/integration/mesh_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: ISC
+// mesh_test.cc: derpd --mesh-with between real derpd processes on
+// loopback (plain HTTP links: TS_DEBUG_USE_DERP_HTTP=1, as Go's switch):
+// forwarding from every worker at once in both directions, one route of
+// several in use and the next one taking over, a startup refusal. The TLS
+// regions, the Go derper and derpprobe are in the interop tier; these run
+// under ASan and TSan too, where the mesh's threads meet.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <openssl/rand.h>
+
+#include "harness.h"
+
+namespace {
+
+int
+FreePort()
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {};
+	socklen_t len = sizeof(sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return ntohs(sin.sin_port);
+}
+
+class MeshWith : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		setenv("TS_DEBUG_USE_DERP_HTTP", "1", 1);
+		RAND_bytes(mesh_, sizeof(mesh_));
+		key_file_ = nodes_[0].dir + "/region-mesh.key";
+		FILE *f = fopen(key_file_.c_str(), "w");
+		ASSERT_NE(f, nullptr);
+		fprintf(f, "%s\n", Hex(mesh_, 32).c_str());
+		fclose(f);
+		chmod(key_file_.c_str(), 0600);
+		for (int i = 0; i < 3; i++) {
+			ports_[i] = FreePort();
+			ASSERT_GT(ports_[i], 0);
+		}
+	}
+	void TearDown() override
+	{
+		for (int i = 0; i < 3; i++)
+			if (nodes_[i].Running() && !killed_[i])
+				nodes_[i].Stop();
+		if (HasFailure())
+			for (auto &n : nodes_) {
+				n.keep_dir = true;
+				fprintf(stderr, "--- derpd on port %d ---\n%s\n",
+				    n.port, n.Log().c_str());
+			}
+		unsetenv("TS_DEBUG_USE_DERP_HTTP");
+	}
+	// Node i of a region of n, listing every node (itself included).
+	bool StartNode(int i, int n)
+	{
+		std::string list;
+		for (int j = 0; j < n; j++)
+			list += (j ? "," : "") + std::string("127.0.0.1:") +
+			    std::to_string(ports_[j]);
+		return nodes_[i].Start({ "-a", "127.0.0.1:" +
+		    std::to_string(ports_[i]), "--mesh-psk-file=" + key_file_,
+		    "--mesh-with=" + list });
+	}
+	// Wait until node i has want links up.
+	::testing::AssertionResult WaitLinks(int i, int64_t want)
+	{
+		int64_t v = nodes_[i].WaitMetric(
+		    "derpd_mesh_peers{state=\"connected\"}", want, 10000);
+		if (v == want)
+			return ::testing::AssertionSuccess();
+		return ::testing::AssertionFailure() << "node " << i << ": " <<
+		    v << " links up, want " << want;
+	}
+	Client ConnectTo(int i)
+	{
+		std::string err;
+		Client c = nodes_[i].Connect(&err);
+		EXPECT_TRUE(c) << err;
+		return c;
+	}
+	Derpd nodes_[3];
+	bool killed_[3] = {};	/* reaped by ~Derpd */
+	int ports_[3] = {};
+	uint8_t mesh_[32];
+	std::string key_file_;
+};
+
+// Send from a to b until one arrives (routes are learned asynchronously),
+// then drain what else was in flight.
+::testing::AssertionResult
+SendUntilDelivered(derpc *a, derpc *b, int within_ms)
+{
+	Clock::time_point start = Clock::now();
+	for (int i = 0; MsSince(start) < within_ms; i++) {
+		std::string msg = "probe " + std::to_string(i);
+		if (derpc_send_packet(a, derpc_pub(b), msg.data(), msg.size()) !=
+		    DERPC_OK)
+			return ::testing::AssertionFailure() << derpc_error(a);
+		uint8_t src[32], buf[256];
+		size_t n;
+		if (derpc_recv_packet(b, src, buf, sizeof(buf), &n, 200) ==
+		    DERPC_OK) {
+			while (derpc_recv_packet(b, src, buf, sizeof(buf), &n,
+			    300) == DERPC_OK)
+				;
+			return ::testing::AssertionSuccess();
+		}
+	}
+	return ::testing::AssertionFailure() << "nothing delivered within " <<
+	    within_ms << " ms";
+}
+
+// Eight pairs, each a sender on A and an echoer on B, on both workers of
+// each node: every packet crosses the mesh both ways, from every worker
+// into the links at once.
+TEST_F(MeshWith, ForwardsBothWaysFromEveryWorker)
+{
+	ASSERT_TRUE(StartNode(0, 2));
+	ASSERT_TRUE(StartNode(1, 2));
+	ASSERT_TRUE(WaitLinks(0, 1));
+	ASSERT_TRUE(WaitLinks(1, 1));
+	EXPECT_EQ(1, nodes_[0].Metric("derpd_mesh_peers{state=\"self\"}"));
+	const int pairs = 8, rounds = 300;
+	std::vector<Client> snd, echo;
+	for (int i = 0; i < pairs; i++) {
+		snd.push_back(ConnectTo(0));
+		echo.push_back(ConnectTo(1));
+		ASSERT_TRUE(snd.back() && echo.back());
+	}
+	for (int i = 0; i < pairs; i++)
+		ASSERT_TRUE(SendUntilDelivered(snd[i].get(), echo[i].get(), 5000));
+	std::atomic<int> failures{ 0 }, done{ 0 };
+	std::vector<std::thread> th;
+	for (int i = 0; i < pairs; i++) {
+		th.emplace_back([&, i]() {	/* the echoer on B */
+			uint8_t src[32], buf[2048];
+			size_t n;
+			for (int r = 0; r < rounds; r++) {
+				if (derpc_recv_packet(echo[i].get(), src, buf,
+				    sizeof(buf), &n, 5000) != DERPC_OK ||
+				    derpc_send_packet(echo[i].get(), src, buf,
+				    n) != DERPC_OK) {
+					failures++;
+					return;
+				}
+			}
+		});
+		th.emplace_back([&, i]() {	/* the sender on A */
+			uint8_t src[32], buf[2048];
+			size_t n;
+			for (int r = 0; r < rounds; r++) {
+				std::string m = std::to_string(i) + ":" +
+				    std::to_string(r) + std::string(1000, 'x');
+				if (derpc_send_packet(snd[i].get(),
+				    derpc_pub(echo[i].get()), m.data(), m.size()) !=
+				    DERPC_OK ||
+				    derpc_recv_packet(snd[i].get(), src, buf,
+				    sizeof(buf), &n, 5000) != DERPC_OK ||
+				    std::string((char *)buf, n) != m ||
+				    memcmp(src, derpc_pub(echo[i].get()), 32)) {
+					failures++;
+					return;
+				}
+			}
+			done++;
+		});
+	}
+	for (auto &t : th)
+		t.join();
+	EXPECT_EQ(0, failures.load());
+	EXPECT_EQ(pairs, done.load());
+	EXPECT_GE(nodes_[0].Metric("derp_packets_forwarded_out"),
+	    pairs * rounds);
+	EXPECT_GE(nodes_[1].Metric("derp_packets_forwarded_out"),
+	    pairs * rounds);
+	EXPECT_EQ(0, nodes_[0].Metric(Drop("mesh_down", "other")));
+}
+
+// A key homed on two other nodes: A uses the route it learned first and
+// fails over to the other when that node dies, without PeerGone.
+TEST_F(MeshWith, OldestRouteThenFailover)
+{
+	for (int i = 0; i < 3; i++)
+		ASSERT_TRUE(StartNode(i, 3));
+	for (int i = 0; i < 3; i++)
+		ASSERT_TRUE(WaitLinks(i, 2));
+	int64_t routes = nodes_[0].Metric("derpd_mesh_routes");
+	Client x = ConnectTo(0);
+	Client y1 = ConnectTo(1);
+	ASSERT_TRUE(x && y1);
+	ASSERT_EQ(routes + 1, nodes_[0].WaitMetric("derpd_mesh_routes",
+	    routes + 1, 5000));
+	// Keys seen through both other nodes already (their links into each
+	// other) are multi-forwarders of their own: count from here.
+	int64_t created = nodes_[0].Metric("derp_multiforwarder_created");
+	int64_t deleted = nodes_[0].Metric("derp_multiforwarder_deleted");
+	derpc_opts o = nodes_[2].Opts();
+	o.priv = derpc_priv(y1.get());	/* the same key on node C */
+	std::string err;
+	Client y2 = nodes_[2].Connect(o, &err);
+	ASSERT_TRUE(y2) << err;
+	ASSERT_EQ(created + 1, nodes_[0].WaitMetric(
+	    "derp_multiforwarder_created", created + 1, 5000));
+	// The older route (node B) carries the packets.
+	for (int i = 0; i < 20; i++)
+		ASSERT_TRUE(SendRecv(x.get(), y1.get(), "via B " +
+		    std::to_string(i)));
+	EXPECT_TRUE(Quiet(y2.get(), 200));
+	// B dies: its route goes, C's takes over; the key never left.
+	nodes_[1].Kill(SIGKILL);
+	killed_[1] = true;
+	ASSERT_GE(nodes_[0].WaitMetricAtLeast("derp_multiforwarder_deleted",
+	    deleted + 1, 10000), deleted + 1);
+	ASSERT_TRUE(SendUntilDelivered(x.get(), y2.get(), 5000));
+	for (int i = 0; i < 20; i++)
+		ASSERT_TRUE(SendRecv(x.get(), y2.get(), "via C " +
+		    std::to_string(i)));
+	EXPECT_TRUE(Quiet(x.get(), 300)) << "no PeerGone: y is still here";
+	EXPECT_GE(nodes_[0].Metric("derpd_mesh_peers{state=\"backoff\"}") +
+	    nodes_[0].Metric("derpd_mesh_peers{state=\"connecting\"}"), 1);
+}
+
+TEST_F(MeshWith, NeedsAMeshKey)
+{
+	EXPECT_NE(0, nodes_[0].RunToExit({ "--mesh-with=127.0.0.1:1" }, 5000));
+	EXPECT_NE(std::string::npos, nodes_[0].Log().find(
+	    "-mesh-with: requires -mesh-psk-file")) << nodes_[0].Log();
+	EXPECT_NE(0, nodes_[0].RunToExit({ "--mesh-psk-file=" + key_file_,
+	    "--mesh-with=a//b" }, 5000));
+	EXPECT_NE(std::string::npos, nodes_[0].Log().find("-mesh-with: "))
+	    << nodes_[0].Log();
+}
+
+} // namespace
