@@ -171,7 +171,7 @@ $(B)/loadgen: $(B)/tests/bench/loadgen.o $(B)/libderpd.a
 	$(QLD)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/unit/derpctl_test: $(B)/tests/unit/derpctl_test.o $(B)/admin/parser.o \
-	$(TLOBJ) $(B)/libderpd.a
+	$(B)/admin/output_text.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a

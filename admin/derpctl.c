@@ -302,6 +302,9 @@ ctl_show(const struct output *out, const struct parse_result *res,
 	case CTL_SHOW_ADMISSION:
 		out->admission(r);
 		break;
+	case CTL_SHOW_MESH:
+		out->mesh(r);
+		break;
 	case CTL_KICK:
 		out->kick(r);
 		break;

@@ -31,6 +31,7 @@ struct output {
 	void	(*rejects)(const struct reply *);
 	void	(*stats)(const struct reply *);
 	void	(*admission)(const struct reply *);
+	void	(*mesh)(const struct reply *);		/* show mesh */
 	void	(*kick)(const struct reply *);
 	void	(*reload)(const struct reply *);
 	void	(*log)(const struct reply *);

@@ -135,6 +135,7 @@ const struct output json_output = {
 	.rejects = json_result,
 	.stats = json_result,
 	.admission = json_result,
+	.mesh = json_result,
 	.kick = json_result,
 	.reload = json_result,
 	.log = json_result,

@@ -502,6 +502,38 @@ text_admission(const struct reply *r)
 	table_cleanup(&t);
 }
 
+/* One line per mesh peer; IN is its current connection to us. */
+static void
+text_mesh(const struct reply *r)
+{
+	static const char *const spec[] = { "HOST", "STATE", "SINCE", "KEY",
+	    ">ROUTES", ">PKTS OUT", ">BYTES OUT", ">PKTS IN", ">BYTES IN",
+	    ">RECONNECTS", "LAST ERROR" };
+	char		 b[11][CELL_MAX];
+	const char	*cell[11], *e;
+	const cJSON	*m;
+	struct table	 t;
+
+	table_init(&t, 11, spec);
+	cJSON_ArrayForEach(m, body_array(r, "mesh")) {
+		cell[0] = get_str(m, "host");
+		cell[1] = get_str(m, "state");
+		cell[2] = fmt_since(r, m, "since", b[2], CELL_MAX);
+		cell[3] = fmt_key_short(get_str(m, "key"), b[3], CELL_MAX);
+		cell[4] = fmt_u64(m, "routes", b[4], CELL_MAX);
+		cell[5] = fmt_u64(m, "packets_out", b[5], CELL_MAX);
+		cell[6] = fmt_bytes(m, "bytes_out", b[6], CELL_MAX);
+		cell[7] = fmt_u64(m, "packets_in", b[7], CELL_MAX);
+		cell[8] = fmt_bytes(m, "bytes_in", b[8], CELL_MAX);
+		cell[9] = fmt_u64(m, "reconnects", b[9], CELL_MAX);
+		e = get_str(m, "last_error");
+		cell[10] = e != NULL && e[0] != '\0' ? e : "-";
+		table_row(&t, cell);
+	}
+	table_print(&t);
+	table_cleanup(&t);
+}
+
 static void
 text_kick(const struct reply *r)
 {
@@ -584,6 +616,7 @@ const struct output text_output = {
 	.rejects = text_rejects,
 	.stats = text_stats,
 	.admission = text_admission,
+	.mesh = text_mesh,
 	.kick = text_kick,
 	.reload = text_reload,
 	.log = text_log,

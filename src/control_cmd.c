@@ -16,6 +16,7 @@
 #include "control_int.h"
 #include "derpd.h"
 #include "log.h"
+#include "mesh.h"
 #include "reload.h"
 #include "tls.h"
 #include "util.h"
@@ -140,6 +141,72 @@ cmd_show_admission(struct ctl_call *k)
 	return 0;
 }
 
+/*
+ * One row of "show mesh". Out is what we forwarded to the peer (mesh.c);
+ * in is what it forwarded to us, which arrives on its own connection to
+ * us: the registered mesh connections of its server key, so the totals
+ * of the current inbound connection, gone when it reconnects.
+ */
+static void
+mesh_json(struct derpd *env, const struct mesh_info *mi, cJSON *o)
+{
+	struct conn_info	*rows = NULL;
+	size_t			 n = 0, inbound = 0;
+	uint64_t		 pkts_in = 0, bytes_in = 0;
+	char			 k[KEY_TEXT_SIZE];
+
+	if (mi->mi_has_key)
+		n = conn_list(env, mi->mi_key, NULL, &rows);
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].ci_mesh)
+			continue;
+		inbound++;
+		pkts_in += rows[i].ci_pkts_in;
+		bytes_in += rows[i].ci_bytes_in;
+	}
+	free(rows);
+
+	cJSON_AddStringToObject(o, "host", mi->mi_host);
+	cJSON_AddStringToObject(o, "dial", mi->mi_dial);
+	cJSON_AddStringToObject(o, "state", mi->mi_state);
+	cJSON_AddNumberToObject(o, "since", (double)mi->mi_since);
+	if (mi->mi_has_key) {
+		util_key_format(mi->mi_key, NODEKEY_PREFIX, k);
+		cJSON_AddStringToObject(o, "key", k);
+	} else
+		cJSON_AddNullToObject(o, "key");
+	cJSON_AddNumberToObject(o, "worker", mi->mi_worker);
+	cJSON_AddNumberToObject(o, "routes", (double)mi->mi_routes);
+	cJSON_AddNumberToObject(o, "packets_out", (double)mi->mi_pkts_out);
+	cJSON_AddNumberToObject(o, "bytes_out", (double)mi->mi_bytes_out);
+	cJSON_AddNumberToObject(o, "drops", (double)mi->mi_drops);
+	cJSON_AddNumberToObject(o, "inbound", (double)inbound);
+	cJSON_AddNumberToObject(o, "packets_in", (double)pkts_in);
+	cJSON_AddNumberToObject(o, "bytes_in", (double)bytes_in);
+	cJSON_AddNumberToObject(o, "connects", (double)mi->mi_connects);
+	cJSON_AddNumberToObject(o, "reconnects", (double)mi->mi_reconnects);
+	cJSON_AddStringToObject(o, "last_error", mi->mi_last_error);
+}
+
+/* Without --mesh-with the list is empty, not an error. */
+static int
+cmd_show_mesh(struct ctl_call *k)
+{
+	struct derpd		*env = k->k_ct->ct_env;
+	struct mesh_info	*rows;
+	cJSON			*arr = cJSON_AddArrayToObject(k->k_res, "mesh");
+	size_t			 n = mesh_list(env->d_meshnet, &rows);
+
+	for (size_t i = 0; i < n; i++) {
+		cJSON	*o = cJSON_CreateObject();
+
+		mesh_json(env, &rows[i], o);
+		cJSON_AddItemToArray(arr, o);
+	}
+	free(rows);
+	return 0;
+}
+
 static int
 cmd_kick(struct ctl_call *k)
 {
@@ -245,6 +312,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ .cmd_name = "show stats", .cmd_ro_ok = 1, .cmd_fn = cmd_show_stats },
 	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
 	    .cmd_fn = cmd_show_admission },
+	{ .cmd_name = "show mesh", .cmd_ro_ok = 1, .cmd_fn = cmd_show_mesh },
 	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
 	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
 	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },

@@ -12,6 +12,7 @@ _derpctl_patterns=(
 	"show rejects"
 	"show stats"
 	"show admission"
+	"show mesh"
 	"kick <key>"
 	"reload"
 	"log verbose"

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: ISC
 // control_test.cc: the admin socket against the real daemon: fields of
-// show clients, kick, rejects, reload, monitor, permissions, and bad
-// input from admin clients while packets are being relayed.
+// show clients, kick, rejects, reload, monitor, show mesh (a peer that
+// refuses, the daemon itself), permissions, and bad input from admin
+// clients while packets are being relayed.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -10,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -863,6 +866,288 @@ TEST_F(ControlTest, DerpctlSaysWhenDerpdIsNotRunning)
 	EXPECT_NE(err.find("not running"), std::string::npos) << err;
 	EXPECT_NE(Derpctl(d.dir, "-s " + d.dir + "/nothing.sock frobnicate",
 	    &out, &err), 0);
+}
+
+// A TCP socket bound to 127.0.0.1:<*port> and left open; listen() when
+// listening, else a connect to the port is refused while the socket
+// keeps the port from anyone else. -1 on failure.
+int
+BindLoopback(int *port, bool listening)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1 ||
+	    (listening && listen(fd, 1) == -1)) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+// TS_DEBUG_USE_DERP_HTTP=1 for the daemons this test starts (derpd
+// inherits the environment): mesh links over plain HTTP.
+class PlainMeshEnv {
+public:
+	PlainMeshEnv()
+	{
+		const char *v = getenv("TS_DEBUG_USE_DERP_HTTP");
+		had_ = v != nullptr;
+		if (had_)
+			old_ = v;
+		setenv("TS_DEBUG_USE_DERP_HTTP", "1", 1);
+	}
+	~PlainMeshEnv()
+	{
+		if (had_)
+			setenv("TS_DEBUG_USE_DERP_HTTP", old_.c_str(), 1);
+		else
+			unsetenv("TS_DEBUG_USE_DERP_HTTP");
+	}
+private:
+	bool had_ = false;
+	std::string old_;
+};
+
+std::string
+Str(cJSON *o, const char *name)
+{
+	cJSON *s = cJSON_GetObjectItem(o, name);
+	return cJSON_IsString(s) ? s->valuestring : "";
+}
+
+double
+Num(cJSON *o, const char *name)
+{
+	cJSON *n = cJSON_GetObjectItem(o, name);
+	return cJSON_IsNumber(n) ? n->valuedouble : -1;
+}
+
+// Ask show mesh until its only peer satisfies done (or 5 s pass); the
+// last reply, for the checks that follow.
+template <typename Pred>
+Json
+WaitMesh(Admin &adm, Pred done)
+{
+	Json r;
+	int64_t deadline = Clock::now().time_since_epoch() /
+	    std::chrono::milliseconds(1) + 5000;
+	for (;;) {
+		r.reset(adm.Do("show mesh"));
+		cJSON *p = cJSON_GetArrayItem(Result(r.get(), "mesh"), 0);
+		if (p != nullptr && done(p))
+			return r;
+		if (Clock::now().time_since_epoch() /
+		    std::chrono::milliseconds(1) > deadline)
+			return r;
+		usleep(50000);
+	}
+}
+
+TEST_F(ControlTest, ShowMeshIsEmptyWithoutMeshWith)
+{
+	std::string ro = d.dir + "/ro.sock";
+	ASSERT_TRUE(StartWithAdmin({ "--admin-socket-ro=" + ro }));
+	Admin adm(ro);
+	Json r(adm.Do("show mesh"));
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *arr = Result(r.get(), "mesh");
+	ASSERT_TRUE(cJSON_IsArray(arr));
+	EXPECT_EQ(cJSON_GetArraySize(arr), 0);
+}
+
+// A peer where nothing answers: connecting or waiting to retry, with
+// the refusal as its last error, and no routes.
+TEST_F(ControlTest, ShowMeshReportsAPeerThatRefuses)
+{
+	PlainMeshEnv plain;
+	int port = 0;
+	int fd = BindLoopback(&port, false);
+	ASSERT_NE(fd, -1) << strerror(errno);
+	std::string peer = "127.0.0.1:" + std::to_string(port);
+	std::string ro = d.dir + "/ro.sock";
+	sock = d.dir + "/admin.sock";
+	ASSERT_TRUE(StartMesh({ "--admin-socket=" + sock,
+	    "--admin-socket-ro=" + ro, "--mesh-with=" + peer }));
+	Admin adm(ro);	/* show mesh is allowed on the read-only socket */
+	Json r = WaitMesh(adm, [](cJSON *p) {
+		return !Str(p, "last_error").empty();
+	});
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *arr = Result(r.get(), "mesh");
+	ASSERT_EQ(cJSON_GetArraySize(arr), 1);
+	cJSON *p = cJSON_GetArrayItem(arr, 0);
+	char *text = cJSON_PrintUnformatted(p);
+	printf("show mesh: %s\n", text);
+	cJSON_free(text);
+	EXPECT_EQ(Str(p, "host"), peer);
+	EXPECT_EQ(Str(p, "dial"), peer);
+	std::string st = Str(p, "state");
+	EXPECT_TRUE(st == "connecting" || st == "backoff") << st;
+	std::string e = Str(p, "last_error");
+	EXPECT_NE(e.find("refused"), std::string::npos) << e;
+	EXPECT_EQ(Num(p, "routes"), 0);
+	EXPECT_EQ(Num(p, "connects"), 0);
+	EXPECT_EQ(Num(p, "reconnects"), 0);
+	EXPECT_EQ(Num(p, "packets_out"), 0);
+	EXPECT_EQ(Num(p, "packets_in"), 0);
+	EXPECT_EQ(Num(p, "inbound"), 0);
+	EXPECT_TRUE(cJSON_IsNull(cJSON_GetObjectItem(p, "key")));
+	double since = Num(p, "since");
+	EXPECT_GT(since, (double)time(nullptr) - 60);
+	EXPECT_LE(since, (double)time(nullptr));
+
+	/* derpctl shows the same as a table, and -j as the daemon's JSON. */
+	std::string out, err;
+	ASSERT_EQ(Derpctl(d.dir, "-s " + ro + " show mesh", &out, &err), 0)
+	    << err;
+	printf("derpctl show mesh:\n%s", out.c_str());
+	EXPECT_EQ(out.rfind("HOST", 0), 0u) << out;
+	EXPECT_NE(out.find("LAST ERROR"), std::string::npos) << out;
+	EXPECT_NE(out.find(peer), std::string::npos) << out;
+	EXPECT_NE(out.find("refused"), std::string::npos) << out;
+	ASSERT_EQ(Derpctl(d.dir, "-j -s " + sock + " sh m", &out, &err), 0)
+	    << err;
+	Json j(cJSON_Parse(out.c_str()));
+	ASSERT_NE(j.get(), nullptr) << out;
+	EXPECT_EQ(Str(cJSON_GetArrayItem(cJSON_GetObjectItem(j.get(), "mesh"),
+	    0), "host"), peer) << out;
+	close(fd);
+}
+
+// --mesh-with naming the daemon itself: it dials, meets its own server
+// key and stops there, as derper does.
+TEST_F(ControlTest, ShowMeshReportsSelf)
+{
+	PlainMeshEnv plain;
+	int port = 0;
+	/* A free port for -a, known before the start; released just before. */
+	int fd = BindLoopback(&port, false);
+	ASSERT_NE(fd, -1) << strerror(errno);
+	close(fd);
+	std::string self = "127.0.0.1:" + std::to_string(port);
+	sock = d.dir + "/admin.sock";
+	ASSERT_TRUE(StartMesh({ "-a", self, "--admin-socket=" + sock,
+	    "--mesh-with=" + self }));
+	ASSERT_EQ(d.port, port);
+	Admin adm(sock);
+	Json r = WaitMesh(adm, [](cJSON *p) {
+		return Str(p, "state") == "self";
+	});
+	ASSERT_TRUE(IsOk(r.get()));
+	cJSON *arr = Result(r.get(), "mesh");
+	ASSERT_EQ(cJSON_GetArraySize(arr), 1);
+	cJSON *p = cJSON_GetArrayItem(arr, 0);
+	char *text = cJSON_PrintUnformatted(p);
+	printf("show mesh: %s\n", text);
+	cJSON_free(text);
+	EXPECT_EQ(Str(p, "state"), "self");
+	EXPECT_EQ(Str(p, "host"), self);
+	EXPECT_EQ(Str(p, "key"), "nodekey:" + d.server_hex);
+	EXPECT_EQ(Num(p, "routes"), 0);
+	EXPECT_EQ(Num(p, "inbound"), 0);
+	EXPECT_TRUE(d.WaitLog("detected self-connect", 2000));
+	std::string out, err;
+	ASSERT_EQ(Derpctl(d.dir, "-s " + sock + " show mesh", &out, &err), 0)
+	    << err;
+	printf("derpctl show mesh:\n%s", out.c_str());
+	EXPECT_NE(out.find(" self "), std::string::npos) << out;
+	EXPECT_NE(out.find("nodekey:" + d.server_hex.substr(0, 6)),
+	    std::string::npos) << out;
+}
+
+// Find the show-mesh row of host in r.
+cJSON *
+MeshRow(cJSON *r, const std::string &host)
+{
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, Result(r, "mesh"))
+		if (Str(it, "host") == host)
+			return it;
+	return nullptr;
+}
+
+// Two nodes, each --mesh-with the other: a packet from A's client to B's
+// is out on A's row for B and in on B's row for A (A's link into B).
+TEST_F(ControlTest, ShowMeshCountsEachWay)
+{
+	PlainMeshEnv plain;
+	int pa = 0, pb = 0;
+	int fa = BindLoopback(&pa, false), fb = BindLoopback(&pb, false);
+	ASSERT_TRUE(fa != -1 && fb != -1) << strerror(errno);
+	close(fa);
+	close(fb);
+	std::string ha = "127.0.0.1:" + std::to_string(pa);
+	std::string hb = "127.0.0.1:" + std::to_string(pb);
+	sock = d.dir + "/admin.sock";
+	ASSERT_TRUE(StartMesh({ "-a", ha, "--admin-socket=" + sock,
+	    "--mesh-with=" + hb }));
+	Derpd other;
+	std::string sock_b = other.dir + "/admin.sock";
+	ASSERT_TRUE(other.Start({ "-a", hb, "--admin-socket=" + sock_b,
+	    "--mesh-psk-file=" + d.dir + "/mesh.key", "--mesh-with=" + ha }));
+	Admin adm_a(sock), adm_b(sock_b);
+	ASSERT_TRUE(adm_a.ok() && adm_b.ok());
+	Json r = WaitMesh(adm_a, [](cJSON *p) {
+		return Str(p, "state") == "connected";
+	});
+	ASSERT_EQ(Str(MeshRow(r.get(), hb), "state"), "connected");
+	r = WaitMesh(adm_b, [](cJSON *p) {
+		return Str(p, "state") == "connected";
+	});
+	ASSERT_EQ(Str(MeshRow(r.get(), ha), "state"), "connected");
+
+	Client a = d.Connect(), b = other.Connect();
+	ASSERT_TRUE(a && b);
+	/* A learns b from B asynchronously: send until one arrives. */
+	bool delivered = false;
+	for (int i = 0; i < 50 && !delivered; i++)
+		delivered = SendRecv(a.get(), b.get(), "over the mesh", 200);
+	ASSERT_TRUE(delivered);
+
+	/*
+	 * A counted every packet before b got the last one; B may still be
+	 * reading one that an earlier, timed-out SendRecv left in flight.
+	 */
+	usleep(300000);
+	Json ra(adm_a.Do("show mesh"));
+	cJSON *a_to_b = MeshRow(ra.get(), hb);
+	ASSERT_NE(a_to_b, nullptr);
+	double out = Num(a_to_b, "packets_out");
+	Json rb = WaitMesh(adm_b, [out](cJSON *p) {
+		return Num(p, "packets_in") >= out;
+	});
+	cJSON *b_from_a = MeshRow(rb.get(), ha);
+	ASSERT_NE(b_from_a, nullptr);
+	for (cJSON *p : { a_to_b, b_from_a }) {
+		char *text = cJSON_PrintUnformatted(p);
+		printf("show mesh: %s\n", text);
+		cJSON_free(text);
+	}
+	EXPECT_EQ(Str(a_to_b, "key"), "nodekey:" + other.server_hex);
+	EXPECT_EQ(Str(b_from_a, "key"), "nodekey:" + d.server_hex);
+	EXPECT_GE(Num(a_to_b, "routes"), 1);
+	EXPECT_GE(Num(a_to_b, "packets_out"), 1);
+	EXPECT_GE(Num(a_to_b, "bytes_out"), 13);
+	EXPECT_EQ(Num(b_from_a, "inbound"), 1);
+	EXPECT_EQ(Num(b_from_a, "packets_in"), Num(a_to_b, "packets_out"));
+	EXPECT_GE(Num(b_from_a, "bytes_in"), Num(a_to_b, "bytes_out"));
+	/* Nothing went from B to A. */
+	EXPECT_EQ(Num(b_from_a, "packets_out"), 0);
+	EXPECT_EQ(Num(a_to_b, "inbound"), 1);
+	EXPECT_EQ(Num(a_to_b, "packets_in"), 0);
+	if (HasFailure())
+		fprintf(stderr, "--- the other derpd ---\n%s\n",
+		    other.Log().c_str());
+	other.Stop();
 }
 
 } // namespace

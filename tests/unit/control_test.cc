@@ -90,7 +90,7 @@ TEST(ControlParse, VersionAndCmd)
 TEST(ControlParse, ReadOnlySocketOnlyShows)
 {
 	for (const char *c : { "show clients", "show client", "show rejects",
-	    "show stats", "show admission" }) {
+	    "show stats", "show admission", "show mesh" }) {
 		Parsed p(std::string("{\"v\":1,\"cmd\":\"") + c + "\"}", 1);
 		EXPECT_EQ(p.rc, 0) << c;
 	}

@@ -2,13 +2,16 @@
 // derpctl_test.cc: derpctl's command grammar (admin/parser.c): every
 // pattern in parse_cmds[], abbreviations, ambiguity, a keyword typed in
 // full beating a longer one, required and optional arguments, extra and
-// unknown words, and the key and key-prefix normalisers.
+// unknown words, and the key and key-prefix normalisers; and the text
+// output (admin/output_text.c) of show mesh for a canned reply.
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
+#include "output.h"
 #include "parser.h"
 
 namespace {
@@ -68,7 +71,8 @@ TEST(ParserTable, HasTheDocumentedCommandsInOrder)
 {
 	const char *want[] = {
 		"show clients [prefix]", "show client <key>", "show rejects",
-		"show stats", "show admission", "kick <key>", "reload",
+		"show stats", "show admission", "show mesh", "kick <key>",
+		"reload",
 		"log verbose", "log brief", "monitor",
 	};
 	size_t n = 0;
@@ -120,6 +124,8 @@ INSTANTIATE_TEST_SUITE_P(EveryPattern, ParserFull, ::testing::Values(
 	"show stats", 0, nullptr, ""},
     FullCase{{"show", "admission"}, CTL_SHOW_ADMISSION, "show admission",
 	"show admission", 0, nullptr, ""},
+    FullCase{{"show", "mesh"}, CTL_SHOW_MESH, "show mesh", "show mesh", 0,
+	nullptr, ""},
     FullCase{{"kick", kMixed}, CTL_KICK, "kick", "kick <key>", 1, "key",
 	"nodekey:" + kMixedLower},
     FullCase{{"reload"}, CTL_RELOAD, "reload", "reload", 0, nullptr, ""},
@@ -178,6 +184,7 @@ TEST(ParserAbbrev, OtherShortForms)
 		{{"sh", "rej"}, CTL_SHOW_REJECTS, "show rejects"},
 		{{"s", "st"}, CTL_SHOW_STATS, "show stats"},
 		{{"sho", "a"}, CTL_SHOW_ADMISSION, "show admission"},
+		{{"sh", "m"}, CTL_SHOW_MESH, "show mesh"},
 		{{"rel"}, CTL_RELOAD, "reload"},
 		{{"r"}, CTL_RELOAD, "reload"},
 		{{"lo", "v"}, CTL_LOG, "log verbose"},
@@ -206,6 +213,7 @@ TEST(ParserAmbiguous, ShAloneListsCandidates)
 	EXPECT_TRUE(Contains(p.err, "show rejects")) << p.err;
 	EXPECT_TRUE(Contains(p.err, "show stats")) << p.err;
 	EXPECT_TRUE(Contains(p.err, "show admission")) << p.err;
+	EXPECT_TRUE(Contains(p.err, "show mesh")) << p.err;
 	EXPECT_FALSE(Contains(p.err, "kick")) << p.err;
 	EXPECT_FALSE(Contains(p.err, "monitor")) << p.err;
 }
@@ -481,6 +489,117 @@ TEST(ParseKeyPrefix, Rejects)
 		Normalise(parse_key_prefix, s, &rc);
 		EXPECT_EQ(rc, -1) << "\"" << s << "\"";
 	}
+}
+
+// ---- text output ----
+
+// What text_output.<method> prints for a reply line that arrived at now.
+std::string
+TextOf(void (*const output::*method)(const reply *), const std::string &line,
+    time_t now)
+{
+	cJSON *msg = cJSON_Parse(line.c_str());
+	EXPECT_NE(msg, nullptr) << line;
+	reply r;
+	memset(&r, 0, sizeof(r));
+	r.r_msg = msg;
+	r.r_body = cJSON_GetObjectItemCaseSensitive(msg, "result");
+	r.r_line = line.c_str();
+	r.r_linelen = line.size();
+	r.r_time = now;
+	testing::internal::CaptureStdout();
+	(text_output.*method)(&r);
+	fflush(stdout);
+	std::string out = testing::internal::GetCapturedStdout();
+	cJSON_Delete(msg);
+	return out;
+}
+
+std::vector<std::string>
+Lines(const std::string &s)
+{
+	std::vector<std::string> v;
+	size_t from = 0, nl;
+	while ((nl = s.find('\n', from)) != std::string::npos) {
+		v.push_back(s.substr(from, nl - from));
+		from = nl + 1;
+	}
+	return v;
+}
+
+// The cells of a table line: runs separated by two or more spaces.
+std::vector<std::string>
+Cells(const std::string &l)
+{
+	std::vector<std::string> v;
+	size_t i = 0;
+	while (i < l.size()) {
+		size_t j = l.find("  ", i);
+		if (j == std::string::npos)
+			j = l.size();
+		if (j > i)
+			v.push_back(l.substr(i, j - i));
+		i = j;
+		while (i < l.size() && l[i] == ' ')
+			i++;
+	}
+	return v;
+}
+
+TEST(TextMesh, OneLinePerPeerWithEveryColumn)
+{
+	const time_t now = 1748780000;
+	const std::string line = "{\"v\":1,\"id\":1,\"ok\":true,\"result\":"
+	    "{\"mesh\":[{\"host\":\"derp1b.example.com\","
+	    "\"dial\":\"derp1b.example.com:443\",\"state\":\"connected\","
+	    "\"since\":" + std::to_string(now - 312) + ",\"key\":\"" + kKey +
+	    "\",\"worker\":1,\"routes\":1520,\"packets_out\":9120,"
+	    "\"bytes_out\":3145728,\"drops\":0,\"inbound\":1,"
+	    "\"packets_in\":8800,\"bytes_in\":2048,\"connects\":3,"
+	    "\"reconnects\":2,\"last_error\":\"\"},"
+	    "{\"host\":\"127.0.0.1:1\",\"dial\":\"127.0.0.1:1\","
+	    "\"state\":\"backoff\",\"since\":" + std::to_string(now - 42) +
+	    ",\"key\":null,\"worker\":0,\"routes\":0,\"packets_out\":0,"
+	    "\"bytes_out\":0,\"drops\":5,\"inbound\":0,\"packets_in\":0,"
+	    "\"bytes_in\":0,\"connects\":0,\"reconnects\":0,"
+	    "\"last_error\":\"connect: Connection refused\"}]}}";
+	std::string out = TextOf(&output::mesh, line, now);
+	std::vector<std::string> l = Lines(out);
+	ASSERT_EQ(l.size(), 3u) << out;
+	EXPECT_EQ(Cells(l[0]), (std::vector<std::string>{ "HOST", "STATE",
+	    "SINCE", "KEY", "ROUTES", "PKTS OUT", "BYTES OUT", "PKTS IN",
+	    "BYTES IN", "RECONNECTS", "LAST ERROR" })) << out;
+	EXPECT_EQ(Cells(l[1]), (std::vector<std::string>{
+	    "derp1b.example.com", "connected", "5m12s",
+	    "nodekey:aaaaaa\xe2\x80\xa6", "1520", "9120", "3.0M", "8800",
+	    "2.0K", "2", "-" })) << out;
+	EXPECT_EQ(Cells(l[2]), (std::vector<std::string>{ "127.0.0.1:1",
+	    "backoff", "42s", "-", "0", "0", "0", "0", "0", "0",
+	    "connect: Connection refused" })) << out;
+	// Numbers right-aligned: ROUTES ends where its header ends.
+	EXPECT_EQ(l[0].find("ROUTES") + 6, l[2].find(" 0  ") + 2) << out;
+	// The last column is not padded.
+	EXPECT_NE(l[1].back(), ' ') << out;
+}
+
+TEST(TextMesh, NoMeshWithIsAHeaderOnly)
+{
+	std::string out = TextOf(&output::mesh,
+	    "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"mesh\":[]}}", 0);
+	std::vector<std::string> l = Lines(out);
+	ASSERT_EQ(l.size(), 1u) << out;
+	EXPECT_EQ(l[0].rfind("HOST", 0), 0u) << out;
+}
+
+TEST(TextMesh, MissingMembersShowAsDashes)
+{
+	std::string out = TextOf(&output::mesh,
+	    "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"mesh\":"
+	    "[{\"host\":\"a\"}]}}", 0);
+	std::vector<std::string> l = Lines(out);
+	ASSERT_EQ(l.size(), 2u) << out;
+	EXPECT_EQ(Cells(l[1]), (std::vector<std::string>{ "a", "-", "-", "-",
+	    "-", "-", "-", "-", "-", "-", "-" })) << out;
 }
 
 }  // namespace
