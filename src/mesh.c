@@ -414,7 +414,8 @@ mesh_link_closed(struct mesh_peer *mp, struct conn *c, const char *why)
 {
 	struct conn	*pub;
 	size_t		 routes = mp->mp_present.ks_n;
-	bool		 self, was_up;
+	bool		 self, was_up, brief;
+	char		 msg[160];
 
 	if (mp->mp_conn == c)
 		mp->mp_conn = NULL;
@@ -424,8 +425,16 @@ mesh_link_closed(struct mesh_peer *mp, struct conn *c, const char *why)
 		mp->mp_link = NULL;
 	self = mp->mp_state == MESH_SELF;
 	was_up = mp->mp_state == MESH_CONNECTED;
+	/*
+	 * A peer with another mesh key accepts us as a plain client and
+	 * closes on WatchConns: up, nothing learned, gone at once.
+	 */
+	brief = was_up && routes == 0 && (int64_t)time(NULL) - mp->mp_since <= 2;
+	snprintf(msg, sizeof(msg), "%s%s", why, brief ? " (closed right "
+	    "after the handshake with nothing learned: is the mesh key the "
+	    "same on both nodes?)" : "");
 	if (!self)
-		util_strlcpy(mp->mp_last_error, why,
+		util_strlcpy(mp->mp_last_error, msg,
 		    sizeof(mp->mp_last_error));
 	pthread_mutex_unlock(&mp->mp_lock);
 	/* derper clears what a broken link taught it, then relearns it. */
@@ -441,9 +450,9 @@ mesh_link_closed(struct mesh_peer *mp, struct conn *c, const char *why)
 	}
 	if (was_up)
 		log_info("mesh(%s): link down (%s); %zu routes dropped",
-		    mp->mp_t.mt_host, why, routes);
+		    mp->mp_t.mt_host, msg, routes);
 	else
-		log_info("mesh(%s): %s", mp->mp_t.mt_host, why);
+		log_info("mesh(%s): %s", mp->mp_t.mt_host, msg);
 	schedule_dial(mp);
 	return pub;
 }

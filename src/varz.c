@@ -65,7 +65,7 @@ varz_mesh(struct evbuffer *out, struct derpd *env)
 	    "backoff", "self" };
 	struct mesh_info	*rows;
 	size_t			 n = mesh_list(env->d_meshnet, &rows);
-	uint64_t		 connects = 0, reconnects = 0, drops = 0;
+	uint64_t		 connects = 0, reconnects = 0;
 
 	evbuffer_add_printf(out, "# HELP derpd_mesh_peers mesh peers of "
 	    "--mesh-with by link state\n# TYPE derpd_mesh_peers gauge\n");
@@ -79,7 +79,6 @@ varz_mesh(struct evbuffer *out, struct derpd *env)
 	for (size_t i = 0; i < n; i++) {
 		connects += rows[i].mi_connects;
 		reconnects += rows[i].mi_reconnects;
-		drops += rows[i].mi_drops;
 	}
 	evbuffer_add_printf(out, "# HELP derpd_mesh_connects mesh links "
 	    "established\n# TYPE derpd_mesh_connects counter\n"
@@ -88,7 +87,6 @@ varz_mesh(struct evbuffer *out, struct derpd *env)
 	    "# TYPE derpd_mesh_reconnects counter\n"
 	    "derpd_mesh_reconnects %llu\n",
 	    (unsigned long long)connects, (unsigned long long)reconnects);
-	(void)drops;	/* counted as derp_packets_dropped{reason="mesh_down"} */
 	free(rows);
 }
 

@@ -49,6 +49,7 @@ struct lconn {
 	uint32_t	 left;		/* payload bytes left in this frame */
 	int		 cur_type;
 	int		 want_write;
+	int		 rx_side;	/* a receiver (connects to -R) */
 };
 
 static int	 opt_tls, opt_pairs = 4, opt_size = 1200, opt_count;
@@ -56,7 +57,9 @@ static double	 opt_secs = 5, opt_warm = 1;
 static int	 opt_window = -1;	/* -1: 16 in count mode, else flood */
 static const char *opt_host = "127.0.0.1";
 static int	 opt_port;
+static int	 opt_rport;	/* receivers' server (a meshed node); 0: -p */
 static int	 opt_pid;
+static int	 opt_pid2;	/* the second server's CPU is counted too */
 static SSL_CTX	*ctx;
 static uint8_t	 rbuf[RBUF];
 
@@ -135,7 +138,9 @@ handshake(struct lconn *c)
 		die("socket");
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)opt_port);
+	/* Receivers are set up first (see main), senders after. */
+	sa.sin_port = htons((uint16_t)(opt_rport && c->rx_side ? opt_rport :
+	    opt_port));
 	inet_pton(AF_INET, opt_host, &sa.sin_addr);
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		die("connect");
@@ -337,7 +342,7 @@ main(int argc, char **argv)
 	uint64_t		 got0 = 0, sent0 = 0;
 	int			 measuring = 0;
 
-	while ((ch = getopt(argc, argv, "h:p:tn:s:d:w:c:W:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:R:tn:s:d:w:c:W:P:Q:")) != -1) {
 		switch (ch) {
 		case 'h': opt_host = optarg; break;
 		case 'p': opt_port = atoi(optarg); break;
@@ -349,10 +354,13 @@ main(int argc, char **argv)
 		case 'c': opt_count = atoi(optarg); break;
 		case 'W': opt_window = atoi(optarg); break;
 		case 'P': opt_pid = atoi(optarg); break;
+		case 'R': opt_rport = atoi(optarg); break;
+		case 'Q': opt_pid2 = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: loadgen -p port [-t] [-n pairs] "
-			    "[-s size] [-d secs] [-w warmup] [-c count "
-			    "[-W window]] [-P server-pid]\n");
+			fprintf(stderr, "usage: loadgen -p port [-R port] [-t] "
+			    "[-n pairs] [-s size] [-d secs] [-w warmup] "
+			    "[-c count [-W window]] [-P server-pid "
+			    "[-Q server-pid]]\n");
 			return 2;
 		}
 	}
@@ -370,6 +378,7 @@ main(int argc, char **argv)
 	cs = calloc((size_t)opt_pairs * 2, sizeof(*cs));
 	for (int i = 0; i < opt_pairs; i++) {
 		struct lconn *s = &cs[2 * i], *r = &cs[2 * i + 1];
+		r->rx_side = 1;
 		handshake(r);
 		handshake(s);
 		s->sender = 1;
@@ -391,7 +400,7 @@ main(int argc, char **argv)
 			tw = t;
 			got0 = total(cs, 2 * opt_pairs, 0);
 			sent0 = total(cs, 2 * opt_pairs, 1);
-			cpu0 = proc_cpu(opt_pid);
+			cpu0 = proc_cpu(opt_pid) + proc_cpu(opt_pid2);
 			gcpu0 = self_cpu();
 		}
 		if (t >= deadline)
@@ -430,7 +439,7 @@ main(int argc, char **argv)
 		double	 el = now() - tw;
 		uint64_t got = total(cs, 2 * opt_pairs, 0) - got0;
 		uint64_t sent = total(cs, 2 * opt_pairs, 1) - sent0;
-		double	 scpu = proc_cpu(opt_pid) - cpu0;
+		double	 scpu = proc_cpu(opt_pid) + proc_cpu(opt_pid2) - cpu0;
 		double	 gcpu = self_cpu() - gcpu0;
 
 		printf("mode=%s pairs=%d window=%d size=%d secs=%.2f delivered_pps=%.0f "

@@ -83,7 +83,81 @@ run_window() {	# server mode window -> appends a result line
 	echo "$1 $line" | tee -a "$T/results"
 }
 
+# A meshed region of two nodes (-mesh-with both ways, the same switch for
+# both servers: plain HTTP links with TS_DEBUG_USE_DERP_HTTP=1): senders
+# on node A, receivers on node B, so every packet crosses the mesh link.
+# Both nodes on CPU 1; the CPU counted is both nodes'.
+openssl rand -hex 32 >"$T/mesh.key"
+chmod 600 "$T/mesh.key"
+start_mesh() {	# server
+	PA=$((21000 + $$ % 20000))
+	PB=$((PA + 1))
+	list="127.0.0.1:$PA,127.0.0.1:$PB"
+	for n in a b; do
+		[ $n = a ] && p=$PA || p=$PB
+		if [ "$1" = derpd ]; then
+			TS_DEBUG_USE_DERP_HTTP=1 taskset -c 1 "$B/derpd" \
+			    -a 127.0.0.1:$p --stun=false --http-port=-1 \
+			    -c "$T/mesh-$n.key" --workers=1 \
+			    -mesh-psk-file "$T/mesh.key" -mesh-with "$list" \
+			    >"$T/mesh-$n.log" 2>&1 &
+		else
+			TS_DEBUG_USE_DERP_HTTP=1 taskset -c 1 "$DERPER" \
+			    -a 127.0.0.1:$p -http-port=-1 -stun=false \
+			    -c "$T/mesh-go-$n.key" -mesh-psk-file "$T/mesh.key" \
+			    -mesh-with "$list" >"$T/mesh-$n.log" 2>&1 &
+		fi
+		echo $! >"$T/mesh-$n.pid"
+	done
+	# Meshed when each node's link watches the other (derp_watchers);
+	# derper's first dial may have come before its peer listened, and it
+	# retries after 5 s, so wait up to 15 s.
+	for _ in $(seq 150); do
+		wa=$(curl -s "http://127.0.0.1:$PA/debug/varz" |
+		    sed -n 's/^derp_watchers \([0-9]*\)$/\1/p')
+		wb=$(curl -s "http://127.0.0.1:$PB/debug/varz" |
+		    sed -n 's/^derp_watchers \([0-9]*\)$/\1/p')
+		if [ "${wa:-0}" -ge 1 ] && [ "${wb:-0}" -ge 1 ]; then
+			sleep 0.5
+			return
+		fi
+		sleep 0.1
+	done
+	echo "bench: the two $1 nodes did not mesh; logs:" >&2
+	cat "$T/mesh-a.log" "$T/mesh-b.log" >&2
+	exit 1
+}
+
+stop_mesh() {
+	for n in a b; do
+		kill "$(cat "$T/mesh-$n.pid")" 2>/dev/null || true
+		wait "$(cat "$T/mesh-$n.pid")" 2>/dev/null || true
+		rm -f "$T/mesh-$n.pid"
+	done
+}
+
+run_mesh_window() {	# server window -> appends a result line
+	start_mesh "$1"
+	line=$(taskset -c 0 "$B/loadgen" -p "$PA" -R "$PB" -n "$PAIRS" \
+	    -d "$SECS" -w 1 -W "$2" -P "$(cat "$T/mesh-a.pid")" \
+	    -Q "$(cat "$T/mesh-b.pid")" | sed 's/mode=http/mode=mesh-http/')
+	stop_mesh
+	echo "$1 $line" | tee -a "$T/results"
+}
+
 : >"$T/results"
+for w in 32 0; do
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		if [ $((r % 2)) = 0 ]; then order="derpd derper"
+		else order="derper derpd"; fi
+		for s in $order; do
+			[ "$s" = derper ] && [ -z "$DERPER" ] && continue
+			run_mesh_window "$s" "$w"
+		done
+		r=$((r + 1))
+	done
+done
 for mode in http tls; do
 	for w in 32 0; do
 		r=0

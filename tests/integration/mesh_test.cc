@@ -240,6 +240,28 @@ TEST_F(MeshWith, OldestRouteThenFailover)
 	    nodes_[0].Metric("derpd_mesh_peers{state=\"connecting\"}"), 1);
 }
 
+// A peer with another mesh key takes the link as a plain client and closes
+// it on WatchConns: the log and the last error say what is likely wrong,
+// and nothing is routed.
+TEST_F(MeshWith, OtherMeshKeyIsNamed)
+{
+	std::string other = nodes_[1].dir + "/other-mesh.key";
+	FILE *f = fopen(other.c_str(), "w");
+	ASSERT_NE(f, nullptr);
+	uint8_t k[32];
+	RAND_bytes(k, sizeof(k));
+	fprintf(f, "%s\n", Hex(k, 32).c_str());
+	fclose(f);
+	chmod(other.c_str(), 0600);
+	ASSERT_TRUE(nodes_[1].Start({ "-a", "127.0.0.1:" +
+	    std::to_string(ports_[1]), "--mesh-psk-file=" + other }));
+	ASSERT_TRUE(StartNode(0, 2));
+	EXPECT_TRUE(nodes_[0].WaitLog("is the mesh key the same on both nodes",
+	    10000)) << nodes_[0].Log();
+	EXPECT_EQ(0, nodes_[0].Metric("derpd_mesh_routes"));
+	EXPECT_GE(nodes_[1].Metric(Closed("insufficient_permissions")), 1);
+}
+
 TEST_F(MeshWith, NeedsAMeshKey)
 {
 	EXPECT_NE(0, nodes_[0].RunToExit({ "--mesh-with=127.0.0.1:1" }, 5000));

@@ -3,9 +3,8 @@ package interop
 // Tier C: the real Go derper (tailscale.com v1.102.3) meshes to derpd with
 // --mesh-with, i.e. Go's own mesh client (fast start over TLS 1.3, WatchConns
 // pipelined before ServerInfo, ForwardPacket) talks to derpd as a mesh
-// server. derpd has no --mesh-with of its own yet, so only the Go -> derpd
-// direction is exercised: a client on the Go derper sends to a client on
-// derpd.
+// server: a client on the Go derper sends to a client on derpd. Both
+// directions, over TLS, with derpd's own --mesh-with: meshwith_test.go.
 
 import (
 	"bufio"
