@@ -32,6 +32,7 @@
 /* The server sends KeepAlive every 60 s; two missed ones end the link. */
 #define LINK_IDLE_MS		(2 * DERPD_KEEPALIVE_MS + 5000)
 #define LINK_TICK_MS		15000
+#define LINK_QUEUE_DEPTH	1024	/* packets, per link */
 
 struct conn *
 conn_mesh_dial(struct mesh_peer *mp, int fd, const struct sockaddr *sa,
@@ -47,6 +48,16 @@ conn_mesh_dial(struct mesh_peer *mp, int fd, const struct sockaddr *sa,
 	}
 	c->c_link = mp;
 	c->c_mesh = 1;		/* never re-verified, never rate limited */
+	/* Many clients' packets share a link: a deeper queue than a client's. */
+	if (pktq_init_big(&c->c_dataq, LINK_QUEUE_DEPTH) == -1 ||
+	    pktq_init_big(&c->c_discoq, LINK_QUEUE_DEPTH / 4) == -1) {
+		stats_close(worker_stats(mp->mp_w), CLOSE_NO_MEMORY);
+		conn_queue_free(c);
+		free(c);
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
 	c->c_tls = ssl != NULL;
 	c->c_state = CONN_MESH_DIAL;
 	/* Queued now; written once the connect (and TLS) completes. */

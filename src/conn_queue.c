@@ -62,6 +62,8 @@ conn_queue_free(struct conn *c)
 	/* conn_close emptied the queues; a failed accept never filled them. */
 	pktq_clear(&c->c_dataq, NULL, NULL);
 	pktq_clear(&c->c_discoq, NULL, NULL);
+	pktq_release(&c->c_dataq);
+	pktq_release(&c->c_discoq);
 	ctl_free_list(c->c_ctl_head);
 	pthread_mutex_destroy(&c->c_qlock);
 }

@@ -222,26 +222,51 @@ dial_failed(struct mesh_peer *mp, const char *fmt, ...)
 	schedule_dial(mp);
 }
 
-/* Connect to one resolved address and hand the socket to conn_mesh.c. */
 static void
-dial_addr(struct mesh_peer *mp, const struct sockaddr *sa, socklen_t salen)
+drop_addrs(struct mesh_peer *mp)
 {
-	struct mesh	*m = mp->mp_mesh;
-	SSL		*ssl = NULL;
-	int		 fd;
+	if (mp->mp_ai != NULL)
+		evutil_freeaddrinfo(mp->mp_ai);
+	mp->mp_ai = mp->mp_ai_next = NULL;
+}
 
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1) {
-		dial_failed(mp, "socket: %s", strerror(errno));
-		return;
-	}
-	if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS) {
-		int e = errno;
-		close(fd);
-		dial_failed(mp, "connect %s port %s: %s", mp->mp_t.mt_dial,
-		    mp->mp_t.mt_port, strerror(e));
-		return;
+/*
+ * Connect to the next resolved address and hand the socket to
+ * conn_mesh.c. A name may resolve to several addresses (both families):
+ * as Go's dialer, each is tried in turn before the attempt fails.
+ */
+static void
+dial_next(struct mesh_peer *mp)
+{
+	struct mesh		*m = mp->mp_mesh;
+	struct evutil_addrinfo	*ai;
+	SSL			*ssl = NULL;
+	int			 fd;
+
+	for (;;) {
+		if ((ai = mp->mp_ai_next) == NULL) {
+			drop_addrs(mp);
+			dial_failed(mp, "connect %s port %s: no address left",
+			    mp->mp_t.mt_dial, mp->mp_t.mt_port);
+			return;
+		}
+		mp->mp_ai_next = ai->ai_next;
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd != -1 && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    errno == EINPROGRESS))
+			break;
+		if (mp->mp_ai_next == NULL) {
+			int e = errno;
+			if (fd != -1)
+				close(fd);
+			drop_addrs(mp);
+			dial_failed(mp, "connect %s port %s: %s",
+			    mp->mp_t.mt_dial, mp->mp_t.mt_port, strerror(e));
+			return;
+		}
+		if (fd != -1)
+			close(fd);
 	}
 	if (!m->m_plain) {
 		const char *name = mp->mp_t.mt_name;
@@ -258,7 +283,9 @@ dial_addr(struct mesh_peer *mp, const struct sockaddr *sa, socklen_t salen)
 			SSL_set1_host(ssl, name);
 		}
 	}
-	if ((mp->mp_conn = conn_mesh_dial(mp, fd, sa, salen, ssl)) == NULL) {
+	if ((mp->mp_conn = conn_mesh_dial(mp, fd, ai->ai_addr,
+	    (socklen_t)ai->ai_addrlen, ssl)) == NULL) {
+		drop_addrs(mp);
 		dial_failed(mp, "cannot set up the connection");
 		return;
 	}
@@ -279,8 +306,9 @@ dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 			evutil_freeaddrinfo(res);
 		return;
 	}
-	dial_addr(mp, res->ai_addr, (socklen_t)res->ai_addrlen);
-	evutil_freeaddrinfo(res);
+	drop_addrs(mp);
+	mp->mp_ai = mp->mp_ai_next = res;
+	dial_next(mp);
 }
 
 static void
@@ -309,8 +337,9 @@ mesh_dial_cb(evutil_socket_t fd, short what, void *arg)
 			dial_failed(mp, "bad address %s", mp->mp_t.mt_dial);
 			return;
 		}
-		dial_addr(mp, res->ai_addr, (socklen_t)res->ai_addrlen);
-		evutil_freeaddrinfo(res);
+		drop_addrs(mp);
+		mp->mp_ai = mp->mp_ai_next = res;
+		dial_next(mp);
 		return;
 	}
 	/* Names: libevent's resolver on this loop (and /etc/hosts). */
@@ -361,6 +390,7 @@ mesh_link_up(struct mesh_peer *mp, struct conn *c)
 	util_key_short(mp->mp_key, ks);
 	pthread_mutex_unlock(&mp->mp_lock);
 	mp->mp_failures = 0;
+	drop_addrs(mp);
 	n = __atomic_add_fetch(&mp->mp_connects, 1, __ATOMIC_RELAXED);
 	if (n > 1)
 		__atomic_add_fetch(&mp->mp_reconnects, 1, __ATOMIC_RELAXED);
@@ -445,9 +475,18 @@ mesh_link_closed(struct mesh_peer *mp, struct conn *c, const char *why)
 	if (self)
 		return pub;
 	if (stopping(mp)) {
+		drop_addrs(mp);
 		set_state(mp, MESH_STOPPED);
 		return pub;
 	}
+	/* Not through yet, and the name has more addresses: the next one. */
+	if (!was_up && mp->mp_ai_next != NULL) {
+		log_debug("mesh(%s): %s; trying the next address",
+		    mp->mp_t.mt_host, msg);
+		dial_next(mp);
+		return pub;
+	}
+	drop_addrs(mp);
 	if (was_up)
 		log_info("mesh(%s): link down (%s); %zu routes dropped",
 		    mp->mp_t.mt_host, msg, routes);
@@ -544,6 +583,7 @@ mesh_free(struct mesh *m)
 		struct mesh_peer *mp = &m->m_peers[i];
 		if (mp->mp_timer != NULL)
 			event_free(mp->mp_timer);
+		drop_addrs(mp);
 		keyset_clear(&mp->mp_present);
 		pthread_mutex_destroy(&mp->mp_lock);
 	}

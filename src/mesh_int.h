@@ -25,6 +25,7 @@ struct conn;
 struct event;
 struct evdns_base;
 struct evdns_getaddrinfo_request;
+struct evutil_addrinfo;
 
 enum mesh_state {
 	MESH_IDLE,		/* not started */
@@ -43,6 +44,8 @@ struct mesh_peer {
 	/* owner thread (mp_w) */
 	struct event		*mp_timer;	/* dial again */
 	struct evdns_getaddrinfo_request *mp_dns;
+	struct evutil_addrinfo	*mp_ai;		/* this attempt's addresses */
+	struct evutil_addrinfo	*mp_ai_next;	/* the next one to try */
 	struct keyset		 mp_present;	/* keys it announced: routes */
 	unsigned		 mp_failures;	/* since the last good link */
 	struct conn		*mp_conn;	/* the link being set up or up */

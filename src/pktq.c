@@ -41,11 +41,40 @@ pkt_free(struct pkt *p)
 void
 pktq_init(struct pktq *q, unsigned depth)
 {
+	q->q_ring = q->q_inline;
+	q->q_size = PKTQ_MAX_DEPTH;
 	q->q_head = 0;
 	q->q_len = 0;
 	if (depth == 0 || depth > PKTQ_MAX_DEPTH)
 		depth = PKTQ_MAX_DEPTH;
 	q->q_depth = depth;
+}
+
+int
+pktq_init_big(struct pktq *q, unsigned depth)
+{
+	struct pkt **ring;
+
+	pktq_init(q, depth);
+	if (depth <= PKTQ_MAX_DEPTH)
+		return 0;
+	if ((ring = calloc(depth, sizeof(*ring))) == NULL)
+		return -1;
+	q->q_ring = ring;
+	q->q_size = depth;
+	q->q_depth = depth;
+	return 0;
+}
+
+void
+pktq_release(struct pktq *q)
+{
+	if (q->q_ring != q->q_inline)
+		free(q->q_ring);
+	q->q_ring = q->q_inline;
+	q->q_size = PKTQ_MAX_DEPTH;
+	if (q->q_depth > PKTQ_MAX_DEPTH)
+		q->q_depth = PKTQ_MAX_DEPTH;
 }
 
 struct pktq_result
@@ -57,7 +86,7 @@ pktq_push(struct pktq *q, struct pkt *p,
 
 	for (attempt = 0; attempt < 3; attempt++) {
 		if (q->q_len < q->q_depth) {
-			q->q_ring[(q->q_head + q->q_len) % PKTQ_MAX_DEPTH] = p;
+			q->q_ring[(q->q_head + q->q_len) % q->q_size] = p;
 			q->q_len++;
 			return r;
 		}
@@ -83,7 +112,7 @@ pktq_pop(struct pktq *q)
 	if (q->q_len == 0)
 		return NULL;
 	p = q->q_ring[q->q_head];
-	q->q_head = (q->q_head + 1) % PKTQ_MAX_DEPTH;
+	q->q_head = (q->q_head + 1) % q->q_size;
 	q->q_len--;
 	return p;
 }

@@ -37,12 +37,18 @@ struct pkt *pkt_new_fwd(uint32_t len);
 /* Free a packet; NULL is a no-op. */
 void	pkt_free(struct pkt *);
 
-/* A fixed ring of packet pointers. */
+/*
+ * A ring of packet pointers: PKTQ_MAX_DEPTH inline (a client's queue), or
+ * a larger one allocated by pktq_init_big (a mesh link carries the packets
+ * of many clients).
+ */
 struct pktq {
-	struct pkt	*q_ring[PKTQ_MAX_DEPTH];
+	struct pkt	*q_inline[PKTQ_MAX_DEPTH];
+	struct pkt	**q_ring;	/* q_inline or allocated */
 	unsigned	 q_head;
 	unsigned	 q_len;
-	unsigned	 q_depth;	/* 1..PKTQ_MAX_DEPTH */
+	unsigned	 q_depth;	/* 1..q_size */
+	unsigned	 q_size;	/* slots in q_ring */
 };
 
 /* Outcome of pktq_push: how many queued packets were evicted. */
@@ -52,6 +58,10 @@ struct pktq_result {
 };
 
 void	pktq_init(struct pktq *, unsigned depth);
+/* A queue of depth (> PKTQ_MAX_DEPTH allowed); -1: no memory (inline). */
+int	pktq_init_big(struct pktq *, unsigned depth);
+/* Release an allocated ring (after pktq_clear); inline is a no-op. */
+void	pktq_release(struct pktq *);
 /*
  * Queue p. When full, evict from the head, up to 3 attempts as Go does;
  * with depth >= 1 the first eviction always makes room. Evicted packets

@@ -194,6 +194,31 @@ TEST(Pktq, DepthOutOfRangeIsClamped)
 	EXPECT_EQ(pktq_len(&q), 0u);
 }
 
+// A mesh link's queue: a ring larger than a client's, same policy.
+TEST(Pktq, BigRingKeepsOrderAndDropsFromTheHead)
+{
+	struct pktq q;
+	ASSERT_EQ(0, pktq_init_big(&q, 1000));
+	EXPECT_EQ(q.q_depth, 1000u);
+	Drops d;
+	for (uint32_t i = 1; i <= 2500; i++)	/* wraps twice */
+		pktq_push(&q, Pkt(i), OnDrop, &d);
+	EXPECT_EQ(pktq_len(&q), 1000u);
+	ASSERT_EQ(d.calls.size(), 1500u);
+	EXPECT_EQ(d.calls.front().first, 1u);
+	EXPECT_EQ(d.calls.back().first, 1500u);
+	std::vector<uint32_t> want;
+	for (uint32_t i = 1501; i <= 2500; i++)
+		want.push_back(i);
+	EXPECT_EQ(Drain(&q), want);
+	pktq_release(&q);
+	EXPECT_EQ(q.q_ring, q.q_inline);
+	// Small depths stay inline.
+	ASSERT_EQ(0, pktq_init_big(&q, 16));
+	EXPECT_EQ(q.q_ring, q.q_inline);
+	pktq_release(&q);
+}
+
 TEST(Pktq, NullCallbackAllowed)
 {
 	struct pktq q;
