@@ -284,8 +284,8 @@ conn_flush(struct conn *c, int from_list)
 	struct evbuffer	*out;
 	struct pkt	*batch[2 * PKTQ_MAX_DEPTH];
 	struct ctlmsg	*ctl;
-	size_t		 room, nb, used;
-	int		 more;
+	size_t		 room, nb, used, nctl = 0;
+	int		 more, loops = 0;
 
 	/*
 	 * Only the run list that held c may clear c_sched: a drain refill
@@ -322,6 +322,7 @@ conn_flush(struct conn *c, int from_list)
 			 * rest stay queued, where the cap counts them.
 			 */
 			struct ctlmsg **tail = &ctl;
+			nctl = 0;
 			while (room > 0 && c->c_ctl_head != NULL) {
 				struct ctlmsg *m = c->c_ctl_head;
 				c->c_ctl_head = m->cm_next;
@@ -329,6 +330,7 @@ conn_flush(struct conn *c, int from_list)
 				*tail = m;
 				tail = &m->cm_next;
 				c->c_nctl--;
+				nctl++;
 				room = m->cm_len < room ? room - m->cm_len : 0;
 			}
 			if (c->c_ctl_head == NULL)
@@ -338,6 +340,12 @@ conn_flush(struct conn *c, int from_list)
 		pthread_mutex_unlock(&c->c_qlock);
 		if (nb == 0 && ctl == NULL)
 			break;
+		/* derper's mesh update histograms: a watcher's live updates. */
+		if (c->c_watcher && ctl != NULL) {
+			stats_observe(worker_stats(c->c_w),
+			    HIST_MESH_UPDATE_BATCH, nctl);
+			loops++;
+		}
 		conn_flush_batch(c, out, batch, nb, ctl);
 		io_flush(c->c_io);
 		if (c->c_state == CONN_CLOSING)
@@ -346,6 +354,9 @@ conn_flush(struct conn *c, int from_list)
 		if (!more || evbuffer_get_length(out) >= DERPD_OUT_HIGH_WATER)
 			break;
 	}
+	if (loops > 0)
+		stats_observe(worker_stats(c->c_w), HIST_MESH_UPDATE_LOOPS,
+		    (uint64_t)loops);
 	/* A full output buffer ends this; its drain callback resumes it. */
 	while (c->c_watcher && !c->c_watch_synced && conn_out_has_room(c)) {
 		conn_watch_pump(c);

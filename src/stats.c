@@ -58,6 +58,44 @@ stats_close(struct stats *st, enum close_reason r)
 	stats_add(&st->st_close[r], 1);
 }
 
+/* derper's buckets (derpserver.New), so dashboards compare like with like. */
+static const uint64_t batch_bounds[] = { 0, 1, 2, 5, 10, 20, 50, 100, 200,
+    500, 1000 };
+static const uint64_t loop_bounds[] = { 0, 1, 2, 5, 10, 20, 50, 100 };
+static const struct {
+	const char	*name;
+	const uint64_t	*bounds;
+	size_t		 n;
+} hists[HIST__COUNT] = {
+	[HIST_MESH_UPDATE_BATCH] = { "mesh_update_batch_size", batch_bounds,
+	    sizeof(batch_bounds) / sizeof(batch_bounds[0]) },
+	[HIST_MESH_UPDATE_LOOPS] = { "mesh_update_loop_count", loop_bounds,
+	    sizeof(loop_bounds) / sizeof(loop_bounds[0]) },
+};
+
+void
+stats_observe(struct stats *st, enum hist_id h, uint64_t v)
+{
+	for (size_t i = 0; i < hists[h].n; i++)
+		if (v <= hists[h].bounds[i])
+			stats_add(&st->st_hist[h][i], 1);
+	stats_add(&st->st_hist_sum[h], v);
+	stats_add(&st->st_hist_count[h], 1);
+}
+
+const char *
+stats_hist_name(enum hist_id h)
+{
+	return hists[h].name;
+}
+
+const uint64_t *
+stats_hist_bounds(enum hist_id h, size_t *n)
+{
+	*n = hists[h].n;
+	return hists[h].bounds;
+}
+
 void
 stats_sum(const struct stats *const *in, size_t n, struct stats *out)
 {
@@ -74,6 +112,14 @@ stats_sum(const struct stats *const *in, size_t n, struct stats *out)
 			}
 		for (int c = 0; c < CLOSE__COUNT; c++)
 			out->st_close[c] += stats_get(&in[w]->st_close[c]);
+		for (int h = 0; h < HIST__COUNT; h++) {
+			for (int b = 0; b < HIST_MAX_BUCKETS; b++)
+				out->st_hist[h][b] +=
+				    stats_get(&in[w]->st_hist[h][b]);
+			out->st_hist_sum[h] += stats_get(&in[w]->st_hist_sum[h]);
+			out->st_hist_count[h] +=
+			    stats_get(&in[w]->st_hist_count[h]);
+		}
 	}
 }
 

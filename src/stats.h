@@ -97,12 +97,23 @@ enum close_reason {
 	CLOSE__COUNT
 };
 
+/* Histograms with derper's names and buckets (cumulative, as Prometheus). */
+enum hist_id {
+	HIST_MESH_UPDATE_BATCH,	/* watcher updates written per batch */
+	HIST_MESH_UPDATE_LOOPS,	/* batches per wakeup of a watcher */
+	HIST__COUNT
+};
+#define HIST_MAX_BUCKETS	11
+
 /* One worker's counters; single writer, read by anyone (relaxed). */
 struct stats {
 	uint64_t	 st_c[STAT__COUNT];
 	uint64_t	 st_drop_pkts[DROP__COUNT][KIND__COUNT];
 	uint64_t	 st_drop_bytes[DROP__COUNT][KIND__COUNT];
 	uint64_t	 st_close[CLOSE__COUNT];
+	uint64_t	 st_hist[HIST__COUNT][HIST_MAX_BUCKETS];
+	uint64_t	 st_hist_sum[HIST__COUNT];
+	uint64_t	 st_hist_count[HIST__COUNT];
 };
 
 /* Add v (may wrap for gauges) to a single-writer counter. */
@@ -125,6 +136,11 @@ stats_get(const uint64_t *ctr)
 
 void	stats_drop(struct stats *, enum drop_reason, int disco, uint64_t bytes);
 void	stats_close(struct stats *, enum close_reason);
+/* Record v in histogram h (owner thread). */
+void	stats_observe(struct stats *, enum hist_id h, uint64_t v);
+/* h's name (without derp_), its bucket bounds and their number. */
+const char *stats_hist_name(enum hist_id h);
+const uint64_t *stats_hist_bounds(enum hist_id h, size_t *n);
 /* Sum n per-worker blocks into out. */
 void	stats_sum(const struct stats *const *in, size_t n, struct stats *out);
 const char *stats_drop_name(enum drop_reason);

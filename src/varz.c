@@ -157,6 +157,22 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)g.pg_route_del_other,
 	    (unsigned long long)g.pg_routes);
 	varz_mesh(out, env);
+	for (int h = 0; h < HIST__COUNT; h++) {
+		size_t nb;
+		const uint64_t *b = stats_hist_bounds(h, &nb);
+
+		evbuffer_add_printf(out, "# TYPE derp_%s histogram\n",
+		    stats_hist_name(h));
+		for (size_t i = 0; i < nb; i++)
+			evbuffer_add_printf(out, "derp_%s_bucket{le=\"%llu\"} "
+			    "%llu\n", stats_hist_name(h), (unsigned long long)b[i],
+			    (unsigned long long)sum->st_hist[h][i]);
+		evbuffer_add_printf(out, "derp_%s_bucket{le=\"+Inf\"} %llu\n"
+		    "derp_%s_sum %llu\nderp_%s_count %llu\n", stats_hist_name(h),
+		    (unsigned long long)sum->st_hist_count[h], stats_hist_name(h),
+		    (unsigned long long)sum->st_hist_sum[h], stats_hist_name(h),
+		    (unsigned long long)sum->st_hist_count[h]);
+	}
 	varz_drops(out, "derp_packets_dropped", "DERP packets", sum->st_drop_pkts);
 	varz_drops(out, "derp_bytes_dropped", "DERP bytes", sum->st_drop_bytes);
 	evbuffer_add_printf(out, "# HELP derpd_connections_closed "

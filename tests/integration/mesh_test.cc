@@ -194,6 +194,17 @@ TEST_F(MeshWith, ForwardsBothWaysFromEveryWorker)
 	EXPECT_GE(nodes_[1].Metric("derp_packets_forwarded_out"),
 	    pairs * rounds);
 	EXPECT_EQ(0, nodes_[0].Metric(Drop("mesh_down", "other")));
+	// Node B's watcher (A's link) got the echoers as live updates:
+	// derper's mesh update histograms count them.
+	auto m = nodes_[1].Metrics();
+	int64_t batches = m["derp_mesh_update_batch_size_count"];
+	EXPECT_GE(batches, 1);
+	EXPECT_EQ(batches,
+	    m["derp_mesh_update_batch_size_bucket{le=\"+Inf\"}"]);
+	EXPECT_GE(m["derp_mesh_update_batch_size_sum"], pairs);
+	EXPECT_GE(m["derp_mesh_update_loop_count_count"], 1);
+	EXPECT_LE(m["derp_mesh_update_batch_size_bucket{le=\"0\"}"],
+	    m["derp_mesh_update_batch_size_bucket{le=\"1000\"}"]);
 }
 
 // A key homed on two other nodes: A uses the route it learned first and
