@@ -28,7 +28,7 @@
 
 #define LINK_HEAD_MAX		8192	/* the peer's HTTP response head */
 #define LINK_SMALL_FRAME_MAX	1024	/* PeerPresent, PeerGone, Ping */
-#define LINK_SERVERINFO_MAX	(64 * 1024)
+#define LINK_SERVERINFO_MAX	4096	/* {"version":2} and a few fields */
 /* The server sends KeepAlive every 60 s; two missed ones end the link. */
 #define LINK_IDLE_MS		(2 * DERPD_KEEPALIVE_MS + 5000)
 #define LINK_TICK_MS		15000
@@ -69,12 +69,6 @@ conn_mesh_dial(struct mesh_peer *mp, int fd, const struct sockaddr *sa,
 	c->c_last_rx_ms = util_now_ms();
 	conn_timer_set(c, (uint64_t)c->c_env->d_conf->dc_handshake_timeout_ms);
 	return c;
-}
-
-void
-conn_mesh_abort(struct conn *c, const char *why)
-{
-	conn_close(c, CLOSE_SHUTDOWN, "%s", why);
 }
 
 /* The peer's answer to the upgrade: 0 done, 1 more needed (or closed). */

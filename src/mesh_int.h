@@ -91,8 +91,6 @@ struct conn *mesh_link_closed(struct mesh_peer *, struct conn *,
 /* Set up a link on fd (connect in progress) on mp's worker; NULL: failed. */
 struct conn *conn_mesh_dial(struct mesh_peer *, int fd,
 	    const struct sockaddr *, socklen_t, SSL *ssl);
-/* Close link c (owner thread), e.g. on shutdown. */
-void	conn_mesh_abort(struct conn *, const char *why);
 
 #ifdef __cplusplus
 }
