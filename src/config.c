@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: ISC */
 /* config.c: the only file that knows flag syntax; builds struct derpd_conf. */
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,24 +26,25 @@ struct flag_def {
 	size_t		 f_size;	/* for strings */
 	int		 f_supported;
 	const char	*f_help;
+	const char	*f_default;	/* not supported: derper's default */
 };
 
 #define OFF(f)	offsetof(struct derpd_conf, f)
 #define SZ(f)	sizeof(((struct derpd_conf *)0)->f)
-#define STR(name, f, help)	{ name, FT_STRING, OFF(f), SZ(f), 1, help }
-#define NOSUP(name, type, help)	{ name, type, 0, 0, 0, help }
+#define STR(name, f, help)	{ name, FT_STRING, OFF(f), SZ(f), 1, help, NULL }
+#define NOSUP(name, type, help, def) { name, type, 0, 0, 0, help, def }
 
 static const struct flag_def flags[] = {
 	STR("a", dc_addr, "HTTP(S) listen address, :port or ip:port"),
 	{ "http-port", FT_INT, OFF(dc_http_port), 0, 1,
-	    "plain-HTTP port in TLS mode (redirects, /generate_204); -1 off" },
-	{ "stun-port", FT_INT, OFF(dc_stun_port), 0, 1, "UDP STUN port" },
-	{ "stun", FT_BOOL, OFF(dc_stun), 0, 1, "run the STUN server" },
-	{ "derp", FT_BOOL, OFF(dc_derp), 0, 1, "serve DERP at /derp" },
+	    "plain-HTTP port in TLS mode (redirects, /generate_204); -1 off", NULL },
+	{ "stun-port", FT_INT, OFF(dc_stun_port), 0, 1, "UDP STUN port", NULL },
+	{ "stun", FT_BOOL, OFF(dc_stun), 0, 1, "run the STUN server", NULL },
+	{ "derp", FT_BOOL, OFF(dc_derp), 0, 1, "serve DERP at /derp", NULL },
 	STR("c", dc_key_path, "key file path"),
 	{ "dev", FT_BOOL, OFF(dc_dev), 0, 1,
-	    "development mode: 127.0.0.1:3340, plain HTTP, ephemeral key" },
-	{ "version", FT_BOOL, OFF(dc_version), 0, 1, "print version and exit" },
+	    "development mode: 127.0.0.1:3340, plain HTTP, ephemeral key", NULL },
+	{ "version", FT_BOOL, OFF(dc_version), 0, 1, "print version and exit", NULL },
 	STR("certmode", dc_certmode, "certificate mode: manual"),
 	STR("certdir", dc_certdir, "directory of <hostname>.crt and .key"),
 	STR("hostname", dc_hostname, "TLS host name"),
@@ -49,34 +52,34 @@ static const struct flag_def flags[] = {
 	STR("mesh-psk-file", dc_mesh_psk_file, "file with the 64-hex mesh key"),
 	STR("mesh-with", dc_mesh_with, "mesh peers: host[:port][/dialhost],..."),
 	{ "tcp-keepalive-time", FT_DURATION, OFF(dc_tcp_keepalive_ms), 0, 1,
-	    "TCP keepalive idle time" },
+	    "TCP keepalive idle time", NULL },
 	{ "tcp-user-timeout", FT_DURATION, OFF(dc_tcp_user_timeout_ms), 0, 1,
-	    "TCP_USER_TIMEOUT on accepted sockets" },
+	    "TCP_USER_TIMEOUT on accepted sockets", NULL },
 	{ "tcp-write-timeout", FT_DURATION, OFF(dc_tcp_write_timeout_ms), 0, 1,
-	    "per-frame write timeout for non-mesh clients; 0 none" },
+	    "per-frame write timeout for non-mesh clients; 0 none", NULL },
 	{ "workers", FT_INT, OFF(dc_workers), 0, 1,
-	    "worker threads (default: online CPUs)" },
+	    "worker threads (default: online CPUs)", NULL },
 	{ "handshake-timeout", FT_DURATION, OFF(dc_handshake_timeout_ms), 0, 1,
-	    "limit for TLS + HTTP head, and for ClientInfo" },
-	{ "verbose", FT_BOOL, OFF(dc_verbose), 0, 1, "log debug lines" },
-	{ "syslog", FT_BOOL, OFF(dc_syslog), 0, 1, "log to syslog" },
+	    "limit for TLS + HTTP head, and for ClientInfo", NULL },
+	{ "verbose", FT_BOOL, OFF(dc_verbose), 0, 1, "log debug lines", NULL },
+	{ "syslog", FT_BOOL, OFF(dc_syslog), 0, 1, "log to syslog", NULL },
 	{ "verify-clients", FT_BOOL, OFF(dc_auth.ac_verify_clients), 0, 1,
-	    "admit only node keys the local tailscaled knows" },
+	    "admit only node keys the local tailscaled knows", NULL },
 	STR("socket", dc_auth.ac_socket, "tailscaled socket for -verify-clients"),
 	STR("verify-client-url", dc_auth.ac_url,
 	    "admission controller URL (POST JSON)"),
 	{ "verify-client-url-fail-open", FT_BOOL, OFF(dc_auth.ac_url_fail_open),
-	    0, 1, "admit when the controller is unreachable" },
+	    0, 1, "admit when the controller is unreachable", NULL },
 	STR("allow-keys", dc_auth.ac_allow_file,
 	    "file of allowed node keys, reloaded on SIGHUP"),
 	{ "auth-cache-allow-ttl", FT_DURATION, OFF(dc_auth.ac_allow_ttl_ms), 0,
-	    1, "how long an admission is cached; 0 disables" },
+	    1, "how long an admission is cached; 0 disables", NULL },
 	{ "auth-cache-deny-ttl", FT_DURATION, OFF(dc_auth.ac_deny_ttl_ms), 0, 1,
-	    "how long a refusal is cached; 0 disables" },
+	    "how long a refusal is cached; 0 disables", NULL },
 	{ "auth-cache-size", FT_INT, OFF(dc_auth.ac_cache_size), 0, 1,
-	    "most cached admission decisions" },
+	    "most cached admission decisions", NULL },
 	{ "auth-timeout", FT_DURATION, OFF(dc_auth.ac_timeout_ms), 0, 1,
-	    "limit for one backend request" },
+	    "limit for one backend request", NULL },
 	STR("admin-socket", dc_admin_socket,
 	    "admin socket path for derpctl (default: none)"),
 	STR("admin-socket-group", dc_admin_group,
@@ -84,26 +87,37 @@ static const struct flag_def flags[] = {
 	STR("admin-socket-ro", dc_admin_socket_ro,
 	    "read-only admin socket: show commands only"),
 	{ "auth-reverify", FT_DURATION, OFF(dc_auth.ac_reverify_ms), 0, 1,
-	    "re-check live connections this often; 0 disables" },
+	    "re-check live connections this often; 0 disables", NULL },
 	{ "auth-max-inflight", FT_INT, OFF(dc_auth.ac_max_inflight), 0, 1,
-	    "backend requests at once; more wait in a queue" },
+	    "backend requests at once; more wait in a queue", NULL },
 	{ "auth-max-pending-per-source", FT_INT,
 	    OFF(dc_auth.ac_max_pending_per_source), 0, 1,
-	    "checks pending per client address or IPv6 /64; more are refused" },
-	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id"),
-	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key"),
-	NOSUP("acme-email", FT_STRING, "ACME contact email"),
-	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates"),
-	NOSUP("secrets-url", FT_STRING, "setec server URL"),
-	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix"),
-	NOSUP("secrets-cache-dir", FT_STRING, "setec cache directory"),
-	NOSUP("bootstrap-dns-names", FT_STRING, "bootstrap DNS names"),
+	    "checks pending per client address or IPv6 /64; more are refused", NULL },
+	/*
+	 * derper's flags derpd does not implement yet: refused unless the
+	 * value is derper's default (a templated unit file passes them all),
+	 * which is accepted and changes nothing. "$HOME" in a default is
+	 * the environment's HOME.
+	 */
+	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id", ""),
+	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key", ""),
+	NOSUP("acme-email", FT_STRING, "ACME contact email", ""),
+	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates",
+	    "false"),
+	NOSUP("secrets-url", FT_STRING, "setec server URL", ""),
+	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix",
+	    "prod/derp"),
+	NOSUP("secrets-cache-dir", FT_STRING, "setec cache directory",
+	    "$HOME/.cache/derper-secrets"),
+	NOSUP("bootstrap-dns-names", FT_STRING, "bootstrap DNS names", ""),
 	NOSUP("unpublished-bootstrap-dns-names", FT_STRING,
-	    "unpublished bootstrap DNS names"),
-	NOSUP("accept-connection-limit", FT_FLOAT, "accept rate limit"),
-	NOSUP("accept-connection-burst", FT_INT, "accept burst"),
-	NOSUP("rate-config", FT_STRING, "per-client rate limit file"),
-	NOSUP("ace", FT_BOOL, "experimental CONNECT proxy"),
+	    "unpublished bootstrap DNS names", ""),
+	NOSUP("accept-connection-limit", FT_FLOAT, "accept rate limit",
+	    "+Inf"),
+	NOSUP("accept-connection-burst", FT_INT, "accept burst",
+	    "9223372036854775807"),
+	NOSUP("rate-config", FT_STRING, "per-client rate limit file", ""),
+	NOSUP("ace", FT_BOOL, "experimental CONNECT proxy", "false"),
 };
 
 void
@@ -125,15 +139,127 @@ config_defaults(struct derpd_conf *c)
 	auth_conf_defaults(&c->dc_auth);
 }
 
+static int	parse_bool(const char *, bool *);
+
+/* A duration as Go prints one: 10m0s, 15s, 1h0m0s, 250ms. */
+static void
+fmt_duration(int64_t ms, char *out, size_t len)
+{
+	int64_t	 s = ms / 1000, h = s / 3600, m = (s / 60) % 60;
+
+	if (ms % 1000 != 0 && ms < 1000)
+		snprintf(out, len, "%lldms", (long long)ms);
+	else if (ms % 1000 != 0)
+		snprintf(out, len, "%lld.%03llds", (long long)s,
+		    (long long)(ms % 1000));
+	else if (h > 0)
+		snprintf(out, len, "%lldh%lldm%llds", (long long)h,
+		    (long long)m, (long long)(s % 60));
+	else if (m > 0)
+		snprintf(out, len, "%lldm%llds", (long long)m,
+		    (long long)(s % 60));
+	else
+		snprintf(out, len, "%llds", (long long)s);
+}
+
+/* Flag fd's default as Go's flag package prints it; "" for a zero value. */
+static void
+flag_default_text(const struct flag_def *fd, const struct derpd_conf *d,
+    char *out, size_t len)
+{
+	const char *p = (const char *)d + fd->f_off;
+
+	out[0] = '\0';
+	if (!fd->f_supported) {
+		if (strcmp(fd->f_default, "") != 0 &&
+		    strcmp(fd->f_default, "false") != 0)
+			snprintf(out, len, fd->f_type == FT_STRING ? "\"%s\"" :
+			    "%s", fd->f_default);
+		return;
+	}
+	switch (fd->f_type) {
+	case FT_BOOL:
+		if (*(const bool *)(const void *)p)
+			snprintf(out, len, "true");
+		break;
+	case FT_STRING:
+		if (*p != '\0')
+			snprintf(out, len, "\"%s\"", p);
+		break;
+	case FT_INT: {
+		int v;
+		memcpy(&v, p, sizeof(v));
+		if (v != 0)
+			snprintf(out, len, "%d", v);
+		break;
+	}
+	case FT_DURATION: {
+		int64_t v;
+		memcpy(&v, p, sizeof(v));
+		if (v != 0)
+			fmt_duration(v, out, len);
+		break;
+	}
+	case FT_FLOAT:
+		break;
+	}
+}
+
 void
 config_usage(FILE *f)
 {
-	fprintf(f, "usage: derpd [flags]\n");
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-		fprintf(f, "  -%s%s\n    \t%s%s\n", flags[i].f_name,
-		    flags[i].f_type == FT_BOOL ? "" : " value",
+	struct derpd_conf	 d;
+	char			 def[320];
+
+	config_defaults(&d);
+	fprintf(f, "Usage of derpd:\n");
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		flag_default_text(&flags[i], &d, def, sizeof(def));
+		fprintf(f, "  -%s%s\n    \t%s%s%s%s%s\n", flags[i].f_name,
+		    flags[i].f_type == FT_BOOL ? "" :
+		    flags[i].f_type == FT_DURATION ? " duration" :
+		    flags[i].f_type == FT_INT ? " int" :
+		    flags[i].f_type == FT_FLOAT ? " float" : " string",
 		    flags[i].f_help,
-		    flags[i].f_supported ? "" : " (not supported yet)");
+		    flags[i].f_supported ? "" : " (not supported yet: only "
+		    "derper's default is accepted)",
+		    def[0] ? " (default " : "", def, def[0] ? ")" : "");
+	}
+}
+
+/* Is v derper's default for unsupported flag fd (so it changes nothing)? */
+static bool
+nosup_is_default(const struct flag_def *fd, const char *v)
+{
+	const char	*home = getenv("HOME");
+	char		 exp[PATH_MAX], *end;
+	bool		 b;
+
+	switch (fd->f_type) {
+	case FT_BOOL:
+		return parse_bool(v, &b) == 0 && !b;
+	case FT_FLOAT: {
+		/* Go's ParseFloat: +Inf, inf, Infinity, any case. */
+		double d = strtod(v, &end);
+		return *v != '\0' && *end == '\0' && isinf(d) && d > 0;
+	}
+	case FT_INT: {
+		long long ll;
+		errno = 0;
+		ll = strtoll(v, &end, 0);
+		return *v != '\0' && *end == '\0' && errno == 0 &&
+		    ll == LLONG_MAX;
+	}
+	case FT_STRING:
+	case FT_DURATION:
+		break;
+	}
+	if (strncmp(fd->f_default, "$HOME", 5) == 0) {
+		snprintf(exp, sizeof(exp), "%s%s", home ? home : "",
+		    fd->f_default + 5);
+		return strcmp(v, exp) == 0;
+	}
+	return strcmp(v, fd->f_default) == 0;
 }
 
 static const struct flag_def *
@@ -243,7 +369,7 @@ config_parse(struct derpd_conf *c, int argc, char **argv, char *err,
 		nlen = eq ? (size_t)(eq - name) : strlen(name);
 		if ((nlen == 1 && name[0] == 'h') ||
 		    (nlen == 4 && strncmp(name, "help", 4) == 0)) {
-			config_usage(stdout);
+			config_usage(stderr);	/* as Go's flag package */
 			return CONFIG_HELP;
 		}
 		if ((fd = flag_find(name, nlen)) == NULL) {
@@ -263,8 +389,11 @@ config_parse(struct derpd_conf *c, int argc, char **argv, char *err,
 			return CONFIG_ERROR;
 		}
 		if (!fd->f_supported) {
+			if (nosup_is_default(fd, val))
+				continue;	/* derper's default: a no-op */
 			snprintf(err, errlen, "-%s: not supported yet by derpd "
-			    "(%s)", fd->f_name, fd->f_help);
+			    "(%s); only derper's default is accepted", fd->f_name,
+			    fd->f_help);
 			return CONFIG_ERROR;
 		}
 		if (flag_set(c, fd, val, err, errlen) == -1)

@@ -224,6 +224,45 @@ TEST_F(Config, UnsupportedDerperFlags)
 		std::string e = ParseErr(args);
 		EXPECT_NE(e.find(name), std::string::npos) << e;
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
+		EXPECT_NE(e.find("only derper's default"), std::string::npos)
+		    << e;
+	}
+	// Not the default: refused.
+	for (const auto &args : std::vector<std::vector<std::string>>{
+	    { "-ace=true" }, { "-accept-connection-limit", "100" },
+	    { "-accept-connection-burst=9223372036854775806" },
+	    { "-secrets-path-prefix", "dev/derp" },
+	    { "-secrets-cache-dir=/var/cache/x" }, { "-rate-config", " " },
+	    { "-acme-ip-certs=1" } }) {
+		std::string e = ParseErr(args);
+		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
+	}
+}
+
+// derper's defaults for the flags derpd lacks are accepted and change
+// nothing, so a unit file or entrypoint that passes every flag works.
+TEST_F(Config, DerperDefaultsOfUnsupportedFlagsAreAccepted)
+{
+	std::string cache = std::string(getenv("HOME") ? getenv("HOME") : "") +
+	    "/.cache/derper-secrets";
+	const std::vector<std::vector<std::string>> cases = {
+		{ "-ace=false" },
+		{ "--acme-ip-certs=f" }, { "-acme-email=" }, { "-acme-eab-kid", "" },
+		{ "-acme-eab-key=" }, { "-secrets-url=" },
+		{ "-secrets-path-prefix", "prod/derp" },
+		{ "-secrets-cache-dir=" + cache },
+		{ "-bootstrap-dns-names=" },
+		{ "-unpublished-bootstrap-dns-names", "" },
+		{ "-accept-connection-limit", "+Inf" },
+		{ "-accept-connection-limit=inf" },
+		{ "-accept-connection-limit=Infinity" },
+		{ "-accept-connection-burst=9223372036854775807" },
+		{ "-rate-config", "" },
+		{ "-mesh-with", "" },
+	};
+	for (const auto &args : cases) {
+		config_defaults(&c_);
+		EXPECT_EQ(Parse(args), CONFIG_OK) << Join(args) << ": " << err_;
 	}
 }
 
@@ -347,15 +386,24 @@ TEST_F(Config, PositionalArgRejected)
 
 TEST_F(Config, Help)
 {
+	// To stderr, with each default, as Go's flag package prints them.
+	testing::internal::CaptureStderr();
 	testing::internal::CaptureStdout();
 	enum config_result r = Parse({ "-h" });
 	std::string out = testing::internal::GetCapturedStdout();
+	std::string err = testing::internal::GetCapturedStderr();
 	EXPECT_EQ(r, CONFIG_HELP);
-	EXPECT_NE(out.find("-stun-port"), std::string::npos);
-	EXPECT_NE(out.find("-mesh-with"), std::string::npos);
-	testing::internal::CaptureStdout();
+	EXPECT_EQ(out, "");
+	EXPECT_NE(err.find("-stun-port int"), std::string::npos) << err;
+	EXPECT_NE(err.find("(default 3478)"), std::string::npos) << err;
+	EXPECT_NE(err.find("(default \":443\")"), std::string::npos) << err;
+	EXPECT_NE(err.find("(default 10m0s)"), std::string::npos) << err;
+	EXPECT_NE(err.find("(default 15s)"), std::string::npos) << err;
+	EXPECT_NE(err.find("(default +Inf)"), std::string::npos) << err;
+	EXPECT_NE(err.find("-mesh-with string"), std::string::npos) << err;
+	testing::internal::CaptureStderr();
 	r = Parse({ "--help" });
-	testing::internal::GetCapturedStdout();
+	testing::internal::GetCapturedStderr();
 	EXPECT_EQ(r, CONFIG_HELP);
 }
 
