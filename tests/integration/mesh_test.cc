@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -290,6 +291,50 @@ TEST_F(MeshWith, DialsAName)
 	Client x = ConnectTo(0), y = ConnectTo(1);
 	ASSERT_TRUE(x && y);
 	EXPECT_TRUE(SendUntilDelivered(x.get(), y.get(), 5000));
+}
+
+// A TLS link verifies the peer's certificate: against the system roots it
+// fails (a self-signed one), counted and retried; with SSL_CERT_FILE naming
+// it, as Go reads it, the link comes up and carries packets.
+TEST_F(MeshWith, TlsLinkVerifiesThePeer)
+{
+	unsetenv("TS_DEBUG_USE_DERP_HTTP");
+	std::string certdir = nodes_[1].dir + "/certs";
+	ASSERT_EQ(0, mkdir(certdir.c_str(), 0700));
+	std::string crt = certdir + "/127.0.0.1.crt";
+	ASSERT_EQ("", MakeCert(crt, certdir + "/127.0.0.1.key", "127.0.0.1",
+	    "IP:127.0.0.1"));
+	ASSERT_TRUE(nodes_[1].Start({ "-a", "127.0.0.1:" +
+	    std::to_string(ports_[1]), "--mesh-psk-file=" + key_file_,
+	    "--certmode=manual", "--hostname=127.0.0.1",
+	    "--certdir=" + certdir }));
+	ASSERT_TRUE(nodes_[1].tls);
+	std::vector<std::string> a = { "-a", "127.0.0.1:" +
+	    std::to_string(ports_[0]), "--mesh-psk-file=" + key_file_,
+	    "--mesh-with=127.0.0.1:" + std::to_string(ports_[1]) };
+	unsetenv("SSL_CERT_FILE");
+	setenv("SSL_CERT_DIR", "/nonexistent", 1);	/* no system roots */
+	ASSERT_TRUE(nodes_[0].Start(a));
+	EXPECT_TRUE(nodes_[0].WaitLog("certificate verify failed", 10000))
+	    << nodes_[0].Log();
+	EXPECT_EQ(0, nodes_[0].Metric("derpd_mesh_peers{state=\"connected\"}"));
+	EXPECT_GE(nodes_[0].Metric(Closed("tls_error")), 1);
+	nodes_[0].Stop();
+	setenv("SSL_CERT_FILE", crt.c_str(), 1);
+	ASSERT_TRUE(nodes_[0].Start(a));
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	ASSERT_TRUE(WaitLinks(0, 1));
+	Client x = ConnectTo(0);
+	derpc_opts o = nodes_[1].Opts();
+	o.ca_file = crt.c_str();
+	std::string err;
+	Client y = nodes_[1].Connect(o, &err);
+	ASSERT_TRUE(x && y) << err;
+	EXPECT_TRUE(SendUntilDelivered(x.get(), y.get(), 5000));
+	for (int i = 0; i < 50; i++)
+		ASSERT_TRUE(SendRecv(x.get(), y.get(), "over tls " +
+		    std::to_string(i)));
 }
 
 TEST_F(MeshWith, NeedsAMeshKey)
