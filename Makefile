@@ -38,7 +38,8 @@ CXXFLAGS += -std=c++17 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(SAN) -MMD -MP \
 	   -Isrc -Iauth -Iadmin -Itests/lib $(PKG_CFLAGS)
 LDFLAGS	?=
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now $(SAN)
-LIBS	 = $(PKG_LIBS) -lpthread
+# libwslay-dev ships no pkg-config file.
+LIBS	 = $(PKG_LIBS) -lwslay -lpthread
 
 ifeq ($(V),0)
 Q	 = @
@@ -74,7 +75,8 @@ SRC	 = src/config.c \
 	   src/tls.c \
 	   src/util.c \
 	   src/varz.c \
-	   src/worker.c
+	   src/worker.c \
+	   src/ws.c
 
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
@@ -103,7 +105,8 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \
-	   tests/unit/util_test.cc
+	   tests/unit/util_test.cc \
+	   tests/unit/ws_test.cc
 
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \

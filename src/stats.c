@@ -37,6 +37,9 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_KICKED] = "kicked",
 	[CLOSE_REVOKED] = "revoked",
 	[CLOSE_WATCHER_OVERFLOW] = "watcher_overflow",
+	[CLOSE_WS_TOO_LARGE] = "ws_message_too_large",
+	[CLOSE_WS_TEXT] = "ws_text_message",
+	[CLOSE_WS_PROTOCOL] = "ws_protocol_error",
 };
 
 void

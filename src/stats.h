@@ -45,6 +45,7 @@ enum stat_id {
 	STAT_STUN_RFC5389,
 	STAT_ACCEPT_ERRORS,
 	STAT_LOG_HELD,			/* peer log lines rate-limited */
+	STAT_WEBSOCKET_ACCEPTS,		/* DERP over WebSocket upgrades */
 	STAT__COUNT
 };
 
@@ -89,6 +90,9 @@ enum close_reason {
 	CLOSE_KICKED,
 	CLOSE_REVOKED,
 	CLOSE_WATCHER_OVERFLOW,
+	CLOSE_WS_TOO_LARGE,		/* WebSocket message over the cap */
+	CLOSE_WS_TEXT,			/* WebSocket text message */
+	CLOSE_WS_PROTOCOL,		/* WebSocket framing error, ping flood */
 	CLOSE__COUNT
 };
 
