@@ -115,7 +115,8 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
-	   tests/integration/tls_test.cc
+	   tests/integration/tls_test.cc \
+	   tests/integration/websocket_test.cc
 
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
 # LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
