@@ -130,7 +130,8 @@ FUZZ	 = tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
 	   tests/fuzz/fuzz_stun.c \
-	   tests/fuzz/fuzz_webhook.c
+	   tests/fuzz/fuzz_webhook.c \
+	   tests/fuzz/fuzz_ws.c
 
 LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)
