@@ -38,7 +38,8 @@ CXXFLAGS += -std=c++17 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(SAN) -MMD -MP \
 	   -Isrc -Iauth -Iadmin -Itests/lib $(PKG_CFLAGS)
 LDFLAGS	?=
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now $(SAN)
-LIBS	 = $(PKG_LIBS) -lpthread
+# libwslay-dev ships no pkg-config file.
+LIBS	 = $(PKG_LIBS) -lwslay -lpthread
 
 ifeq ($(V),0)
 Q	 = @
@@ -76,7 +77,8 @@ SRC	 = src/config.c \
 	   src/tls.c \
 	   src/util.c \
 	   src/varz.c \
-	   src/worker.c
+	   src/worker.c \
+	   src/ws.c
 
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
@@ -106,7 +108,8 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \
-	   tests/unit/util_test.cc
+	   tests/unit/util_test.cc \
+	   tests/unit/ws_test.cc
 
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
@@ -116,7 +119,8 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
-	   tests/integration/tls_test.cc
+	   tests/integration/tls_test.cc \
+	   tests/integration/websocket_test.cc
 
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
 # LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
@@ -130,7 +134,8 @@ FUZZ	 = tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
 	   tests/fuzz/fuzz_stun.c \
-	   tests/fuzz/fuzz_webhook.c
+	   tests/fuzz/fuzz_webhook.c \
+	   tests/fuzz/fuzz_ws.c
 
 LIBOBJ	 = $(SRC:%.c=$(B)/%.o) $(AUTH:%.c=$(B)/%.o)
 TLOBJ	 = $(TESTLIB:%.c=$(B)/%.o)

@@ -5,7 +5,7 @@ set -eu
 # clang, libfuzzer-14-dev and libclang-rt-14-dev (the ASan/UBSan/libFuzzer
 # runtimes, which Debian 12's clang does not pull in) are for make fuzz.
 PKGS="build-essential pkg-config libssl-dev libsodium-dev libevent-dev
-libcurl4-openssl-dev libcjson-dev libgtest-dev mandoc openssl curl
+libcurl4-openssl-dev libcjson-dev libwslay-dev libgtest-dev mandoc openssl curl
 ca-certificates clang libfuzzer-14-dev libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

@@ -150,8 +150,11 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	 * a bad first frame, say) still goes out. Callbacks see CLOSING.
 	 */
 	if (r != CLOSE_WRITE_TIMEOUT && r != CLOSE_WRITE_ERROR &&
-	    r != CLOSE_TLS_ERROR)
+	    r != CLOSE_TLS_ERROR) {
+		/* WebSocket: a close frame (1000) ends the stream. */
+		io_ws_close(c->c_io, 1000, "");
 		io_flush(c->c_io);
+	}
 	event_free(c->c_timer);
 	c->c_timer = NULL;
 	/*
@@ -391,6 +394,15 @@ conn_io_event(void *arg, enum io_event ev, const char *detail)
 		STAT_INC(worker_stats(c->c_w), STAT_WRITE_TIMEOUTS);
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "no write progress for the "
 		    "write timeout");
+		break;
+	case IO_WS_TOO_LARGE:
+		conn_close(c, CLOSE_WS_TOO_LARGE, "%s", detail);
+		break;
+	case IO_WS_TEXT:
+		conn_close(c, CLOSE_WS_TEXT, "%s", detail);
+		break;
+	case IO_WS_PROTOCOL:
+		conn_close(c, CLOSE_WS_PROTOCOL, "%s", detail);
 		break;
 	}
 }

@@ -12,6 +12,7 @@
 #include "io.h"
 #include "util.h"
 #include "varz.h"
+#include "ws.h"
 
 /* Queue a complete HTTP response and close once it is written. */
 void
@@ -63,9 +64,53 @@ conn_is_loopback(const struct conn *c)
 	return util_addr_is_loopback((const struct sockaddr *)&c->c_sa);
 }
 
-/* Answer a parsed request as the route table says (http_route). */
+/*
+ * DERP over WebSocket: the 101, the WebSocket layer under the connection
+ * (io_start_ws), then DERP exactly as after a raw upgrade, ServerKey
+ * first, inside binary messages. Without the derp subprotocol the
+ * handshake completes and a close (1008) follows, as derper does.
+ */
 static void
-conn_route(struct conn *c, const struct http_req *req)
+conn_start_ws(struct conn *c, struct http_req *req, bool derp)
+{
+	char	 accept[32];
+
+	if (ws_accept_key(req->hr_ws_key, accept, sizeof(accept)) == -1) {
+		conn_close(c, CLOSE_NO_MEMORY, "websocket accept key");
+		return;
+	}
+	evbuffer_add_printf(io_output(c->c_io), "HTTP/1.1 101 Switching "
+	    "Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept,
+	    derp ? "Sec-WebSocket-Protocol: derp\r\n" : "");
+	if (io_start_ws(c->c_io) == -1) {
+		conn_close(c, CLOSE_NO_MEMORY, "websocket");
+		return;
+	}
+	if (!derp) {
+		io_ws_close(c->c_io, 1008, "client must speak the derp "
+		    "subprotocol");
+		conn_close(c, CLOSE_WS_PROTOCOL, "websocket without the derp "
+		    "subprotocol: %s", req->hr_ws_protocol);
+		return;
+	}
+	STAT_INC(worker_stats(c->c_w), STAT_WEBSOCKET_ACCEPTS);
+	/*
+	 * The 101 is written, so conn_start_derp must not write its own: the
+	 * fast-start form sends only ServerKey. Fast start and Ideal-Node do
+	 * not apply on this path (PROTOCOL.md 1.5).
+	 */
+	util_strlcpy(req->hr_fast_start, "1", sizeof(req->hr_fast_start));
+	req->hr_ideal_node[0] = '\0';
+	conn_start_derp(c, req);
+}
+
+/*
+ * Answer a parsed request as the route table says (http_route). req is
+ * the caller's scratch copy: the WebSocket path rewrites it.
+ */
+static void
+conn_route(struct conn *c, struct http_req *req)
 {
 	struct derpd_conf	*conf = c->c_env->d_conf;
 	struct http_route_ctx	 ctx = {
@@ -87,6 +132,9 @@ conn_route(struct conn *c, const struct http_req *req)
 	switch (http_route(req, &ctx, resp)) {
 	case HTTP_UPGRADE_DERP:
 		conn_start_derp(c, req);
+		break;
+	case HTTP_UPGRADE_WS:
+		conn_start_ws(c, req, resp->hp_ws_derp);
 		break;
 	case HTTP_VARZ:
 		conn_http_varz(c, resp->hp_head_only);

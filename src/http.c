@@ -50,6 +50,28 @@ copy_value(char *dst, size_t dstlen, const char *v, size_t vlen)
 	dst[vlen] = '\0';
 }
 
+/* Does the comma-separated list v (vlen bytes) hold token, any case? */
+static bool
+has_token(const char *v, size_t vlen, const char *token, bool icase)
+{
+	size_t	 tlen = strlen(token), i = 0, b, e;
+
+	while (i < vlen) {
+		b = i;
+		while (i < vlen && v[i] != ',')
+			i++;
+		e = i++;
+		while (b < e && (v[b] == ' ' || v[b] == '\t'))
+			b++;
+		while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - b == tlen && (icase ? strncasecmp(v + b, token,
+		    tlen) : strncmp(v + b, token, tlen)) == 0)
+			return true;
+	}
+	return false;
+}
+
 static enum http_status
 parse_request_line(const char *p, size_t n, struct http_req *req)
 {
@@ -106,7 +128,7 @@ http_parse_head(const char *buf, size_t head_len, struct http_req *req)
 	int		 first = 1;
 	/* Only the first occurrence counts, even when its value is empty. */
 	int		 seen_host = 0, seen_up = 0, seen_fs = 0, seen_in = 0;
-	int		 seen_ch = 0, seen_ws = 0;
+	int		 seen_ch = 0, seen_ws = 0, seen_wv = 0;
 
 	memset(req, 0, sizeof(*req));
 	while (p < end) {
@@ -159,7 +181,16 @@ http_parse_head(const char *buf, size_t head_len, struct http_req *req)
 		} else if (HDR("Sec-WebSocket-Protocol") && !seen_ws++)
 			copy_value(req->hr_ws_protocol,
 			    sizeof(req->hr_ws_protocol), colon + 1, vlen);
-		else if (HDR("X-Forwarded-For"))
+		else if (HDR("Sec-WebSocket-Key") && !req->hr_ws_nkeys++)
+			copy_value(req->hr_ws_key, sizeof(req->hr_ws_key),
+			    colon + 1, vlen);
+		else if (HDR("Sec-WebSocket-Version") && !seen_wv++)
+			copy_value(req->hr_ws_version,
+			    sizeof(req->hr_ws_version), colon + 1, vlen);
+		else if (HDR("Connection")) {
+			if (has_token(colon + 1, vlen, "upgrade", true))
+				req->hr_conn_upgrade = true;
+		} else if (HDR("X-Forwarded-For"))
 			req->hr_forwarded = true;
 #undef HDR
 		p = eol + 1;
@@ -278,6 +309,56 @@ route_debug(const struct http_req *req, const struct http_route_ctx *ctx,
 	return respond(resp, 404, TEXT_PLAIN, "404 page not found\n");
 }
 
+/* A Sec-WebSocket-Key must be 16 bytes in base64: 22 chars and "==". */
+static bool
+ws_key_ok(const char *k)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	if (strlen(k) != 24 || strcmp(k + 22, "==") != 0)
+		return false;
+	for (size_t i = 0; i < 22; i++)
+		if (strchr(b64, k[i]) == NULL)
+			return false;
+	return true;
+}
+
+/*
+ * DERP over WebSocket: the RFC 6455 handshake checks, in the order
+ * derper's library makes them, each with its status. hp_ws_derp when a
+ * token of the subprotocol list is "derp"; without it the handshake still
+ * succeeds and the caller closes with 1008, as derper does. Any Origin.
+ */
+static enum http_action
+route_websocket(const struct http_req *req, struct http_resp *resp)
+{
+	if (req->hr_minor < 1)
+		return respond(resp, 426, TEXT_PLAIN, "WebSocket protocol "
+		    "violation: handshake request must be at least HTTP/1.1\n");
+	if (!req->hr_conn_upgrade)
+		return respond(resp, 426, TEXT_PLAIN, "WebSocket protocol "
+		    "violation: Connection header does not contain Upgrade\n");
+	if (strcmp(req->hr_method, "GET") != 0) {
+		resp->hp_head_only = false;
+		return respond(resp, 405, TEXT_PLAIN, "WebSocket protocol "
+		    "violation: handshake request method is not GET\n");
+	}
+	if (strcmp(req->hr_ws_version, "13") != 0) {
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+		    "Sec-WebSocket-Version: 13\r\n");
+		return respond(resp, 400, TEXT_PLAIN, "unsupported WebSocket "
+		    "protocol version (only 13 is supported)\n");
+	}
+	if (req->hr_ws_nkeys != 1 || !ws_key_ok(req->hr_ws_key))
+		return respond(resp, 400, TEXT_PLAIN, "WebSocket protocol "
+		    "violation: invalid or missing Sec-WebSocket-Key\n");
+	/* derper insists on "derp" exactly ("DERP" is echoed, then closed). */
+	resp->hp_ws_derp = has_token(req->hr_ws_protocol,
+	    strlen(req->hr_ws_protocol), "derp", false);
+	return HTTP_UPGRADE_WS;
+}
+
 static enum http_action
 route_derp(const struct http_req *req, const struct http_route_ctx *ctx,
     struct http_resp *resp)
@@ -286,8 +367,7 @@ route_derp(const struct http_req *req, const struct http_route_ctx *ctx,
 		return respond(resp, 404, TEXT_PLAIN, "derp server disabled\n");
 	if (strcasecmp(req->hr_upgrade, "websocket") == 0 &&
 	    strstr(req->hr_ws_protocol, "derp") != NULL)
-		return respond(resp, 501, TEXT_PLAIN, "DERP over WebSocket is "
-		    "not supported by this server\n");
+		return route_websocket(req, resp);
 	if (strcasecmp(req->hr_upgrade, "derp") == 0 ||
 	    strcasecmp(req->hr_upgrade, "websocket") == 0)
 		return HTTP_UPGRADE_DERP;

@@ -36,6 +36,10 @@ struct http_req {
 	char	 hr_ideal_node[HTTP_VALUE_MAX];
 	char	 hr_challenge[HTTP_VALUE_MAX + 1];
 	char	 hr_ws_protocol[HTTP_VALUE_MAX];
+	char	 hr_ws_key[HTTP_VALUE_MAX];	/* Sec-WebSocket-Key, first */
+	char	 hr_ws_version[HTTP_VALUE_MAX];	/* Sec-WebSocket-Version */
+	int	 hr_ws_nkeys;			/* Sec-WebSocket-Key headers */
+	bool	 hr_conn_upgrade;		/* Connection has "upgrade" */
 	bool	 hr_challenge_long;		/* longer than kept */
 	bool	 hr_forwarded;			/* X-Forwarded-For seen */
 };
@@ -78,6 +82,7 @@ enum http_action {
 	HTTP_RESPOND,		/* send the response described */
 	HTTP_UPGRADE_DERP,	/* accept the DERP upgrade */
 	HTTP_VARZ,		/* 200 with the metrics (the caller's body) */
+	HTTP_UPGRADE_WS,	/* accept the WebSocket handshake (hp_ws_derp) */
 };
 
 #define HTTP_EXTRA_MAX	(HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 512)
@@ -92,6 +97,7 @@ struct http_resp {
 	bool		 hp_head_only;			/* HEAD request */
 	bool		 hp_bad;	/* a malformed request (counted) */
 	const char	*hp_note;	/* a line worth logging, or NULL */
+	bool		 hp_ws_derp;	/* UPGRADE_WS: "derp" subprotocol */
 };
 
 /*

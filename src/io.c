@@ -13,6 +13,7 @@
 
 #include "io.h"
 #include "util.h"
+#include "ws.h"
 
 #define IO_READ_CHUNK	(64 * 1024)
 /*
@@ -43,6 +44,9 @@ struct io {
 	size_t		 i_low;
 	int64_t		 i_wtimeout_ms;
 	uint64_t	 i_last_progress;
+	/* WebSocket framing (io_start_ws), NULL for everyone else. */
+	struct ws	*i_ws;
+	struct evbuffer	*i_wsraw;	/* wire bytes read before the 101 */
 };
 
 static void	io_read_cb(evutil_socket_t, short, void *);
@@ -62,6 +66,9 @@ io_destroy(struct io *io)
 		evbuffer_free(io->i_in);
 	if (io->i_out != NULL)
 		evbuffer_free(io->i_out);
+	if (io->i_wsraw != NULL)
+		evbuffer_free(io->i_wsraw);
+	ws_free(io->i_ws);
 	if (io->i_ssl != NULL)
 		SSL_free(io->i_ssl);
 	if (io->i_fd != -1)
@@ -164,6 +171,50 @@ io_set_low_mark(struct io *io, size_t bytes)
 	io->i_low = bytes;
 }
 
+int
+io_start_ws(struct io *io)
+{
+	struct ws *ws;
+
+	if (io->i_ws != NULL || (ws = ws_new()) == NULL)
+		return -1;
+	/* The 101 already in the output leaves as it is, before any frame. */
+	if (evbuffer_add_buffer(ws_wire(ws), io->i_out) == -1) {
+		ws_free(ws);
+		return -1;
+	}
+	/* Bytes after the request head are frames: the next read decodes. */
+	if (evbuffer_get_length(io->i_in) > 0) {
+		if ((io->i_wsraw = evbuffer_new()) == NULL ||
+		    evbuffer_add_buffer(io->i_wsraw, io->i_in) == -1) {
+			ws_free(ws);
+			return -1;
+		}
+		if (!io->i_read_stopped)
+			event_active(io->i_rev, EV_READ, 0);
+	}
+	io->i_ws = ws;
+	return 0;
+}
+
+void
+io_ws_close(struct io *io, uint16_t code, const char *reason)
+{
+	if (io->i_ws == NULL || io->i_failed || io->i_dead)
+		return;
+	/* What is already framed goes first; the close ends the stream. */
+	if (ws_encode(io->i_ws, io->i_out, 0) == -1)
+		return;
+	ws_close(io->i_ws, code, reason);
+	(void)ws_encode(io->i_ws, io->i_out, 1);
+}
+
+bool
+io_is_ws(const struct io *io)
+{
+	return io->i_ws != NULL;
+}
+
 void
 io_pause_read(struct io *io)
 {
@@ -246,19 +297,39 @@ io_handshake(struct io *io)
 	return -1;
 }
 
-/* Write output until empty or the socket blocks. */
-static void
-io_do_write(struct io *io)
+/* Where bytes for the socket wait: the framed ones with WebSocket. */
+static struct evbuffer *
+io_wire(struct io *io)
+{
+	return io->i_ws != NULL ? ws_wire(io->i_ws) : io->i_out;
+}
+
+/* Everything not yet written: the output and what framing holds. */
+static size_t
+io_pending(struct io *io)
+{
+	size_t n = evbuffer_get_length(io->i_out);
+
+	if (io->i_ws != NULL)
+		n += ws_pending(io->i_ws);
+	return n;
+}
+
+/*
+ * Write b to the socket until it is empty (0) or the socket blocks (1).
+ * -1 on an error, described in detail; *progressed is set on progress.
+ */
+static int
+io_write_buf(struct io *io, struct evbuffer *b, int *progressed,
+    char *detail, size_t dlen)
 {
 	struct evbuffer_iovec	 v[IO_WRITE_IOV];
-	char			 buf[256];
-	int			 n, progressed = 0;
+	int			 n;
 
-	while (!io->i_failed && !io->i_handshaking &&
-	    evbuffer_get_length(io->i_out) > 0) {
+	while (evbuffer_get_length(b) > 0) {
 		ssize_t w;
 
-		n = evbuffer_peek(io->i_out, -1, NULL, v, IO_WRITE_IOV);
+		n = evbuffer_peek(b, -1, NULL, v, IO_WRITE_IOV);
 		if (n > IO_WRITE_IOV)
 			n = IO_WRITE_IOV;
 		if (io->i_ssl == NULL) {
@@ -269,12 +340,10 @@ io_do_write(struct io *io)
 			}
 			w = writev(io->i_fd, iov, n);
 			if (w < 0) {
-				if (errno == EAGAIN || errno == EINTR) {
-					io->i_write_blocked = 1;
-					break;
-				}
-				io_report(io, IO_WRITE_ERROR, strerror(errno));
-				return;
+				if (errno == EAGAIN || errno == EINTR)
+					return 1;
+				snprintf(detail, dlen, "%s", strerror(errno));
+				return -1;
 			}
 		} else {
 			/* One chunk per call: 16 KiB records from big runs. */
@@ -288,24 +357,52 @@ io_do_write(struct io *io)
 			if (r <= 0) {
 				int e = SSL_get_error(io->i_ssl, r);
 				if (e == SSL_ERROR_WANT_WRITE ||
-				    e == SSL_ERROR_WANT_READ) {
-					io->i_write_blocked = 1;
-					break;
-				}
-				io_report(io, IO_WRITE_ERROR,
-				    ssl_detail(buf, sizeof(buf)));
-				return;
+				    e == SSL_ERROR_WANT_READ)
+					return 1;
+				const char *d = ssl_detail(detail, dlen);
+				if (d != detail)
+					snprintf(detail, dlen, "%s", d);
+				return -1;
 			}
 			w = r;
 		}
-		evbuffer_drain(io->i_out, (size_t)w);
-		progressed = 1;
+		evbuffer_drain(b, (size_t)w);
+		*progressed = 1;
+	}
+	return 0;
+}
+
+/* Write output until empty or the socket blocks. */
+static void
+io_do_write(struct io *io)
+{
+	char	 buf[256];
+	int	 progressed = 0, r;
+
+	while (!io->i_failed && !io->i_handshaking) {
+		/* WebSocket: frame more output while the wire has room. */
+		if (io->i_ws != NULL && ws_encode(io->i_ws, io->i_out, 0) == -1) {
+			io_report(io, IO_WRITE_ERROR, "websocket: out of memory");
+			return;
+		}
+		if (evbuffer_get_length(io_wire(io)) == 0)
+			break;
+		r = io_write_buf(io, io_wire(io), &progressed, buf,
+		    sizeof(buf));
+		if (r == -1) {
+			io_report(io, IO_WRITE_ERROR, buf);
+			return;
+		}
+		if (r == 1) {
+			io->i_write_blocked = 1;
+			break;
+		}
 	}
 	if (io->i_failed)
 		return;
 	if (progressed)
 		io->i_last_progress = util_now_ms();
-	if (evbuffer_get_length(io->i_out) == 0) {
+	if (io_pending(io) == 0) {
 		io->i_write_blocked = 0;
 		event_del(io->i_wtimer);
 	} else if (io->i_wtimeout_ms > 0 &&
@@ -314,7 +411,7 @@ io_do_write(struct io *io)
 			io->i_last_progress = util_now_ms();
 		io_arm_wtimer(io);
 	}
-	if (progressed && evbuffer_get_length(io->i_out) <= io->i_low &&
+	if (progressed && io_pending(io) <= io->i_low &&
 	    io->i_cbs.ic_drain != NULL)
 		io->i_cbs.ic_drain(io->i_arg);
 }
@@ -339,20 +436,67 @@ io_flush(struct io *io)
 }
 
 /*
+ * The WebSocket is over (st): the close frame goes out with what is
+ * framed before it (best effort, one write), then the connection hears.
+ */
+static void
+io_ws_end(struct io *io, enum ws_status st)
+{
+	static const enum io_event ev[] = {
+		[WS_PEER_CLOSED] = IO_EOF,
+		[WS_TOO_LARGE] = IO_WS_TOO_LARGE,
+		[WS_TEXT] = IO_WS_TEXT,
+		[WS_PROTOCOL] = IO_WS_PROTOCOL,
+		[WS_NO_MEMORY] = IO_READ_ERROR,
+	};
+	char	 buf[256];
+	int	 progressed = 0;
+
+	if (ws_encode(io->i_ws, io->i_out, 1) == 0 && !io->i_write_blocked)
+		(void)io_write_buf(io, ws_wire(io->i_ws), &progressed, buf,
+		    sizeof(buf));
+	io_report(io, ev[st], ws_detail(io->i_ws));
+}
+
+/* WebSocket: wire bytes in, DERP bytes into the input (*got of them). */
+static enum ws_status
+io_ws_recv(struct io *io, const uint8_t *p, size_t n, size_t *got)
+{
+	enum ws_status	 st;
+	size_t		 added;
+
+	st = ws_recv(io->i_ws, p, n, io->i_in, &added);
+	*got += added;
+	return st;
+}
+
+/*
  * Read until the socket is empty or the budget is spent. Reads land in a
  * buffer on the stack and only what arrived is added to the input: a
  * reserved 64 KiB chain would stay attached to an idle connection's input
  * after the read that found the socket empty (64 KiB per idle client).
+ * With WebSocket the budget counts wire bytes and the input gets the
+ * payload (got).
  */
 static void
 io_do_read(struct io *io)
 {
 	uint8_t		 chunk[IO_READ_CHUNK];
-	size_t		 total = 0;
+	size_t		 total = 0, got = 0;
 	char		 buf[256];
 	int		 more = 0;
+	enum ws_status	 st = WS_OK;
 
-	while (!io->i_failed && !io->i_read_stopped) {
+	if (io->i_wsraw != NULL) {
+		/* Frames that came with the upgrade request. */
+		struct evbuffer	*raw = io->i_wsraw;
+		size_t		 n = evbuffer_get_length(raw);
+
+		io->i_wsraw = NULL;
+		st = io_ws_recv(io, evbuffer_pullup(raw, -1), n, &got);
+		evbuffer_free(raw);
+	}
+	while (st == WS_OK && !io->i_failed && !io->i_read_stopped) {
 		ssize_t	 r;
 
 		if (total >= IO_READ_BUDGET) {
@@ -366,7 +510,7 @@ io_do_read(struct io *io)
 			if (r <= 0) {
 				int e = errno;
 				/* Frames that came with the FIN count. */
-				if (total > 0)
+				if (got > 0)
 					io->i_cbs.ic_read(io->i_arg);
 				if (io->i_dead || io->i_failed)
 					return;
@@ -387,7 +531,7 @@ io_do_read(struct io *io)
 				if (e == SSL_ERROR_ZERO_RETURN ||
 				    (e == SSL_ERROR_SYSCALL &&
 				    ERR_peek_error() == 0)) {
-					if (total > 0)
+					if (got > 0)
 						io->i_cbs.ic_read(io->i_arg);
 					if (io->i_dead || io->i_failed)
 						return;
@@ -400,14 +544,25 @@ io_do_read(struct io *io)
 			}
 			r = n;
 		}
+		total += (size_t)r;
+		if (io->i_ws != NULL) {
+			st = io_ws_recv(io, chunk, (size_t)r, &got);
+			continue;
+		}
 		if (evbuffer_add(io->i_in, chunk, (size_t)r) == -1) {
 			io_report(io, IO_READ_ERROR, "out of memory");
 			return;
 		}
-		total += (size_t)r;
+		got += (size_t)r;
 	}
-	if (total > 0 && !io->i_failed)
+	/* DERP frames that came before a close frame count, as with FIN. */
+	if (got > 0 && !io->i_failed)
 		io->i_cbs.ic_read(io->i_arg);
+	if (st != WS_OK) {
+		if (!io->i_dead && !io->i_failed)
+			io_ws_end(io, st);
+		return;
+	}
 	/* Budget spent with data left: go on after the others (see top). */
 	if (more && !io->i_dead && !io->i_failed && !io->i_read_stopped)
 		event_active(io->i_rev, EV_READ, 0);
@@ -426,8 +581,9 @@ io_read_cb(evutil_socket_t fd, short what, void *arg)
 			io_do_read(io);
 	} else
 		io_do_read(io);
+	/* Replies (WebSocket pongs) and output the read produced. */
 	if (!io->i_dead && !io->i_failed && io->i_write_blocked == 0 &&
-	    evbuffer_get_length(io->i_out) > 0)
+	    io_pending(io) > 0)
 		io_do_write(io);
 	io->i_busy--;
 	if (io->i_dead && io->i_busy == 0)
@@ -446,7 +602,7 @@ io_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (io->i_handshaking) {
 		if (io_handshake(io) == 1 && !io->i_dead && !io->i_failed)
 			io_do_read(io);
-	} else if (evbuffer_get_length(io->i_out) > 0)
+	} else if (io_pending(io) > 0)
 		io_do_write(io);
 	/* TLS reads can stall on a write (key update): retry them too. */
 	if (io->i_ssl != NULL && !io->i_handshaking && !io->i_dead &&
@@ -465,7 +621,7 @@ io_wtimer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (evbuffer_get_length(io->i_out) == 0 || io->i_wtimeout_ms <= 0)
+	if (io_pending(io) == 0 || io->i_wtimeout_ms <= 0)
 		return;
 	idle = now - io->i_last_progress;
 	if (idle < (uint64_t)io->i_wtimeout_ms) {

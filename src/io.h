@@ -27,6 +27,9 @@ enum io_event {
 	IO_WRITE_ERROR,
 	IO_TLS_ERROR,
 	IO_WRITE_TIMEOUT,	/* output pending, no progress for the timeout */
+	IO_WS_TOO_LARGE,	/* WebSocket message over WS_MAX_MSG */
+	IO_WS_TEXT,		/* WebSocket text message */
+	IO_WS_PROTOCOL,		/* WebSocket framing error or ping flood */
 };
 
 struct io_cbs {
@@ -66,6 +69,18 @@ void	io_stop_read(struct io *);
 void	io_set_write_timeout(struct io *, int64_t ms);
 /* Drain callback fires when output falls to this many bytes or fewer. */
 void	io_set_low_mark(struct io *, size_t bytes);
+/*
+ * From now on the connection speaks WebSocket (ws.h): what the output
+ * holds (the 101) leaves unframed, later output as binary messages, and
+ * the input gets the payload of binary messages, starting with frames
+ * already read after the request head. A peer's close frame is IO_EOF.
+ * 0, or -1 when out of memory. Costs nothing to connections that never
+ * call it.
+ */
+int	io_start_ws(struct io *);
+/* WebSocket only: queue a close frame after the output framed so far. */
+void	io_ws_close(struct io *, uint16_t code, const char *reason);
+bool	io_is_ws(const struct io *);
 
 #ifdef __cplusplus
 }

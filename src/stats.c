@@ -41,6 +41,9 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_MESH_HANDSHAKE] = "mesh_handshake",
 	[CLOSE_MESH_SELF] = "mesh_self",
 	[CLOSE_MESH_IDLE] = "mesh_idle",
+	[CLOSE_WS_TOO_LARGE] = "ws_message_too_large",
+	[CLOSE_WS_TEXT] = "ws_text_message",
+	[CLOSE_WS_PROTOCOL] = "ws_protocol_error",
 };
 
 void

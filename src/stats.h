@@ -46,6 +46,7 @@ enum stat_id {
 	STAT_STUN_RFC5389,
 	STAT_ACCEPT_ERRORS,
 	STAT_LOG_HELD,			/* peer log lines rate-limited */
+	STAT_WEBSOCKET_ACCEPTS,		/* DERP over WebSocket upgrades */
 	STAT__COUNT
 };
 
@@ -94,6 +95,9 @@ enum close_reason {
 	CLOSE_MESH_HANDSHAKE,	/* our mesh link: upgrade or hello failed */
 	CLOSE_MESH_SELF,	/* our mesh link reached this server */
 	CLOSE_MESH_IDLE,	/* our mesh link heard nothing */
+	CLOSE_WS_TOO_LARGE,		/* WebSocket message over the cap */
+	CLOSE_WS_TEXT,			/* WebSocket text message */
+	CLOSE_WS_PROTOCOL,		/* WebSocket framing error, ping flood */
 	CLOSE__COUNT
 };
 

@@ -54,6 +54,7 @@ static const struct metric metrics[] = {
 	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD },
 	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS },
 	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS },
+	{ "derp_websocket_accepts", "counter", STAT_WEBSOCKET_ACCEPTS },
 };
 
 /* One drop family: a line per reason and kind. */

@@ -13,4 +13,6 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 0
 fi
 cd "$here"
-DERPD=$derpd exec go test -count=1 -timeout 20m ./...
+# ts_debug_websockets compiles in the derphttp WebSocket dialer; it is
+# used only where a test sets TS_DEBUG_DERP_WS_CLIENT=1 (websocket_test.go).
+DERPD=$derpd exec go test -tags ts_debug_websockets -count=1 -timeout 20m ./...

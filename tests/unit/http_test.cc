@@ -520,10 +520,49 @@ TEST(HttpRoute, DerpUpgrade)
 	    HTTP_UPGRADE_DERP);
 	EXPECT_EQ(Route("GET", "/derp", "Upgrade: websocket\r\n").act,
 	    HTTP_UPGRADE_DERP);
+	const std::string hs = "Connection: keep-alive, Upgrade\r\n"
+	    "Sec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 	Routed ws = Route("GET", "/derp", "Upgrade: WebSocket\r\n"
-	    "Sec-WebSocket-Protocol: derp\r\n");
-	EXPECT_EQ(ws.act, HTTP_RESPOND);
-	EXPECT_EQ(ws.resp.hp_code, 501);
+	    "Sec-WebSocket-Protocol: derp\r\n" + hs);
+	EXPECT_EQ(ws.act, HTTP_UPGRADE_WS);
+	EXPECT_TRUE(ws.resp.hp_ws_derp);
+	// "derp" somewhere triggers WebSocket; only the exact token is chosen.
+	ws = Route("GET", "/derp", "Upgrade: websocket\r\n"
+	    "Sec-WebSocket-Protocol: x, derp\r\n" + hs);
+	EXPECT_EQ(ws.act, HTTP_UPGRADE_WS);
+	EXPECT_TRUE(ws.resp.hp_ws_derp);
+	// Case matters, as in derper: "DERP" is raw DERP.
+	EXPECT_EQ(Route("GET", "/derp", "Upgrade: websocket\r\n"
+	    "Sec-WebSocket-Protocol: DERP\r\n" + hs).act, HTTP_UPGRADE_DERP);
+	for (const char *p : { "derpx", "DERP, derpy", "x-derp" }) {
+		ws = Route("GET", "/derp", "Upgrade: websocket\r\n"
+		    "Sec-WebSocket-Protocol: " + std::string(p) + "\r\n" + hs);
+		EXPECT_EQ(ws.act, HTTP_UPGRADE_WS) << p;
+		EXPECT_FALSE(ws.resp.hp_ws_derp) << p;
+	}
+	// The RFC 6455 handshake checks, each with its status.
+	const std::string up = "Upgrade: websocket\r\n"
+	    "Sec-WebSocket-Protocol: derp\r\n";
+	EXPECT_EQ(Route("GET", "/derp", up + "Sec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").resp.hp_code,
+	    426);
+	EXPECT_EQ(Route("POST", "/derp", up + hs).resp.hp_code, 405);
+	ws = Route("GET", "/derp", up + "Connection: Upgrade\r\n"
+	    "Sec-WebSocket-Version: 8\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+	EXPECT_EQ(ws.resp.hp_code, 400);
+	EXPECT_NE(strstr(ws.resp.hp_extra, "Sec-WebSocket-Version: 13"),
+	    nullptr);
+	for (const char *k : { "", "dGhlIHNhbXBsZSBub25jZQ=", "c2hvcnQ=",
+	    "dGhlIHNhbXBsZSBub25jZQ!=" }) {
+		EXPECT_EQ(Route("GET", "/derp", up + "Connection: Upgrade\r\n"
+		    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " +
+		    std::string(k) + "\r\n").resp.hp_code, 400) << k;
+	}
+	EXPECT_EQ(Route("GET", "/derp", up + hs +
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").resp.hp_code,
+	    400);
 	Routed none = Route("GET", "/derp");
 	EXPECT_EQ(none.resp.hp_code, 426);
 	EXPECT_EQ(none.resp.hp_note, nullptr);
