@@ -149,8 +149,9 @@ func (d *derpd) kill() {
 }
 
 // sendUntilDelivered sends probes from c to dst until dm sees one (the
-// route is learned asynchronously), then drains the stragglers.
-func sendUntilDelivered(t *testing.T, c *derphttp.Client, src key.NodePublic, dst key.NodePublic, dm *msgs, what string, within time.Duration) {
+// route is learned asynchronously), then drains the stragglers. PeerGone
+// frames on the way are recorded in gone (when given), else a failure.
+func sendUntilDelivered(t *testing.T, c *derphttp.Client, src key.NodePublic, dst key.NodePublic, dm *msgs, what string, within time.Duration, gone ...map[key.NodePublic]bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for i := 0; ; i++ {
@@ -159,6 +160,11 @@ func sendUntilDelivered(t *testing.T, c *derphttp.Client, src key.NodePublic, ds
 			t.Fatal(err)
 		}
 		got, err := dm.nextErr(200 * time.Millisecond)
+		if pg, ok := got.(derp.PeerGoneMessage); ok && err == nil && len(gone) > 0 {
+			t.Logf("%s: PeerGone(%v, reason %d) on the way", what, pg.Peer.ShortString(), pg.Reason)
+			gone[0][pg.Peer] = true
+			continue
+		}
 		if err == nil {
 			rp, ok := got.(derp.ReceivedPacket)
 			if !ok || rp.Source != src || !strings.HasPrefix(string(rp.Data), what+" probe ") {
@@ -218,7 +224,11 @@ func TestMeshWithTwoDerpdNodes(t *testing.T) {
 	sendUntilDelivered(t, y, yKey.Public(), xKey.Public(), xm, "y->x", 10*time.Second)
 
 	// Y moves from B to A: the new conn on A gets X's packets locally,
-	// then Y leaves B; X keeps reaching it.
+	// then Y leaves B; X keeps reaching it. X is told Y is gone when Y is
+	// in neither node for a moment (its move back below may race B's
+	// announcement), or at the latest when B dies: PeerGone is recorded
+	// across the rest of the test.
+	gone := map[key.NodePublic]bool{}
 	y2 := a.newClient(t, "y2", yKey)
 	y2m := startRecv(t, "y2", y2)
 	y2m.expectServerInfo(t)
@@ -236,20 +246,19 @@ func TestMeshWithTwoDerpdNodes(t *testing.T) {
 	y3m := startRecv(t, "y3", y3)
 	y3m.expectServerInfo(t)
 	y2.Close()
-	sendUntilDelivered(t, x, xKey.Public(), yKey.Public(), y3m, "x->y back on B", 10*time.Second)
+	sendUntilDelivered(t, x, xKey.Public(), yKey.Public(), y3m, "x->y back on B", 10*time.Second, gone)
 
 	// Z on B sends to X on A (X records Z as a sender); then B dies.
 	zKey := key.NewNode()
 	z := b.newClient(t, "z", zKey)
 	zm := startRecv(t, "z", z)
 	zm.expectServerInfo(t)
-	sendUntilDelivered(t, z, zKey.Public(), xKey.Public(), xm, "z->x", 10*time.Second)
+	sendUntilDelivered(t, z, zKey.Public(), xKey.Public(), xm, "z->x", 10*time.Second, gone)
 	b.kill()
 	// A drops B's routes and tells X that Y and Z are gone (derper's
 	// clear on a broken mesh connection, then PeerGone to receivers).
-	gone := map[key.NodePublic]bool{}
 	deadline := time.Now().Add(15 * time.Second)
-	for len(gone) < 2 && time.Now().Before(deadline) {
+	for !(gone[yKey.Public()] && gone[zKey.Public()]) && time.Now().Before(deadline) {
 		m, err := xm.nextErr(500 * time.Millisecond)
 		if err == errTimeout {
 			continue
