@@ -71,6 +71,28 @@ conn_log(struct conn *c, const char *fmt, ...)
 		    c->c_addr, msg);
 }
 
+int
+conn_next_header(struct conn *c, struct evbuffer *in, uint8_t *type,
+    uint32_t *len)
+{
+	uint8_t	 hdr[FRAME_HDR_LEN];
+	size_t	 avail = evbuffer_get_length(in), n;
+
+	if (c->c_discard > 0) {
+		n = avail < c->c_discard ? avail : c->c_discard;
+		evbuffer_drain(in, n);
+		c->c_discard -= (uint32_t)n;
+		if (c->c_discard > 0)
+			return 0;
+		avail -= n;
+	}
+	if (avail < FRAME_HDR_LEN)
+		return 0;
+	evbuffer_copyout(in, hdr, sizeof(hdr));
+	frame_get_header(hdr, sizeof(hdr), type, len);
+	return 1;
+}
+
 void
 conn_ref(struct conn *c)
 {

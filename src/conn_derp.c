@@ -582,26 +582,16 @@ void
 conn_read_frames(struct conn *c)
 {
 	struct evbuffer	*in = io_input(c->c_io);
-	uint8_t		 hdr[FRAME_HDR_LEN], type;
+	uint8_t		 type;
 	uint32_t	 len;
 	size_t		 avail;
 	const char	*why;
 	int		 dup_noted = 0;
 
 	while (c->c_state == CONN_ACTIVE) {
-		avail = evbuffer_get_length(in);
-		if (c->c_discard > 0) {
-			size_t n = avail < c->c_discard ? avail : c->c_discard;
-			evbuffer_drain(in, n);
-			c->c_discard -= (uint32_t)n;
-			if (c->c_discard > 0)
-				return;
-			continue;
-		}
-		if (avail < FRAME_HDR_LEN)
+		if (!conn_next_header(c, in, &type, &len))
 			return;
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		frame_get_header(hdr, sizeof(hdr), &type, &len);
+		avail = evbuffer_get_length(in);
 		if (frame_check_client_len(type, len, &why) != FRAME_OK) {
 			conn_close(c, CLOSE_BAD_FRAME, "frame 0x%02x length %u: "
 			    "%s", type, len, why);

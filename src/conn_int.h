@@ -146,6 +146,13 @@ struct conn *conn_alloc(struct worker *w, const struct sockaddr *sa,
  * list. -1 on failure: fd closed, ssl and c freed, counted.
  */
 int	conn_attach(struct conn *, int fd, SSL *ssl);
+/*
+ * The next frame's header at the head of in, after throwing away what is
+ * left of a frame being discarded (c_discard). 1 with *type and *len (the
+ * header still in in), or 0 when more bytes are needed.
+ */
+int	conn_next_header(struct conn *, struct evbuffer *in, uint8_t *type,
+	    uint32_t *len);
 /* Log a line a peer caused, within the worker's log rate limit. */
 void	conn_log(struct conn *, const char *, ...) LOG_FMT(2, 3);
 void	conn_ref(struct conn *);

@@ -212,7 +212,7 @@ void
 conn_mesh_read(struct conn *c)
 {
 	struct evbuffer	*in = io_input(c->c_io);
-	uint8_t		 hdr[FRAME_HDR_LEN], type, *p;
+	uint8_t		 type, *p;
 	uint32_t	 len, max;
 	size_t		 avail;
 
@@ -220,19 +220,9 @@ conn_mesh_read(struct conn *c)
 	if (c->c_state == CONN_MESH_DIAL && link_read_head(c) != 0)
 		return;
 	while (c->c_state == CONN_MESH_HELLO || c->c_state == CONN_ACTIVE) {
-		avail = evbuffer_get_length(in);
-		if (c->c_discard > 0) {
-			size_t n = avail < c->c_discard ? avail : c->c_discard;
-			evbuffer_drain(in, n);
-			c->c_discard -= (uint32_t)n;
-			if (c->c_discard > 0)
-				return;
-			continue;
-		}
-		if (avail < FRAME_HDR_LEN)
+		if (!conn_next_header(c, in, &type, &len))
 			return;
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		frame_get_header(hdr, sizeof(hdr), &type, &len);
+		avail = evbuffer_get_length(in);
 		if (c->c_state == CONN_MESH_HELLO) {
 			uint8_t want = util_is_zero(c->c_key, KEY_LEN) ?
 			    FRAME_SERVER_KEY : FRAME_SERVER_INFO;

@@ -7,7 +7,6 @@ package interop
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,10 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -399,64 +396,18 @@ func rawDerpClient(t *testing.T, d *derpd, priv key.NodePrivate) (net.Conn, *der
 // certificate, --mesh-with the region's list, trusting the bundle.
 func (r *region) startGoDerperTLS(i int) *goDerper {
 	t := r.t
-	bin := tailscaleTool(t, "derper", "DERPER")
-	keyFile := filepath.Join(r.dir, fmt.Sprintf("go%d.key", i))
 	meshFile := filepath.Join(r.dir, "mesh.key")
 	if err := os.WriteFile(meshFile, []byte(r.meshHex+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", r.ports[i])
-	cmd := exec.Command(bin,
-		"-a", addr,
+	return runGoDerper(t, fmt.Sprintf("127.0.0.1:%d", r.ports[i]), []string{
 		"-http-port=-1",
 		"-stun=false",
-		"-certmode=manual", "-hostname=localhost", "-certdir="+r.certDirs[i],
-		"-c", keyFile,
+		"-certmode=manual", "-hostname=localhost", "-certdir=" + r.certDirs[i],
+		"-c", filepath.Join(r.dir, fmt.Sprintf("go%d.key", i)),
 		"-mesh-psk-file", meshFile,
 		"-mesh-with", r.list,
-	)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+r.bundle)
-	g := &goDerper{Addr: addr}
-	out := &lockedGoLog{g: g}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Go derper: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("Go derper log:\n%s", g.logs())
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return g
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("Go derper not listening on %s; log:\n%s", addr, g.logs())
-	return nil
-}
-
-type lockedGoLog struct{ g *goDerper }
-
-func (l *lockedGoLog) Write(p []byte) (int, error) {
-	l.g.mu.Lock()
-	defer l.g.mu.Unlock()
-	l.g.log.Write(p)
-	return len(p), nil
+	}, "SSL_CERT_FILE="+r.bundle)
 }
 
 // TestMeshWithLearnsManyClients: 15,000 clients on node A are all learned

@@ -41,7 +41,6 @@ func (g *goDerper) logs() string {
 // meshing with derpd over TLS (trusting derpd's cert via SSL_CERT_FILE).
 func startGoDerper(t *testing.T, d *derpd) *goDerper {
 	t.Helper()
-	bin := tailscaleTool(t, "derper", "DERPER")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,15 +48,23 @@ func startGoDerper(t *testing.T, d *derpd) *goDerper {
 	addr := ln.Addr().String()
 	ln.Close()
 	dir := t.TempDir()
-	cmd := exec.Command(bin,
-		"-a", addr,
+	return runGoDerper(t, addr, []string{
 		"-http-port=-1",
 		"-stun=false",
 		"-c", filepath.Join(dir, "derper.key"),
 		"-mesh-psk-file", d.MeshKeyFile,
 		"-mesh-with", d.Addr,
-	)
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+d.CertFile)
+	}, "SSL_CERT_FILE="+d.CertFile)
+}
+
+// runGoDerper starts cmd/derper on addr with args (and env added), waits
+// until it listens, and stops it (SIGTERM) at cleanup, printing its log
+// if the test failed.
+func runGoDerper(t *testing.T, addr string, args []string, env ...string) *goDerper {
+	t.Helper()
+	bin := tailscaleTool(t, "derper", "DERPER")
+	cmd := exec.Command(bin, append([]string{"-a", addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	g := &goDerper{Addr: addr}
 	pr, pw, err := os.Pipe()
 	if err != nil {
