@@ -21,6 +21,7 @@
 #include "conn_int.h"
 #include "derpd.h"
 #include "frame.h"
+#include "http.h"
 #include "io.h"
 #include "keys.h"
 #include "mesh_int.h"
@@ -90,8 +91,7 @@ link_read_head(struct conn *c)
 	got = evbuffer_copyout(in, line, sizeof(line) - 1);
 	line[got < 0 ? 0 : got] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	if (strncmp(line, "HTTP/1.1 101", 12) != 0 &&
-	    strncmp(line, "HTTP/1.0 101", 12) != 0) {
+	if (http_parse_status(line, strlen(line)) != 101) {
 		conn_close(c, CLOSE_MESH_HANDSHAKE, "upgrade refused: \"%s\"",
 		    util_log_safe(line, safe, sizeof(safe)));
 		return 1;

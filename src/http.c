@@ -200,6 +200,24 @@ http_parse_head(const char *buf, size_t head_len, struct http_req *req)
 	return HTTP_OK;
 }
 
+int
+http_parse_status(const char *buf, size_t len)
+{
+	int code = 0;
+
+	if (len < 12 || (memcmp(buf, "HTTP/1.1 ", 9) != 0 &&
+	    memcmp(buf, "HTTP/1.0 ", 9) != 0))
+		return -1;
+	for (size_t i = 9; i < 12; i++) {
+		if (buf[i] < '0' || buf[i] > '9')
+			return -1;
+		code = code * 10 + (buf[i] - '0');
+	}
+	if (len > 12 && buf[12] != ' ' && buf[12] != '\r')
+		return -1;
+	return code < 100 ? -1 : code;
+}
+
 bool
 http_challenge_ok(const struct http_req *req)
 {

@@ -57,6 +57,13 @@ enum http_status http_parse_head(const char *buf, size_t head_len,
 	    struct http_req *req);
 /* True when the challenge may be echoed (PROTOCOL.md 8). */
 bool	http_challenge_ok(const struct http_req *req);
+/*
+ * The status code of a response head (buf, len bytes, not terminated)
+ * that starts "HTTP/1.0 " or "HTTP/1.1 " and three digits followed by a
+ * space or the end of the line; -1 otherwise. For the answers a mesh
+ * link reads.
+ */
+int	http_parse_status(const char *buf, size_t len);
 
 /*
  * Build a complete response with Content-Length and Connection: close.

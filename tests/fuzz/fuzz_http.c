@@ -116,6 +116,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char			 out[512];
 	size_t			 n;
 
+	/* A mesh link's reading of a response's status line. */
+	{
+		int code = http_parse_status((const char *)data, size);
+		if (code != -1 && (code < 100 || code > 999 || size < 12 ||
+		    memcmp(data, "HTTP/1.", 7) != 0))
+			__builtin_trap();
+	}
 	st = http_head_end((const char *)data, size, &scan, &hl);
 	end = first_end(data, size < HTTP_MAX_HEAD ? size : HTTP_MAX_HEAD);
 	switch (st) {

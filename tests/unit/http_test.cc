@@ -49,6 +49,25 @@ WithChallenge(const std::string &c)
 
 }  // namespace
 
+// What a mesh link reads from its peer's answer to the upgrade.
+TEST(Http, ParseStatus)
+{
+	auto st = [](const std::string &s) {
+		return http_parse_status(s.data(), s.size());
+	};
+	EXPECT_EQ(101, st("HTTP/1.1 101 Switching Protocols\r\n"));
+	EXPECT_EQ(101, st("HTTP/1.0 101\r\n"));
+	EXPECT_EQ(101, st("HTTP/1.1 101"));
+	EXPECT_EQ(404, st("HTTP/1.1 404 Not Found\r\n"));
+	EXPECT_EQ(-1, st("HTTP/1.1 1010 x"));
+	EXPECT_EQ(-1, st("HTTP/1.1 10"));
+	EXPECT_EQ(-1, st("HTTP/2 101 x\r\n"));
+	EXPECT_EQ(-1, st("HTTP/1.1 0a1 x"));
+	EXPECT_EQ(-1, st("HTTP/1.1 099 x"));
+	EXPECT_EQ(-1, st("http/1.1 101 x"));
+	EXPECT_EQ(-1, st(""));
+}
+
 TEST(Http, HeadEndWholeBuffer)
 {
 	std::string buf = kDerpReq + kPipelined;
