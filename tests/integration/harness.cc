@@ -291,6 +291,18 @@ Derpd::Kill(int sig)
 }
 
 void
+Derpd::KillAndReap()
+{
+	int st;
+	bool exited;
+
+	if (pid_ <= 0)
+		return;
+	kill(pid_, SIGKILL);
+	Reap(&st, 5000, &exited);
+}
+
+void
 Derpd::Stop()
 {
 	int st;

@@ -55,6 +55,8 @@ public:
 	void Stop();
 	bool Running() const { return pid_ > 0; }
 	void Kill(int sig);
+	// SIGKILL and reap it (a node that dies in a test); no status check.
+	void KillAndReap();
 
 	// Log.
 	std::string Log();

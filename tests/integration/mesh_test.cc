@@ -337,6 +337,84 @@ TEST_F(MeshWith, TlsLinkVerifiesThePeer)
 		    std::to_string(i)));
 }
 
+// Node B dies and comes back five times while senders on A keep sending
+// to clients homed on B: A never stalls or crashes, every packet it cannot
+// forward is counted, and each time the route comes back by itself.
+TEST_F(MeshWith, LinkFlapsUnderLoad)
+{
+	ASSERT_TRUE(StartNode(0, 2));
+	ASSERT_TRUE(StartNode(1, 2));
+	ASSERT_TRUE(WaitLinks(0, 1));
+	const int pairs = 4;
+	std::vector<Client> snd, rcv;
+	for (int i = 0; i < pairs; i++) {
+		snd.push_back(ConnectTo(0));
+		rcv.push_back(ConnectTo(1));
+		ASSERT_TRUE(snd.back() && rcv.back());
+	}
+	std::vector<std::vector<uint8_t>> keys, pubs;
+	for (auto &r : rcv) {
+		keys.emplace_back(derpc_priv(r.get()), derpc_priv(r.get()) + 32);
+		pubs.emplace_back(derpc_pub(r.get()), derpc_pub(r.get()) + 32);
+	}
+	std::atomic<bool> stop{ false };
+	std::atomic<long> sent{ 0 };
+	std::vector<std::thread> th;
+	for (int i = 0; i < pairs; i++)
+		th.emplace_back([&, i]() {
+			std::string m(800, 'f');
+			uint8_t dst[32];	/* rcv[i] is replaced each round */
+			memcpy(dst, pubs[i].data(), 32);
+			for (int n = 0; !stop.load() && n < 2000000; n++) {
+				if (derpc_send_packet(snd[i].get(), dst, m.data(),
+				    m.size()) != DERPC_OK)
+					return;
+				sent++;
+				if (n % 64 == 0)
+					usleep(1000);
+			}
+		});
+	for (int round = 0; round < 5; round++) {
+		nodes_[1].KillAndReap();
+		rcv.clear();
+		usleep(200 * 1000);
+		ASSERT_TRUE(StartNode(1, 2)) << "round " << round;
+		ASSERT_TRUE(WaitLinks(1, 1));
+		for (int i = 0; i < pairs; i++) {
+			derpc_opts o = nodes_[1].Opts();
+			o.priv = keys[i].data();
+			std::string err;
+			rcv.push_back(nodes_[1].Connect(o, &err));
+			ASSERT_TRUE(rcv.back()) << err;
+		}
+		// Each receiver hears from its sender again.
+		for (int i = 0; i < pairs; i++) {
+			uint8_t src[32], buf[1024];
+			size_t n;
+			int rc = DERPC_TIMEOUT;
+			for (int tries = 0; tries < 50 && rc != DERPC_OK; tries++)
+				rc = derpc_recv_packet(rcv[i].get(), src, buf,
+				    sizeof(buf), &n, 200);
+			ASSERT_EQ(DERPC_OK, rc) << "round " << round << " pair " <<
+			    i << ": " << derpc_error(rcv[i].get());
+			EXPECT_EQ(0, memcmp(src, derpc_pub(snd[i].get()), 32));
+		}
+	}
+	stop = true;
+	for (auto &t : th)
+		t.join();
+	EXPECT_GT(sent.load(), 0);
+	auto m = nodes_[0].Metrics();
+	int64_t lost = 0;
+	for (const char *r : { "mesh_down", "unknown_dest", "gone_disconnected",
+	    "queue_head", "queue_tail" })
+		lost += m[Drop(r, "other")];
+	EXPECT_GT(lost, 0) << "B was down five times: some packets were lost, "
+	    "and each must be counted";
+	EXPECT_GE(m["derpd_mesh_reconnects"], 5);
+	EXPECT_TRUE(nodes_[0].Running());
+}
+
 TEST_F(MeshWith, NeedsAMeshKey)
 {
 	EXPECT_NE(0, nodes_[0].RunToExit({ "--mesh-with=127.0.0.1:1" }, 5000));
