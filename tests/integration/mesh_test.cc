@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include "harness.h"
 
@@ -413,6 +414,40 @@ TEST_F(MeshWith, LinkFlapsUnderLoad)
 	    "and each must be counted";
 	EXPECT_GE(m["derpd_mesh_reconnects"], 5);
 	EXPECT_TRUE(nodes_[0].Running());
+}
+
+// Admission is unchanged by meshing: a link presents the mesh key and is
+// admitted by a node that admits only listed keys; its clients are not.
+TEST_F(MeshWith, LinksSkipAdmissionClientsDoNot)
+{
+	uint8_t ypriv[32], ypub[32];
+	RAND_bytes(ypriv, sizeof(ypriv));
+	crypto_scalarmult_base(ypub, ypriv);
+	std::string allow = nodes_[1].dir + "/allow.txt";
+	FILE *f = fopen(allow.c_str(), "w");
+	ASSERT_NE(f, nullptr);
+	fprintf(f, "nodekey:%s\n", Hex(ypub, 32).c_str());
+	fclose(f);
+	ASSERT_TRUE(StartNode(0, 2));
+	std::string list = "127.0.0.1:" + std::to_string(ports_[0]) +
+	    ",127.0.0.1:" + std::to_string(ports_[1]);
+	ASSERT_TRUE(nodes_[1].Start({ "-a", "127.0.0.1:" +
+	    std::to_string(ports_[1]), "--mesh-psk-file=" + key_file_,
+	    "--mesh-with=" + list, "-allow-keys=" + allow }));
+	ASSERT_TRUE(WaitLinks(0, 1));
+	ASSERT_TRUE(WaitLinks(1, 1));
+	derpc_opts o = nodes_[1].Opts();
+	o.priv = ypriv;
+	std::string err;
+	Client y = nodes_[1].Connect(o, &err);
+	ASSERT_TRUE(y) << err;
+	Client x = ConnectTo(0);
+	ASSERT_TRUE(x);
+	EXPECT_TRUE(SendUntilDelivered(x.get(), y.get(), 5000));
+	Client z = nodes_[1].Connect(&err);
+	EXPECT_FALSE(z) << "an unlisted client was admitted";
+	EXPECT_GE(nodes_[1].Metric(
+	    "derpd_admission_rejects{reason=\"not_in_allowlist\"}"), 1);
 }
 
 TEST_F(MeshWith, NeedsAMeshKey)
