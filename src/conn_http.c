@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "conn.h"
 #include "conn_int.h"
 #include "derpd.h"
 #include "http.h"
@@ -34,23 +36,19 @@ conn_http_respond(struct conn *c, int code, const char *extra,
 	io_flush(c->c_io);
 }
 
-/* 200 with the metrics; the body is built here, not in a fixed buffer. */
+/* A response whose body (b, consumed) is built here, not in a buffer. */
 static void
-conn_http_varz(struct conn *c, int head_only)
+conn_http_body(struct conn *c, const struct http_resp *resp, int code,
+    struct evbuffer *b)
 {
-	struct evbuffer	*out = io_output(c->c_io), *b;
-	char		 head[512];
+	struct evbuffer	*out = io_output(c->c_io);
+	char		 head[HTTP_EXTRA_MAX + 256];
 	size_t		 n;
 
-	if ((b = evbuffer_new()) == NULL) {
-		conn_close(c, CLOSE_NO_MEMORY, "varz");
-		return;
-	}
-	varz_render(c->c_env, b);
-	n = http_build_response(head, sizeof(head), 200, NULL,
-	    "text/plain; version=0.0.4", NULL, evbuffer_get_length(b), true);
+	n = http_build_response(head, sizeof(head), code, resp->hp_extra,
+	    resp->hp_ctype, NULL, evbuffer_get_length(b), true);
 	evbuffer_add(out, head, n);
-	if (!head_only)
+	if (!resp->hp_head_only)
 		evbuffer_add_buffer(out, b);
 	evbuffer_free(b);
 	io_stop_read(c->c_io);
@@ -58,10 +56,96 @@ conn_http_varz(struct conn *c, int head_only)
 	io_flush(c->c_io);
 }
 
+/* /debug/vars: every counter as JSON, as derper's expvar page. */
 static int
-conn_is_loopback(const struct conn *c)
+debug_vars(struct derpd *env, struct evbuffer *b)
 {
-	return util_addr_is_loopback((const struct sockaddr *)&c->c_sa);
+	cJSON	*root = cJSON_CreateObject();
+	char	*text;
+
+	if (root == NULL)
+		return -1;
+	varz_vars(env, root);
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (text == NULL)
+		return -1;
+	evbuffer_add_printf(b, "%s\n", text);
+	cJSON_free(text);
+	return 0;
+}
+
+/* /debug/traffic: a line per registered connection, from its counters. */
+static void
+debug_traffic(struct derpd *env, struct evbuffer *b)
+{
+	struct conn_info	*rows;
+	size_t			 n = conn_list(env, NULL, NULL, &rows);
+	char			 k[KEY_TEXT_SIZE];
+
+	for (size_t i = 0; i < n; i++) {
+		util_key_format(rows[i].ci_key, NODEKEY_PREFIX, k);
+		evbuffer_add_printf(b, "%s %s pkts_in=%llu bytes_in=%llu "
+		    "pkts_out=%llu bytes_out=%llu drops=%llu%s\n", k,
+		    rows[i].ci_addr, (unsigned long long)rows[i].ci_pkts_in,
+		    (unsigned long long)rows[i].ci_bytes_in,
+		    (unsigned long long)rows[i].ci_pkts_out,
+		    (unsigned long long)rows[i].ci_bytes_out,
+		    (unsigned long long)rows[i].ci_drops,
+		    rows[i].ci_mesh ? " mesh" : "");
+	}
+	free(rows);
+}
+
+/* A debug page (the route said which and set its headers). */
+static void
+conn_http_debug(struct conn *c, enum http_action act,
+    const struct http_resp *resp)
+{
+	struct evbuffer	*b;
+	char		 msg[256];
+	int		 code = 200;
+
+	if ((b = evbuffer_new()) == NULL) {
+		conn_close(c, CLOSE_NO_MEMORY, "debug page");
+		return;
+	}
+	switch (act) {
+	case HTTP_VARZ:
+		varz_render(c->c_env, b);
+		break;
+	case HTTP_DEBUG_VARS:
+		if (debug_vars(c->c_env, b) == -1) {
+			evbuffer_free(b);
+			conn_close(c, CLOSE_NO_MEMORY, "/debug/vars");
+			return;
+		}
+		break;
+	case HTTP_DEBUG_CHECK:
+		/* derper's words, which monitors may look for. */
+		if (varz_check(c->c_env, msg, sizeof(msg)) == 0)
+			evbuffer_add_printf(b, "derp.Server ConsistencyCheck "
+			    "okay");
+		else {
+			code = 500;
+			evbuffer_add_printf(b, "%s\n", msg);
+		}
+		break;
+	case HTTP_DEBUG_TRAFFIC:
+		debug_traffic(c->c_env, b);
+		break;
+	default:
+		break;
+	}
+	conn_http_body(c, resp, code, b);
+}
+
+/* The client address against derper's debug access rule. */
+static bool
+conn_debug_addr(const struct conn *c)
+{
+	return util_addr_debug_allowed((const struct sockaddr *)&c->c_sa,
+	    c->c_env->d_allow_debug_ip, c->c_env->d_debug_cidrs);
 }
 
 /*
@@ -114,13 +198,17 @@ conn_route(struct conn *c, struct http_req *req)
 {
 	struct derpd_conf	*conf = c->c_env->d_conf;
 	struct http_route_ctx	 ctx = {
-		.rc_loopback = conn_is_loopback(c),
+		.rc_debug_addr = conn_debug_addr(c),
 		.rc_tls = c->c_tls,
 		.rc_port80 = c->c_port80,
 		.rc_derp = conf->dc_derp,
 		.rc_home = conf->dc_home,
+		.rc_hostname = conf->dc_hostname,
+		.rc_version = DERPD_VERSION,
+		.rc_mesh_key = c->c_env->d_has_mesh,
 	};
 	struct http_resp	*resp;
+	enum http_action	 act;
 
 	STAT_INC(worker_stats(c->c_w), STAT_HTTP_REQUESTS);
 	log_debug("conn %llu %s: %s %s", (unsigned long long)c->c_id,
@@ -129,7 +217,7 @@ conn_route(struct conn *c, struct http_req *req)
 		conn_close(c, CLOSE_NO_MEMORY, "http response");
 		return;
 	}
-	switch (http_route(req, &ctx, resp)) {
+	switch ((act = http_route(req, &ctx, resp))) {
 	case HTTP_UPGRADE_DERP:
 		conn_start_derp(c, req);
 		break;
@@ -137,7 +225,10 @@ conn_route(struct conn *c, struct http_req *req)
 		conn_start_ws(c, req, resp->hp_ws_derp);
 		break;
 	case HTTP_VARZ:
-		conn_http_varz(c, resp->hp_head_only);
+	case HTTP_DEBUG_VARS:
+	case HTTP_DEBUG_CHECK:
+	case HTTP_DEBUG_TRAFFIC:
+		conn_http_debug(c, act, resp);
 		break;
 	case HTTP_RESPOND:
 		if (resp->hp_note != NULL)

@@ -89,6 +89,9 @@ struct derpd {
 	uint64_t		 d_next_conn_id;
 	uint8_t			 d_hash_seed[16];	/* keyset seeds */
 	int64_t			 d_start_time;
+	/* The debug access rule's inputs, from the environment at start. */
+	char			 d_allow_debug_ip[64];	/* TS_ALLOW_DEBUG_IP */
+	char			 d_debug_cidrs[1024];	/* TS_DEBUG_TRUSTED_CIDRS */
 };
 
 #ifdef __cplusplus

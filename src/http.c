@@ -241,6 +241,7 @@ http_reason(int code)
 	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 204: return "No Content";
+	case 301: return "Moved Permanently";
 	case 302: return "Found";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
@@ -316,14 +317,116 @@ route_generate_204(const struct http_req *req,
 	return respond(resp, 204, NULL, NULL);
 }
 
+/* derper's browser headers (tsweb), on its home page and robots.txt. */
+#define HDR_HSTS	"Strict-Transport-Security: max-age=63072000; " \
+	"includeSubDomains\r\n"
+#define HDR_CSP		"Content-Security-Policy: default-src 'self'; " \
+	"frame-ancestors 'none'; form-action 'self'; base-uri 'self'; " \
+	"block-all-mixed-content; object-src 'none'"
+#define HDR_REST	"X-Frame-Options: DENY\r\nX-Content-Type-Options: " \
+	"nosniff\r\n"
+#define BROWSER_HEADERS	HDR_HSTS HDR_CSP "\r\n" HDR_REST
+/* The debug pages' variant: inline styles allowed. */
+#define DEBUG_HEADERS	HDR_HSTS HDR_CSP "; style-src 'self' " \
+	"'unsafe-inline'\r\n" HDR_REST
+/* What Go's http.Error adds to a plain-text error. */
+#define ERROR_HEADERS	"X-Content-Type-Options: nosniff\r\n"
+
+bool
+http_debug_allowed(const struct http_req *req,
+    const struct http_route_ctx *ctx)
+{
+	return ctx->rc_debug_addr && !req->hr_forwarded;
+}
+
+/* Append s to out (at *n), HTML-escaped, cut to fit. */
+static void
+html_append(char *out, size_t outlen, size_t *n, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		const char *e = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" :
+		    *s == '&' ? "&amp;" : *s == '"' ? "&#34;" :
+		    *s == '\'' ? "&#39;" : NULL;
+		char one[2] = { *s, '\0' };
+		int k = snprintf(out + *n, outlen - *n, "%s", e ? e : one);
+
+		if (k < 0 || (size_t)k >= outlen - *n)
+			return;
+		*n += (size_t)k;
+	}
+}
+
+/* The debug pages and what /debug/ says of them. */
+static const struct {
+	const char		*dp_path;
+	const char		*dp_desc;
+	enum http_action	 dp_act;
+	const char		*dp_ctype;
+} debug_pages[] = {
+	{ "/debug/vars", "Metrics (JSON)", HTTP_DEBUG_VARS,
+	    "application/json; charset=utf-8" },
+	{ "/debug/varz", "Metrics (Prometheus)", HTTP_VARZ,
+	    "text/plain; version=0.0.4" },
+	{ "/debug/check", "Consistency check", HTTP_DEBUG_CHECK,
+	    "text/plain; charset=utf-8" },
+	{ "/debug/traffic", "Traffic per client", HTTP_DEBUG_TRAFFIC,
+	    "text/plain; charset=utf-8" },
+};
+
+static enum http_action
+debug_index(const struct http_route_ctx *ctx, struct http_resp *resp)
+{
+	char	*b = resp->hp_body;
+	size_t	 cap = sizeof(resp->hp_body), n = 0;
+
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra), BROWSER_HEADERS);
+	resp->hp_code = 200;
+	resp->hp_ctype = "text/html; charset=utf-8";
+	n += (size_t)snprintf(b, cap, "<html><body><h1>derpd debug</h1><ul>"
+	    "<li><b>Version:</b> ");
+	html_append(b, cap, &n, ctx->rc_version ? ctx->rc_version : "");
+	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>TLS hostname:</b> ");
+	html_append(b, cap, &n, ctx->rc_hostname ? ctx->rc_hostname : "");
+	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>Mesh key:</b> %s"
+	    "</li>\n", ctx->rc_mesh_key ? "true" : "false");
+	for (size_t i = 0; i < sizeof(debug_pages) / sizeof(debug_pages[0]) &&
+	    n < cap; i++)
+		n += (size_t)snprintf(b + n, cap - n, "<li><a href=\"%s\">%s"
+		    "</a> %s</li>\n", debug_pages[i].dp_path,
+		    debug_pages[i].dp_path + 7, debug_pages[i].dp_desc);
+	if (n < cap)
+		snprintf(b + n, cap - n, "</ul></body></html>\n");
+	return HTTP_RESPOND;
+}
+
 static enum http_action
 route_debug(const struct http_req *req, const struct http_route_ctx *ctx,
     struct http_resp *resp)
 {
-	if (!ctx->rc_loopback || req->hr_forwarded)
+	/* As Go's ServeMux does for a subtree: to the slash, unchecked. */
+	if (strcmp(req->hr_path, "/debug") == 0) {
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+		    "Location: /debug/%s%s\r\n", req->hr_query[0] ? "?" : "",
+		    req->hr_query);
+		return respond(resp, 301, "text/html; charset=utf-8",
+		    "<a href=\"/debug/\">Moved Permanently</a>.\n\n");
+	}
+	if (!http_debug_allowed(req, ctx)) {
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra), ERROR_HEADERS);
 		return respond(resp, 403, TEXT_PLAIN, "debug access denied\n");
-	if (strcmp(req->hr_path, "/debug/varz") == 0)
-		return HTTP_VARZ;
+	}
+	if (strcmp(req->hr_path, "/debug/") == 0)
+		return debug_index(ctx, resp);
+	for (size_t i = 0; i < sizeof(debug_pages) / sizeof(debug_pages[0]);
+	    i++) {
+		if (strcmp(req->hr_path, debug_pages[i].dp_path) != 0)
+			continue;
+		snprintf(resp->hp_extra, sizeof(resp->hp_extra), DEBUG_HEADERS);
+		resp->hp_code = 200;
+		resp->hp_ctype = debug_pages[i].dp_ctype;
+		return debug_pages[i].dp_act;
+	}
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra), ERROR_HEADERS);
 	return respond(resp, 404, TEXT_PLAIN, "404 page not found\n");
 }
 
@@ -415,12 +518,7 @@ route_robots(const struct http_req *req, const struct http_route_ctx *ctx,
 {
 	(void)req;
 	(void)ctx;
-	snprintf(resp->hp_extra, sizeof(resp->hp_extra),
-	    "Strict-Transport-Security: max-age=63072000; "
-	    "includeSubDomains\r\nContent-Security-Policy: default-src "
-	    "'self'; frame-ancestors 'none'; form-action 'self'; base-uri "
-	    "'self'; block-all-mixed-content; object-src 'none'\r\n"
-	    "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n");
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra), BROWSER_HEADERS);
 	return respond(resp, 200, TEXT_PLAIN, "User-agent: *\nDisallow: /\n");
 }
 
@@ -444,15 +542,18 @@ static const char home_html[] =
     "<p>Documentation: <a href=\"https://tailscale.com/kb/1232/derp-servers"
     "\">DERP servers</a>, <a href=\"https://tailscale.com/kb/1118/"
     "custom-derp-servers\">running your own</a>.</p>\n"
-    "%s</body></html>\n";
+    "%s%s</body></html>\n";
 
+/* Every answer of the home route carries derper's browser headers. */
 static enum http_action
 route_home(const struct http_req *req, const struct http_route_ctx *ctx,
     struct http_resp *resp)
 {
-	(void)req;
+	int	 n;
+
+	n = snprintf(resp->hp_extra, sizeof(resp->hp_extra), BROWSER_HEADERS);
 	if (strncmp(ctx->rc_home, "http", 4) == 0) {
-		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
+		snprintf(resp->hp_extra + n, sizeof(resp->hp_extra) - (size_t)n,
 		    "Location: %.1000s\r\n", ctx->rc_home);
 		return respond(resp, 302, NULL, NULL);
 	}
@@ -461,7 +562,9 @@ route_home(const struct http_req *req, const struct http_route_ctx *ctx,
 	resp->hp_code = 200;
 	resp->hp_ctype = "text/html; charset=utf-8";
 	snprintf(resp->hp_body, sizeof(resp->hp_body), home_html,
-	    ctx->rc_derp ? "" : "<p>Status: disabled</p>\n");
+	    ctx->rc_derp ? "" : "<p>Status: disabled</p>\n",
+	    http_debug_allowed(req, ctx) ? "<p>Debug info at <a href='/debug/'>"
+	    "/debug/</a>.</p>\n" : "");
 	return HTTP_RESPOND;
 }
 

@@ -78,11 +78,14 @@ const char *http_reason(int code);
 
 /* What routing needs to know besides the request. */
 struct http_route_ctx {
-	bool		 rc_loopback;	/* the client is on a loopback address */
+	bool		 rc_debug_addr;	/* util_addr_debug_allowed(client) */
 	bool		 rc_tls;	/* on the TLS listener */
 	bool		 rc_port80;	/* the HTTP port in TLS mode */
 	bool		 rc_derp;	/* the DERP server is enabled */
 	const char	*rc_home;	/* -home: "", "blank" or a URL */
+	const char	*rc_hostname;	/* -hostname, for /debug/ (or NULL) */
+	const char	*rc_version;	/* for /debug/ (or NULL) */
+	bool		 rc_mesh_key;	/* a mesh key is configured */
 };
 
 enum http_action {
@@ -90,12 +93,17 @@ enum http_action {
 	HTTP_UPGRADE_DERP,	/* accept the DERP upgrade */
 	HTTP_VARZ,		/* 200 with the metrics (the caller's body) */
 	HTTP_UPGRADE_WS,	/* accept the WebSocket handshake (hp_ws_derp) */
+	/* A debug page the caller renders: 200, hp_extra and hp_ctype set. */
+	HTTP_DEBUG_VARS,	/* every counter as JSON */
+	HTTP_DEBUG_CHECK,	/* the consistency check (200 or 500) */
+	HTTP_DEBUG_TRAFFIC,	/* a line per client */
 };
 
 #define HTTP_EXTRA_MAX	(HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 512)
 #define HTTP_BODY_MAX	2048
 
-/* The response a route chose (HTTP_RESPOND; hp_head_only for VARZ too). */
+/* The response a route chose (HTTP_RESPOND; for VARZ and DEBUG_*, the
+ * headers and hp_head_only). */
 struct http_resp {
 	int		 hp_code;
 	char		 hp_extra[HTTP_EXTRA_MAX];	/* header lines */
@@ -106,6 +114,15 @@ struct http_resp {
 	const char	*hp_note;	/* a line worth logging, or NULL */
 	bool		 hp_ws_derp;	/* UPGRADE_WS: "derp" subprotocol */
 };
+
+/*
+ * derper's debug access rule for a request whose client address passed
+ * util_addr_debug_allowed (ctx->rc_debug_addr): refused when it carries
+ * X-Forwarded-For. The one check of every /debug page and of the home
+ * page's debug link.
+ */
+bool	http_debug_allowed(const struct http_req *req,
+	    const struct http_route_ctx *ctx);
 
 /*
  * Route a parsed request: the table of paths derpd serves, as derper

@@ -62,6 +62,30 @@ signal_hup_cb(evutil_socket_t sig, short what, void *arg)
  * run the loop, tear down. It is long because each step is one line or
  * one check with its fatal message; splitting it would hide the order.
  */
+/*
+ * The environment the debug access rule reads (derper's envknobs): one
+ * address, and a list of prefixes that must all parse, as derper insists.
+ */
+static void
+debug_env(struct derpd *env)
+{
+	const char	*ip = getenv("TS_ALLOW_DEBUG_IP");
+	const char	*cidrs = getenv("TS_DEBUG_TRUSTED_CIDRS");
+
+	if (ip != NULL && strlen(ip) >= sizeof(env->d_allow_debug_ip))
+		fatalx("TS_ALLOW_DEBUG_IP: too long for an address");
+	if (ip != NULL)
+		util_strlcpy(env->d_allow_debug_ip, ip,
+		    sizeof(env->d_allow_debug_ip));
+	if (cidrs != NULL && (strlen(cidrs) >= sizeof(env->d_debug_cidrs) ||
+	    util_cidr_list_ok(cidrs) != 0))
+		fatalx("TS_DEBUG_TRUSTED_CIDRS: not a comma-separated list of "
+		    "prefixes: %s", cidrs);
+	if (cidrs != NULL)
+		util_strlcpy(env->d_debug_cidrs, cidrs,
+		    sizeof(env->d_debug_cidrs));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -103,6 +127,7 @@ main(int argc, char **argv)
 	env.d_conf = &conf;
 	env.d_start_time = (int64_t)time(NULL);
 	util_hash_seed(env.d_hash_seed);
+	debug_env(&env);
 	if (conf.dc_dev) {
 		const char *mk = getenv("TAILSCALE_DERPER_MESH_KEY");
 		if ((env.d_key = keys_generate()) == NULL)

@@ -234,6 +234,173 @@ util_addr_is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
+/* An address as derper's netip sees it: IPv4-mapped IPv6 is IPv4. */
+struct ipaddr {
+	int	 ia_len;	/* 4 or 16 */
+	uint8_t	 ia_b[16];
+};
+
+static void
+ipaddr_unmap(struct ipaddr *a)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+
+	if (a->ia_len == 16 && memcmp(a->ia_b, mapped, 12) == 0) {
+		memmove(a->ia_b, a->ia_b + 12, 4);
+		a->ia_len = 4;
+	}
+}
+
+static bool
+ipaddr_from_sa(const struct sockaddr *sa, struct ipaddr *a)
+{
+	if (sa->sa_family == AF_INET) {
+		a->ia_len = 4;
+		memcpy(a->ia_b,
+		    &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		a->ia_len = 16;
+		memcpy(a->ia_b,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+	} else
+		return false;
+	ipaddr_unmap(a);
+	return true;
+}
+
+/* Parse an address literal as it is written (no unmapping). */
+static bool
+ipaddr_parse(const char *s, struct ipaddr *a)
+{
+	if (inet_pton(AF_INET, s, a->ia_b) == 1) {
+		a->ia_len = 4;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, a->ia_b) == 1) {
+		a->ia_len = 16;
+		return true;
+	}
+	return false;
+}
+
+static bool
+ipaddr_in(const struct ipaddr *a, const struct ipaddr *net, int bits)
+{
+	int	 full = bits / 8, rest = bits % 8;
+
+	if (a->ia_len != net->ia_len)
+		return false;
+	if (memcmp(a->ia_b, net->ia_b, (size_t)full) != 0)
+		return false;
+	return rest == 0 || ((a->ia_b[full] ^ net->ia_b[full]) &
+	    (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+/* "addr/bits" (len bytes, not terminated) into net and *bits. */
+static bool
+prefix_parse(const char *s, size_t len, struct ipaddr *net, int *bits)
+{
+	char		 buf[64], *slash, *end;
+	long		 n;
+
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if ((slash = strchr(buf, '/')) == NULL || slash[1] == '\0')
+		return false;
+	*slash = '\0';
+	if (!ipaddr_parse(buf, net))
+		return false;
+	if (!isdigit((unsigned char)slash[1]))
+		return false;
+	n = strtol(slash + 1, &end, 10);
+	if (*end != '\0' || n < 0 || n > net->ia_len * 8)
+		return false;
+	*bits = (int)n;
+	return true;
+}
+
+/*
+ * Each comma-separated entry of list, spaces trimmed, empty entries
+ * skipped: fn(entry, len, arg) until it returns true. Returns whether
+ * one did.
+ */
+static bool
+list_any(const char *list, bool (*fn)(const char *, size_t, void *),
+    void *arg)
+{
+	const char	*p = list, *e;
+	size_t		 n;
+
+	while (p != NULL && *p != '\0') {
+		e = strchr(p, ',');
+		n = e != NULL ? (size_t)(e - p) : strlen(p);
+		while (n > 0 && isspace((unsigned char)*p)) {
+			p++;
+			n--;
+		}
+		while (n > 0 && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (n > 0 && fn(p, n, arg))
+			return true;
+		p = e != NULL ? e + 1 : NULL;
+	}
+	return false;
+}
+
+static bool
+entry_bad(const char *s, size_t len, void *arg)
+{
+	struct ipaddr	 net;
+	int		 bits;
+
+	(void)arg;
+	return !prefix_parse(s, len, &net, &bits);
+}
+
+static bool
+entry_contains(const char *s, size_t len, void *arg)
+{
+	struct ipaddr	 net;
+	int		 bits;
+
+	return prefix_parse(s, len, &net, &bits) && ipaddr_in(arg, &net, bits);
+}
+
+int
+util_cidr_list_ok(const char *cidrs)
+{
+	return list_any(cidrs, entry_bad, NULL) ? -1 : 0;
+}
+
+bool
+util_addr_debug_allowed(const struct sockaddr *sa, const char *allow_ip,
+    const char *cidrs)
+{
+	static const struct ipaddr cgnat = { 4, { 100, 64 } };
+	static const struct ipaddr chromeos = { 4, { 100, 115, 92 } };
+	static const struct ipaddr ts_ula = { 16, { 0xfd, 0x7a, 0x11, 0x5c,
+	    0xa1, 0xe0 } };
+	struct ipaddr	 a, want;
+
+	if (!ipaddr_from_sa(sa, &a))
+		return false;
+	if (util_addr_is_loopback(sa))
+		return true;
+	if (ipaddr_in(&a, &cgnat, 10) && !ipaddr_in(&a, &chromeos, 23))
+		return true;
+	if (ipaddr_in(&a, &ts_ula, 48))
+		return true;
+	/* derper compares the address text; a mapped literal never matches. */
+	if (allow_ip != NULL && ipaddr_parse(allow_ip, &want) &&
+	    want.ia_len == a.ia_len && memcmp(want.ia_b, a.ia_b,
+	    (size_t)a.ia_len) == 0)
+		return true;
+	return list_any(cidrs, entry_contains, &a);
+}
+
 int
 util_hostport_split(const char *in, char *host, size_t hostlen,
     char *port, size_t portlen)

@@ -55,6 +55,18 @@ void	util_addr_ip(const struct sockaddr *sa, char *out, size_t outlen);
 void	util_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 /* Is sa a loopback address (127/8, ::1, or 127/8 mapped into IPv6)? */
 bool	util_addr_is_loopback(const struct sockaddr *sa);
+/*
+ * derper's debug access rule for a client address (tsweb
+ * AllowDebugAccess): loopback; a Tailscale address (100.64.0.0/10 except
+ * ChromeOS's 100.115.92.0/23, fd7a:115c:a1e0::/48); the one address
+ * allow_ip (TS_ALLOW_DEBUG_IP, NULL or "" for none); or a prefix of
+ * cidrs (TS_DEBUG_TRUSTED_CIDRS, comma-separated, NULL for none). An
+ * IPv4-mapped IPv6 address counts as its IPv4 address. Pure.
+ */
+bool	util_addr_debug_allowed(const struct sockaddr *sa,
+	    const char *allow_ip, const char *cidrs);
+/* 0 when every entry of a TS_DEBUG_TRUSTED_CIDRS list parses, else -1. */
+int	util_cidr_list_ok(const char *cidrs);
 /* Parse "host:port", ":port", "[v6]:port"; host "" means any. 0/-1. */
 int	util_hostport_split(const char *in, char *host, size_t hostlen,
 	    char *port, size_t portlen);

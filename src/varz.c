@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* varz.c: /debug/varz, metric names as derper's where they exist. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,40 +22,56 @@ struct metric {
 	const char	*m_name;
 	const char	*m_type;
 	enum stat_id	 m_id;
+	/*
+	 * derper's key in /debug/vars: in its "derp" object, or at the top
+	 * level when it starts with '/'; NULL for derpd's own.
+	 */
+	const char	*m_expvar;
 };
 
 static const struct metric metrics[] = {
-	{ "derp_accepts", "counter", STAT_ACCEPTS },
-	{ "derp_current_connections", "gauge", STAT_DERP_CONNECTIONS },
-	{ "derpd_current_sockets", "gauge", STAT_CONNECTIONS },
-	{ "derp_current_home_connections", "gauge", STAT_HOME_CONNECTIONS },
+	{ "derp_accepts", "counter", STAT_ACCEPTS, "accepts" },
+	{ "derp_current_connections", "gauge",
+	    STAT_DERP_CONNECTIONS, "gauge_current_connections" },
+	{ "derpd_current_sockets", "gauge", STAT_CONNECTIONS, NULL },
+	{ "derp_current_home_connections", "gauge",
+	    STAT_HOME_CONNECTIONS, "gauge_current_home_connections" },
 	{ "derp_current_notideal_connections", "gauge",
-	    STAT_NOTIDEAL_CONNECTIONS },
-	{ "derp_watchers", "gauge", STAT_WATCHERS },
-	{ "derp_packets_received", "counter", STAT_PACKETS_RECEIVED },
-	{ "derp_bytes_received", "counter", STAT_BYTES_RECEIVED },
-	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT },
-	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT },
-	{ "derp_packets_forwarded_in", "counter", STAT_PACKETS_FORWARDED_IN },
-	{ "derp_packets_forwarded_out", "counter", STAT_PACKETS_FORWARDED_OUT },
-	{ "derp_got_ping", "counter", STAT_GOT_PING },
-	{ "derp_sent_pong", "counter", STAT_SENT_PONG },
-	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED },
+	    STAT_NOTIDEAL_CONNECTIONS, "gauge_current_notideal_connections" },
+	{ "derp_watchers", "gauge", STAT_WATCHERS, "gauge_watchers" },
+	{ "derp_packets_received", "counter",
+	    STAT_PACKETS_RECEIVED, "packets_received" },
+	{ "derp_bytes_received", "counter",
+	    STAT_BYTES_RECEIVED, "bytes_received" },
+	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT, "packets_sent" },
+	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT, "bytes_sent" },
+	{ "derp_packets_forwarded_in", "counter",
+	    STAT_PACKETS_FORWARDED_IN, "packets_forwarded_in" },
+	{ "derp_packets_forwarded_out", "counter",
+	    STAT_PACKETS_FORWARDED_OUT, "packets_forwarded_out" },
+	{ "derp_got_ping", "counter", STAT_GOT_PING, "got_ping" },
+	{ "derp_sent_pong", "counter", STAT_SENT_PONG, "sent_pong" },
+	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED, NULL },
 	{ "derp_peer_gone_disconnected_frames", "counter",
-	    STAT_PEER_GONE_DISCONNECTED },
+	    STAT_PEER_GONE_DISCONNECTED, "peer_gone_disconnected_frames" },
 	{ "derp_peer_gone_not_here_frames", "counter",
-	    STAT_PEER_GONE_NOT_HERE },
-	{ "derp_home_moves_in", "counter", STAT_HOME_MOVES_IN },
-	{ "derp_home_moves_out", "counter", STAT_HOME_MOVES_OUT },
-	{ "derp_sclient_write_timeouts", "counter", STAT_WRITE_TIMEOUTS },
-	{ "derp_unknown_frames", "counter", STAT_UNKNOWN_FRAMES },
+	    STAT_PEER_GONE_NOT_HERE, "peer_gone_not_here_frames" },
+	{ "derp_home_moves_in", "counter",
+	    STAT_HOME_MOVES_IN, "home_moves_in" },
+	{ "derp_home_moves_out", "counter",
+	    STAT_HOME_MOVES_OUT, "home_moves_out" },
+	{ "derp_sclient_write_timeouts", "counter",
+	    STAT_WRITE_TIMEOUTS, "sclient_write_timeouts" },
+	{ "derp_unknown_frames", "counter",
+	    STAT_UNKNOWN_FRAMES, "unknown_frames" },
 	{ "derp_total_dup_client_conns", "counter",
-	    STAT_TOTAL_DUP_CLIENT_CONNS },
-	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS },
-	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD },
-	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS },
-	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS },
-	{ "derp_websocket_accepts", "counter", STAT_WEBSOCKET_ACCEPTS },
+	    STAT_TOTAL_DUP_CLIENT_CONNS, "counter_total_dup_client_conns" },
+	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS, NULL },
+	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD, NULL },
+	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS, NULL },
+	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS, NULL },
+	{ "derp_websocket_accepts", "counter",
+	    STAT_WEBSOCKET_ACCEPTS, "/derp_websocket_accepts" },
 };
 
 /* One drop family: a line per reason and kind. */
@@ -105,23 +122,36 @@ varz_drops(struct evbuffer *out, const char *name, const char *what,
 			    (unsigned long long)v[r][k]);
 }
 
-void
-varz_render(struct derpd *env, struct evbuffer *out)
+/*
+ * The counters of every worker and of STUN summed, and the registry's
+ * gauges: what every view here renders. NULL when out of memory.
+ */
+static struct stats *
+varz_snapshot(struct derpd *env, struct peers_gauges *g)
 {
 	const struct stats	*blocks[DERPD_MAX_WORKERS + 1];
 	struct stats		*sum;
-	struct peers_gauges	 g;
 	size_t			 n = 0;
 
 	if ((sum = malloc(sizeof(*sum))) == NULL)
-		return;
+		return NULL;
 	for (int i = 0; i < env->d_nworkers; i++)
 		blocks[n++] = worker_stats_ro(env->d_workers[i]);
 	if (env->d_stun != NULL)
 		blocks[n++] = stun_server_stats(env->d_stun);
 	stats_sum(blocks, n, sum);
-	peers_gauges(env->d_peers, &g);
+	peers_gauges(env->d_peers, g);
+	return sum;
+}
 
+void
+varz_render(struct derpd *env, struct evbuffer *out)
+{
+	struct stats		*sum;
+	struct peers_gauges	 g;
+
+	if ((sum = varz_snapshot(env, &g)) == NULL)
+		return;
 	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
 		evbuffer_add_printf(out, "# TYPE %s %s\n%s %lld\n",
 		    metrics[i].m_name, metrics[i].m_type, metrics[i].m_name,
@@ -215,22 +245,14 @@ varz_render(struct derpd *env, struct evbuffer *out)
 void
 varz_ctl_stats(struct derpd *env, cJSON *res)
 {
-	const struct stats	*blocks[DERPD_MAX_WORKERS + 1];
 	struct stats		*sum;
 	struct peers_gauges	 g;
-	size_t			 n = 0;
 	cJSON			*st = cJSON_AddObjectToObject(res, "stats");
 	cJSON			*dr = cJSON_AddObjectToObject(res, "drops");
 	cJSON			*cl = cJSON_AddObjectToObject(res, "closes");
 
-	if ((sum = malloc(sizeof(*sum))) == NULL)
+	if ((sum = varz_snapshot(env, &g)) == NULL)
 		return;
-	for (int i = 0; i < env->d_nworkers; i++)
-		blocks[n++] = worker_stats_ro(env->d_workers[i]);
-	if (env->d_stun != NULL)
-		blocks[n++] = stun_server_stats(env->d_stun);
-	stats_sum(blocks, n, sum);
-	peers_gauges(env->d_peers, &g);
 	/* The same names as /debug/varz, one table for both. */
 	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
 		cJSON_AddNumberToObject(st, metrics[i].m_name,
@@ -256,4 +278,81 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 		cJSON_AddNumberToObject(cl, stats_close_name(r),
 		    (double)sum->st_close[r]);
 	free(sum);
+}
+
+void
+varz_vars(struct derpd *env, cJSON *root)
+{
+	struct stats		*sum;
+	struct peers_gauges	 g;
+	cJSON			*d = cJSON_AddObjectToObject(root, "derp");
+	cJSON			*kind;
+
+	if ((sum = varz_snapshot(env, &g)) == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++) {
+		const char *k = metrics[i].m_expvar;
+
+		if (k != NULL)
+			cJSON_AddNumberToObject(k[0] == '/' ? root : d,
+			    k[0] == '/' ? k + 1 : k,
+			    (double)(int64_t)sum->st_c[metrics[i].m_id]);
+	}
+	kind = cJSON_AddObjectToObject(d, "counter_packets_received_kind");
+	cJSON_AddNumberToObject(kind, "disco",
+	    (double)sum->st_c[STAT_PACKETS_RECEIVED_DISCO]);
+	cJSON_AddNumberToObject(kind, "other",
+	    (double)sum->st_c[STAT_PACKETS_RECEIVED_OTHER]);
+	cJSON_AddNumberToObject(d, "gauge_clients_local", (double)g.pg_keys);
+	cJSON_AddNumberToObject(d, "gauge_clients_remote",
+	    (double)g.pg_remote_keys);
+	cJSON_AddNumberToObject(d, "gauge_clients_total",
+	    (double)(g.pg_keys + g.pg_remote_keys));
+	cJSON_AddNumberToObject(d, "gauge_current_dup_client_keys",
+	    (double)g.pg_dup_keys);
+	cJSON_AddNumberToObject(d, "gauge_current_dup_client_conns",
+	    (double)g.pg_dup_conns);
+	cJSON_AddNumberToObject(d, "multiforwarder_created",
+	    (double)g.pg_multi_created);
+	cJSON_AddNumberToObject(d, "multiforwarder_deleted",
+	    (double)g.pg_multi_deleted);
+	cJSON_AddNumberToObject(d, "packet_forwarder_delete_other_value",
+	    (double)g.pg_route_del_other);
+	cJSON_AddStringToObject(d, "version", DERPD_VERSION);
+	free(sum);
+	/* derpd's own: what derpctl show stats says. */
+	varz_ctl_stats(env, cJSON_AddObjectToObject(root, "derpd"));
+}
+
+int
+varz_check(struct derpd *env, char *msg, size_t msglen)
+{
+	struct stats		*sum;
+	struct peers_gauges	 g;
+	int64_t			 gauge = 0;
+
+	/*
+	 * The gauge and the registry are read apart, so a client in the
+	 * middle of its handshake can make them differ for a moment: only a
+	 * difference seen three times in a row is reported.
+	 */
+	for (int tries = 0; tries < 3; tries++) {
+		if ((sum = varz_snapshot(env, &g)) == NULL) {
+			snprintf(msg, msglen, "out of memory");
+			return -1;
+		}
+		gauge = (int64_t)sum->st_c[STAT_DERP_CONNECTIONS];
+		free(sum);
+		if (g.pg_keys > g.pg_conns) {
+			snprintf(msg, msglen, "registry: %llu keys but %llu "
+			    "connections", (unsigned long long)g.pg_keys,
+			    (unsigned long long)g.pg_conns);
+			return -1;
+		}
+		if (gauge == (int64_t)g.pg_conns)
+			return 0;
+	}
+	snprintf(msg, msglen, "gauge connections = %lld != registry says of "
+	    "%llu", (long long)gauge, (unsigned long long)g.pg_conns);
+	return -1;
 }

@@ -1,15 +1,104 @@
 // SPDX-License-Identifier: ISC
 // http_test.cc: the HTTP side of derpd (PROTOCOL.md 1 and 8).
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "frame.h"
 #include "harness.h"
 
 namespace {
+
+const char *const kDebugPages[] = { "/debug/", "/debug/vars", "/debug/varz",
+	"/debug/check", "/debug/traffic", "/debug/nothing" };
+
+// A local IPv4 address that is not loopback (the client side of a
+// connection to 127.0.0.1 may be bound to it), or "" if there is none.
+std::string
+NonLoopbackV4()
+{
+	struct ifaddrs *ifa, *i;
+	std::string out;
+	if (getifaddrs(&ifa) != 0)
+		return out;
+	for (i = ifa; i != nullptr && out.empty(); i = i->ifa_next) {
+		if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		auto *s4 = (struct sockaddr_in *)i->ifa_addr;
+		char buf[INET_ADDRSTRLEN];
+		if ((ntohl(s4->sin_addr.s_addr) >> 24) == 127)
+			continue;
+		inet_ntop(AF_INET, &s4->sin_addr, buf, sizeof(buf));
+		out = buf;
+	}
+	freeifaddrs(ifa);
+	return out;
+}
+
+struct RawResponse {
+	int status = -1;
+	std::string head, body;
+};
+
+// GET path from the local address src to derpd on 127.0.0.1:port, so
+// derpd sees src (not loopback) as the client's address.
+RawResponse
+GetFrom(const std::string &src, int port, const std::string &path)
+{
+	RawResponse r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {}, b = {};
+	a.sin_family = AF_INET;
+	inet_pton(AF_INET, src.c_str(), &a.sin_addr);
+	b.sin_family = AF_INET;
+	b.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    connect(fd, (struct sockaddr *)&b, sizeof(b)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+	if (write(fd, req.data(), req.size()) != (ssize_t)req.size()) {
+		close(fd);
+		return r;
+	}
+	std::string all;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		all.append(buf, (size_t)n);
+	close(fd);
+	size_t e = all.find("\r\n\r\n");
+	if (all.compare(0, 9, "HTTP/1.1 ") != 0 || e == std::string::npos)
+		return r;
+	r.status = atoi(all.c_str() + 9);
+	r.head = all.substr(0, e + 2);
+	r.body = all.substr(e + 4);
+	return r;
+}
+
+// Set an environment variable for the daemons started in this scope.
+struct ScopedEnv {
+	std::string name;
+	ScopedEnv(const std::string &n, const std::string &v) : name(n)
+	{
+		setenv(n.c_str(), v.c_str(), 1);
+	}
+	~ScopedEnv() { unsetenv(name.c_str()); }
+};
 
 class HttpTest : public DerpdTest {};
 
@@ -346,3 +435,192 @@ TEST_F(HttpTest, SlowlorisIsCutOffAndOthersKeepWorking)
 }
 
 }  // namespace
+
+namespace {
+
+struct JsonDel {
+	void operator()(cJSON *j) const { cJSON_Delete(j); }
+};
+using Json = std::unique_ptr<cJSON, JsonDel>;
+
+double
+Num(cJSON *o, const char *name)
+{
+	cJSON *v = o ? cJSON_GetObjectItem(o, name) : nullptr;
+	EXPECT_TRUE(cJSON_IsNumber(v)) << name;
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+}  // namespace
+
+TEST_F(HttpTest, DebugIndexVarsCheckTrafficFromLoopback)
+{
+	ASSERT_TRUE(d.Start());
+	uint8_t priv[2][32], pub[2][32];
+	Client c[2];
+	for (int i = 0; i < 2; i++) {
+		derpc_keygen(priv[i], pub[i]);
+		derpc_opts o = d.Opts();
+		o.priv = priv[i];
+		std::string err;
+		c[i] = d.Connect(o, &err);
+		ASSERT_TRUE(c[i]) << err;
+	}
+	ASSERT_TRUE(SendRecv(c[0].get(), c[1].get(), "hello"));
+	ASSERT_GE(d.WaitMetricAtLeast("derp_packets_sent", 1), 1);
+
+	HttpResponse r = d.Get("/debug/");
+	ASSERT_TRUE(r.ok) << r.err;
+	EXPECT_EQ(200, r.status);
+	for (const char *p : { "/debug/vars", "/debug/varz", "/debug/check",
+	    "/debug/traffic" })
+		EXPECT_NE(std::string::npos, r.body.find(p)) << p;
+	EXPECT_EQ("DENY", r.Header("x-frame-options"));
+
+	r = d.Get("/debug/vars");
+	ASSERT_TRUE(r.ok) << r.err;
+	EXPECT_EQ(200, r.status);
+	EXPECT_EQ("application/json; charset=utf-8", r.Header("content-type"));
+	Json j(cJSON_Parse(r.body.c_str()));
+	ASSERT_TRUE(cJSON_IsObject(j.get())) << r.body;
+	cJSON *derp = cJSON_GetObjectItem(j.get(), "derp");
+	ASSERT_TRUE(cJSON_IsObject(derp));
+	EXPECT_GE(Num(derp, "accepts"), 3);
+	EXPECT_EQ(2, Num(derp, "gauge_current_connections"));
+	EXPECT_EQ(2, Num(derp, "gauge_clients_local"));
+	EXPECT_GE(Num(derp, "packets_received"), 1);
+	EXPECT_GE(Num(derp, "packets_sent"), 1);
+	EXPECT_GE(Num(cJSON_GetObjectItem(derp, "counter_packets_received_kind"),
+	    "other"), 1);
+	EXPECT_TRUE(cJSON_IsString(cJSON_GetObjectItem(derp, "version")));
+	EXPECT_EQ(0, Num(j.get(), "derp_websocket_accepts"));
+	cJSON *own = cJSON_GetObjectItem(j.get(), "derpd");
+	cJSON *st = cJSON_GetObjectItem(own, "stats");
+	EXPECT_GE(Num(st, "derpd_http_requests"), 2);
+	EXPECT_EQ(2, Num(st, "derp_current_connections"));
+	EXPECT_TRUE(cJSON_IsObject(cJSON_GetObjectItem(own, "drops")));
+	EXPECT_TRUE(cJSON_IsObject(cJSON_GetObjectItem(own, "closes")));
+
+	r = d.Get("/debug/check");
+	ASSERT_TRUE(r.ok) << r.err;
+	EXPECT_EQ(200, r.status);
+	EXPECT_EQ("derp.Server ConsistencyCheck okay", r.body);
+
+	r = d.Get("/debug/traffic");
+	ASSERT_TRUE(r.ok) << r.err;
+	EXPECT_EQ(200, r.status);
+	EXPECT_EQ(0u, r.Header("content-type").find("text/plain"));
+	for (int i = 0; i < 2; i++) {
+		std::string key = "nodekey:" + Hex(pub[i], 32) + " 127.0.0.1:";
+		size_t at = r.body.find(key);
+		ASSERT_NE(std::string::npos, at) << r.body;
+		std::string line = r.body.substr(at, r.body.find('\n', at) - at);
+		EXPECT_NE(std::string::npos, line.find(i == 0 ? "pkts_in=1 " :
+		    "pkts_out=1 ")) << line;
+		EXPECT_NE(std::string::npos, line.find("drops=0")) << line;
+	}
+	EXPECT_EQ(2, std::count(r.body.begin(), r.body.end(), '\n'));
+
+	// Gone from the summary once it leaves.
+	c[1].reset();
+	ASSERT_EQ(1, d.WaitMetric("derp_current_connections", 1));
+	r = d.Get("/debug/traffic");
+	EXPECT_EQ(std::string::npos, r.body.find(Hex(pub[1], 32)));
+	EXPECT_EQ(200, d.Get("/debug/check").status);
+
+	// /debug is sent to /debug/.
+	r = d.Get("/debug");
+	EXPECT_EQ(301, r.status);
+	EXPECT_EQ("/debug/", r.Header("location"));
+}
+
+TEST_F(HttpTest, DebugRefusedFromAnotherAddressUnlessAllowed)
+{
+	std::string src = NonLoopbackV4();
+	if (src.empty())
+		GTEST_SKIP() << "no non-loopback IPv4 address on this host";
+	{
+		ASSERT_TRUE(d.Start());
+		for (const char *p : kDebugPages) {
+			RawResponse r = GetFrom(src, d.port, p);
+			EXPECT_EQ(403, r.status) << p << " from " << src;
+			EXPECT_EQ("debug access denied\n", r.body) << p;
+		}
+		RawResponse h = GetFrom(src, d.port, "/");
+		EXPECT_EQ(200, h.status);
+		EXPECT_EQ(std::string::npos, h.body.find("/debug/"));
+		// The same daemon answers loopback.
+		EXPECT_EQ(200, d.Get("/debug/vars").status);
+		d.Stop();
+	}
+	{
+		// TS_ALLOW_DEBUG_IP: that one address.
+		ScopedEnv e("TS_ALLOW_DEBUG_IP", src);
+		Derpd d2;
+		ASSERT_TRUE(d2.Start());
+		for (const char *p : { "/debug/", "/debug/vars", "/debug/varz",
+		    "/debug/check", "/debug/traffic" })
+			EXPECT_EQ(200, GetFrom(src, d2.port, p).status) << p;
+		EXPECT_NE(std::string::npos,
+		    GetFrom(src, d2.port, "/").body.find("/debug/"));
+		d2.Stop();
+	}
+	{
+		// Another address, or a prefix, is not this one.
+		ScopedEnv e("TS_ALLOW_DEBUG_IP", src + "/32");
+		Derpd d3;
+		ASSERT_TRUE(d3.Start());
+		EXPECT_EQ(403, GetFrom(src, d3.port, "/debug/vars").status);
+		d3.Stop();
+	}
+	{
+		ScopedEnv e("TS_DEBUG_TRUSTED_CIDRS", "198.51.100.0/24, " + src +
+		    "/32");
+		Derpd d4;
+		ASSERT_TRUE(d4.Start());
+		EXPECT_EQ(200, GetFrom(src, d4.port, "/debug/vars").status);
+		d4.Stop();
+	}
+	{
+		ScopedEnv e("TS_DEBUG_TRUSTED_CIDRS", "198.51.100.0/24,nope");
+		Derpd d5;
+		EXPECT_NE(0, d5.RunToExit({}, 5000));
+	}
+}
+
+TEST_F(HttpTest, HomePageBrowserHeaders)
+{
+	ASSERT_TRUE(d.Start());
+	for (const char *p : { "/", "/anything", "/robots.txt" }) {
+		SCOPED_TRACE(p);
+		HttpResponse r = d.Get(p);
+		ASSERT_TRUE(r.ok) << r.err;
+		EXPECT_EQ(200, r.status);
+		EXPECT_EQ("max-age=63072000; includeSubDomains",
+		    r.Header("strict-transport-security"));
+		EXPECT_EQ("default-src 'self'; frame-ancestors 'none'; "
+		    "form-action 'self'; base-uri 'self'; "
+		    "block-all-mixed-content; object-src 'none'",
+		    r.Header("content-security-policy"));
+		EXPECT_EQ("DENY", r.Header("x-frame-options"));
+		EXPECT_EQ("nosniff", r.Header("x-content-type-options"));
+	}
+	// Not on the probe or the DERP upgrade answer.
+	EXPECT_FALSE(d.Get("/derp/probe").Has("x-frame-options"));
+	EXPECT_FALSE(d.Get("/derp").Has("content-security-policy"));
+}
+
+TEST_F(HttpTest, HomePageBrowserHeadersOnTls)
+{
+	ASSERT_TRUE(d.Start({ "--certmode=manual", "--hostname=127.0.0.1",
+	    "--certdir=" + d.dir + "/certs" }));
+	ASSERT_TRUE(d.tls);
+	HttpResponse r = d.Get("/");
+	ASSERT_TRUE(r.ok) << r.err;
+	EXPECT_EQ(200, r.status);
+	EXPECT_EQ("max-age=63072000; includeSubDomains",
+	    r.Header("strict-transport-security"));
+	EXPECT_EQ("DENY", r.Header("x-frame-options"));
+	EXPECT_EQ("nosniff", r.Header("x-content-type-options"));
+	EXPECT_NE("", r.Header("content-security-policy"));
+}

@@ -518,7 +518,7 @@ struct Routed {
 
 Routed
 Route(const std::string &method, const std::string &target,
-    const std::string &headers = "", bool loopback = true, bool tls = false,
+    const std::string &headers = "", bool debug_addr = true, bool tls = false,
     bool port80 = false, bool derp = true, const char *home = "")
 {
 	std::string head = method + " " + target + " HTTP/1.1\r\nHost: "
@@ -526,7 +526,8 @@ Route(const std::string &method, const std::string &target,
 	struct http_req req;
 	Routed r;
 	EXPECT_EQ(Parse(head, &req), HTTP_OK) << head;
-	struct http_route_ctx ctx = { loopback, tls, port80, derp, home };
+	struct http_route_ctx ctx = { debug_addr, tls, port80, derp, home,
+	    "derp.example", "9.9", false };
 	r.act = http_route(&req, &ctx, &r.resp);
 	return r;
 }
@@ -613,16 +614,84 @@ TEST(HttpRoute, Generate204EchoesAValidChallenge)
 	    .resp.hp_code, 204);
 }
 
-TEST(HttpRoute, DebugOnlyFromLoopbackAndNotForwarded)
+TEST(HttpRoute, DebugPagesOnlyWithTheRuleAndNotForwarded)
 {
-	EXPECT_EQ(Route("GET", "/debug/varz").act, HTTP_VARZ);
-	EXPECT_TRUE(Route("HEAD", "/debug/varz").resp.hp_head_only);
-	EXPECT_EQ(Route("GET", "/debug/varz", "", false).resp.hp_code, 403);
-	EXPECT_EQ(Route("GET", "/debug/varz", "X-Forwarded-For: 1.2.3.4\r\n")
-	    .resp.hp_code, 403);
+	const struct {
+		const char *path;
+		enum http_action act;
+	} pages[] = {
+		{ "/debug/varz", HTTP_VARZ },
+		{ "/debug/vars", HTTP_DEBUG_VARS },
+		{ "/debug/check", HTTP_DEBUG_CHECK },
+		{ "/debug/traffic", HTTP_DEBUG_TRAFFIC },
+	};
+	for (const auto &p : pages) {
+		SCOPED_TRACE(p.path);
+		Routed r = Route("GET", p.path);
+		EXPECT_EQ(r.act, p.act);
+		EXPECT_NE(std::string(r.resp.hp_extra).find("style-src 'self' "
+		    "'unsafe-inline'"), std::string::npos);
+		EXPECT_NE(std::string(r.resp.hp_extra).find(
+		    "X-Content-Type-Options: nosniff"), std::string::npos);
+		EXPECT_NE(r.resp.hp_ctype, nullptr);
+		EXPECT_TRUE(Route("HEAD", p.path).resp.hp_head_only);
+		EXPECT_EQ(Route("GET", std::string(p.path) + "?x=1").act, p.act);
+		Routed no = Route("GET", p.path, "", false);
+		EXPECT_EQ(no.act, HTTP_RESPOND);
+		EXPECT_EQ(no.resp.hp_code, 403);
+		EXPECT_STREQ(no.resp.hp_body, "debug access denied\n");
+		EXPECT_STREQ(no.resp.hp_extra,
+		    "X-Content-Type-Options: nosniff\r\n");
+		Routed fw = Route("GET", p.path, "X-Forwarded-For: 1.2.3.4\r\n");
+		EXPECT_EQ(fw.act, HTTP_RESPOND);
+		EXPECT_EQ(fw.resp.hp_code, 403);
+		// Also on the HTTP port in TLS mode, as derper serves it.
+		EXPECT_EQ(Route("GET", p.path, "", true, false, true).act, p.act);
+	}
+	EXPECT_STREQ(Route("GET", "/debug/vars").resp.hp_ctype,
+	    "application/json; charset=utf-8");
 	EXPECT_EQ(Route("GET", "/debug/other").resp.hp_code, 404);
-	EXPECT_EQ(Route("GET", "/debug").resp.hp_code, 404);
+	EXPECT_EQ(Route("GET", "/debug/other", "", false).resp.hp_code, 403);
+	EXPECT_EQ(Route("GET", "/debug/vars/x").resp.hp_code, 404);
 	EXPECT_EQ(Route("GET", "/debugger").resp.hp_code, 200) << "home";
+}
+
+TEST(HttpRoute, DebugIndexAndRedirect)
+{
+	Routed i = Route("GET", "/debug/");
+	EXPECT_EQ(i.act, HTTP_RESPOND);
+	EXPECT_EQ(i.resp.hp_code, 200);
+	EXPECT_STREQ(i.resp.hp_ctype, "text/html; charset=utf-8");
+	std::string body = i.resp.hp_body;
+	for (const char *p : { "/debug/vars", "/debug/varz", "/debug/check",
+	    "/debug/traffic", "<b>Version:</b> 9.9",
+	    "<b>TLS hostname:</b> derp.example", "<b>Mesh key:</b> false",
+	    "</html>" })
+		EXPECT_NE(body.find(p), std::string::npos) << p;
+	// The index has the home page's CSP, without inline styles.
+	EXPECT_NE(std::string(i.resp.hp_extra).find("object-src 'none'\r\n"),
+	    std::string::npos);
+	EXPECT_EQ(Route("GET", "/debug/", "", false).resp.hp_code, 403);
+	// /debug goes to /debug/ as Go's ServeMux does, before the rule.
+	Routed r = Route("GET", "/debug?a=b", "", false);
+	EXPECT_EQ(r.resp.hp_code, 301);
+	EXPECT_STREQ(r.resp.hp_extra, "Location: /debug/?a=b\r\n");
+	EXPECT_STREQ(Route("GET", "/debug").resp.hp_extra,
+	    "Location: /debug/\r\n");
+}
+
+TEST(HttpRoute, DebugAllowedIsTheAddressRuleAndNoForwarding)
+{
+	struct http_req req;
+	ASSERT_EQ(Parse("GET / HTTP/1.1\r\n\r\n", &req), HTTP_OK);
+	struct http_route_ctx ctx = {};
+	ctx.rc_home = "";
+	EXPECT_FALSE(http_debug_allowed(&req, &ctx));
+	ctx.rc_debug_addr = true;
+	EXPECT_TRUE(http_debug_allowed(&req, &ctx));
+	ASSERT_EQ(Parse("GET / HTTP/1.1\r\nX-Forwarded-For: ::1\r\n\r\n",
+	    &req), HTTP_OK);
+	EXPECT_FALSE(http_debug_allowed(&req, &ctx));
 }
 
 TEST(HttpRoute, Port80RedirectsToHttps)
@@ -660,19 +729,37 @@ TEST(HttpRoute, ProbesRobotsBootstrapConnect)
 
 TEST(HttpRoute, HomePage)
 {
+	const char *hdrs = "Strict-Transport-Security: max-age=63072000; "
+	    "includeSubDomains\r\nContent-Security-Policy: default-src 'self'; "
+	    "frame-ancestors 'none'; form-action 'self'; base-uri 'self'; "
+	    "block-all-mixed-content; object-src 'none'\r\n"
+	    "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n";
 	Routed h = Route("GET", "/");
 	EXPECT_EQ(h.resp.hp_code, 200);
+	EXPECT_STREQ(h.resp.hp_extra, hdrs);
 	EXPECT_NE(std::string(h.resp.hp_body).find("<h1>DERP</h1>"),
 	    std::string::npos);
 	EXPECT_EQ(std::string(h.resp.hp_body).find("disabled"),
 	    std::string::npos);
+	// The debug link only for whom the rule allows, as derper.
+	EXPECT_NE(std::string(h.resp.hp_body).find("href='/debug/'"),
+	    std::string::npos);
+	EXPECT_EQ(std::string(Route("GET", "/", "", false).resp.hp_body)
+	    .find("/debug/"), std::string::npos);
+	EXPECT_EQ(std::string(Route("GET", "/", "X-Forwarded-For: 1.2.3.4\r\n")
+	    .resp.hp_body).find("/debug/"), std::string::npos);
+	// Any other path is the home page, with the same headers; on TLS too.
+	EXPECT_STREQ(Route("GET", "/nothing").resp.hp_extra, hdrs);
+	EXPECT_STREQ(Route("GET", "/", "", true, true).resp.hp_extra, hdrs);
 	Routed off = Route("GET", "/", "", true, false, false, false);
 	EXPECT_NE(std::string(off.resp.hp_body).find("Status: disabled"),
 	    std::string::npos);
-	EXPECT_STREQ(Route("GET", "/", "", true, false, false, true, "blank")
-	    .resp.hp_body, "");
+	Routed blank = Route("GET", "/", "", true, false, false, true, "blank");
+	EXPECT_STREQ(blank.resp.hp_body, "");
+	EXPECT_STREQ(blank.resp.hp_extra, hdrs);
 	Routed redir = Route("GET", "/", "", true, false, false, true,
 	    "https://example.com/x");
 	EXPECT_EQ(redir.resp.hp_code, 302);
-	EXPECT_STREQ(redir.resp.hp_extra, "Location: https://example.com/x\r\n");
+	EXPECT_EQ(std::string(redir.resp.hp_extra),
+	    std::string(hdrs) + "Location: https://example.com/x\r\n");
 }

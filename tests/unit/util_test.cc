@@ -363,6 +363,89 @@ TEST(Util, AddrIsLoopback)
 	EXPECT_FALSE(util_addr_is_loopback((const struct sockaddr *)&sin6));
 }
 
+namespace {
+
+// The debug access rule for one address literal (v4 or v6 as written).
+bool
+DebugOk(const char *addr, const char *allow_ip = nullptr,
+    const char *cidrs = nullptr)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	auto *s4 = (struct sockaddr_in *)&ss;
+	auto *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else {
+		EXPECT_EQ(inet_pton(AF_INET6, addr, &s6->sin6_addr), 1) << addr;
+		s6->sin6_family = AF_INET6;
+	}
+	return util_addr_debug_allowed((const struct sockaddr *)&ss,
+	    allow_ip, cidrs);
+}
+
+}  // namespace
+
+TEST(Util, DebugAccessLoopbackAndTailscaleRanges)
+{
+	for (const char *a : { "127.0.0.1", "127.255.255.254", "::1",
+	    "::ffff:127.0.0.1",
+	    // 100.64.0.0/10, both edges
+	    "100.64.0.0", "100.127.255.255", "100.100.100.100",
+	    "::ffff:100.64.0.1",
+	    // around ChromeOS's 100.115.92.0/23, which is not Tailscale's
+	    "100.115.91.255", "100.115.94.0",
+	    // fd7a:115c:a1e0::/48, both edges
+	    "fd7a:115c:a1e0::", "fd7a:115c:a1e0:ffff:ffff:ffff:ffff:ffff",
+	    "fd7a:115c:a1e0:ab12:4843:cd96:6200:1" })
+		EXPECT_TRUE(DebugOk(a)) << a;
+	for (const char *a : { "100.63.255.255", "100.128.0.0", "10.0.0.1",
+	    "192.0.2.1", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1",
+	    "::ffff:100.128.0.0", "100.115.92.0", "100.115.93.255",
+	    "fd7a:115c:a1df:ffff:ffff:ffff:ffff:ffff", "fd7a:115c:a1e1::",
+	    "fd7b:115c:a1e0::1", "2001:db8::1",
+	    // a Tailscale v4 address written as IPv4-compatible, not mapped
+	    "::100.64.0.1" })
+		EXPECT_FALSE(DebugOk(a)) << a;
+}
+
+TEST(Util, DebugAccessAllowIp)
+{
+	// TS_ALLOW_DEBUG_IP is one address (derper compares it with the
+	// client's address), not a list and not a prefix.
+	EXPECT_TRUE(DebugOk("192.0.2.7", "192.0.2.7"));
+	EXPECT_TRUE(DebugOk("::ffff:192.0.2.7", "192.0.2.7")) << "mapped";
+	EXPECT_FALSE(DebugOk("192.0.2.8", "192.0.2.7"));
+	EXPECT_FALSE(DebugOk("192.0.2.7", "192.0.2.0/24"));
+	EXPECT_FALSE(DebugOk("192.0.2.7", "192.0.2.7,192.0.2.8"));
+	EXPECT_FALSE(DebugOk("192.0.2.7", " 192.0.2.7"));
+	EXPECT_FALSE(DebugOk("192.0.2.7", ""));
+	// A mapped literal never equals the address derper prints.
+	EXPECT_FALSE(DebugOk("192.0.2.7", "::ffff:192.0.2.7"));
+	EXPECT_TRUE(DebugOk("2001:db8::5", "2001:db8::5"));
+	EXPECT_FALSE(DebugOk("2001:db8::6", "2001:db8::5"));
+}
+
+TEST(Util, DebugAccessTrustedCidrs)
+{
+	const char *l = "10.0.0.0/8, 192.0.2.128/25,,2001:db8::/32";
+	EXPECT_TRUE(DebugOk("10.1.2.3", nullptr, l));
+	EXPECT_TRUE(DebugOk("::ffff:10.1.2.3", nullptr, l));
+	EXPECT_TRUE(DebugOk("192.0.2.128", nullptr, l));
+	EXPECT_FALSE(DebugOk("192.0.2.127", nullptr, l));
+	EXPECT_TRUE(DebugOk("2001:db8:ffff::1", nullptr, l));
+	EXPECT_FALSE(DebugOk("2001:db9::1", nullptr, l));
+	EXPECT_FALSE(DebugOk("11.0.0.1", nullptr, l));
+	EXPECT_TRUE(DebugOk("203.0.113.9", nullptr, "0.0.0.0/0"));
+	EXPECT_FALSE(DebugOk("2001:db8::1", nullptr, "0.0.0.0/0"));
+	EXPECT_EQ(util_cidr_list_ok(l), 0);
+	EXPECT_EQ(util_cidr_list_ok(""), 0);
+	for (const char *bad : { "10.0.0.0", "10.0.0.0/33", "10.0.0.0/",
+	    "x/8", "10.0.0.0/8,nope", "2001:db8::/129", "10.0.0.0/-1",
+	    "10.0.0.0/8x" })
+		EXPECT_EQ(util_cidr_list_ok(bad), -1) << bad;
+}
+
 TEST(Util, NowIsMonotonic)
 {
 	uint64_t a = util_now_ms(), b = util_now_ms();
