@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* conn_http.c: the HTTP request head of a connection and its answer. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,7 +210,12 @@ conn_route(struct conn *c, struct http_req *req)
 	};
 	struct http_resp	*resp;
 	enum http_action	 act;
+	char			 ip[INET6_ADDRSTRLEN];
 
+	if (conf->dc_dev) {
+		util_addr_ip((const struct sockaddr *)&c->c_sa, ip, sizeof(ip));
+		ctx.rc_dev_client_ip = ip;
+	}
 	STAT_INC(worker_stats(c->c_w), STAT_HTTP_REQUESTS);
 	log_debug("conn %llu %s: %s %s", (unsigned long long)c->c_id,
 	    c->c_addr, req->hr_method, req->hr_path);

@@ -241,7 +241,7 @@ http_reason(int code)
 	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 204: return "No Content";
-	case 301: return "Moved Permanently";
+	case 307: return "Temporary Redirect";
 	case 302: return "Found";
 	case 400: return "Bad Request";
 	case 403: return "Forbidden";
@@ -408,12 +408,21 @@ route_debug(const struct http_req *req, const struct http_route_ctx *ctx,
 		snprintf(resp->hp_extra, sizeof(resp->hp_extra),
 		    "Location: /debug/%s%s\r\n", req->hr_query[0] ? "?" : "",
 		    req->hr_query);
-		return respond(resp, 301, "text/html; charset=utf-8",
-		    "<a href=\"/debug/\">Moved Permanently</a>.\n\n");
+		return respond(resp, 307, "text/html; charset=utf-8",
+		    "<a href=\"/debug/\">Temporary Redirect</a>.\n\n");
 	}
 	if (!http_debug_allowed(req, ctx)) {
 		snprintf(resp->hp_extra, sizeof(resp->hp_extra), ERROR_HEADERS);
-		return respond(resp, 403, TEXT_PLAIN, "debug access denied\n");
+		respond(resp, 403, TEXT_PLAIN, "debug access denied\n");
+		/* derper's -dev hint, on the pages (not the index). */
+		for (size_t i = 0; ctx->rc_dev_client_ip != NULL &&
+		    i < sizeof(debug_pages) / sizeof(debug_pages[0]); i++)
+			if (strcmp(req->hr_path, debug_pages[i].dp_path) == 0)
+				snprintf(resp->hp_body, sizeof(resp->hp_body),
+				    "debug access denied; to permit access, set "
+				    "TS_ALLOW_DEBUG_IP=%.64s\n",
+				    ctx->rc_dev_client_ip);
+		return HTTP_RESPOND;
 	}
 	if (strcmp(req->hr_path, "/debug/") == 0)
 		return debug_index(ctx, resp);

@@ -86,6 +86,8 @@ struct http_route_ctx {
 	const char	*rc_hostname;	/* -hostname, for /debug/ (or NULL) */
 	const char	*rc_version;	/* for /debug/ (or NULL) */
 	bool		 rc_mesh_key;	/* a mesh key is configured */
+	/* -dev: the client's address, which a refusal names; else NULL. */
+	const char	*rc_dev_client_ip;
 };
 
 enum http_action {

@@ -286,7 +286,7 @@ varz_vars(struct derpd *env, cJSON *root)
 	struct stats		*sum;
 	struct peers_gauges	 g;
 	cJSON			*d = cJSON_AddObjectToObject(root, "derp");
-	cJSON			*kind;
+	cJSON			*kind, *stun;
 
 	if ((sum = varz_snapshot(env, &g)) == NULL)
 		return;
@@ -319,6 +319,27 @@ varz_vars(struct derpd *env, cJSON *root)
 	cJSON_AddNumberToObject(d, "packet_forwarder_delete_other_value",
 	    (double)g.pg_route_del_other);
 	cJSON_AddStringToObject(d, "version", DERPD_VERSION);
+	/* derper's top-level keys that have a meaning here. */
+	stun = cJSON_AddObjectToObject(root, "stun");
+	kind = cJSON_AddObjectToObject(stun, "counter_addrfamily");
+	cJSON_AddNumberToObject(kind, "ipv4",
+	    (double)sum->st_c[STAT_STUN_IPV4]);
+	cJSON_AddNumberToObject(kind, "ipv6",
+	    (double)sum->st_c[STAT_STUN_IPV6]);
+	kind = cJSON_AddObjectToObject(stun, "counter_requests");
+	cJSON_AddNumberToObject(kind, "not_stun",
+	    (double)sum->st_c[STAT_STUN_NOT_STUN]);
+	cJSON_AddNumberToObject(kind, "read_error",
+	    (double)sum->st_c[STAT_STUN_READ_ERROR]);
+	cJSON_AddNumberToObject(kind, "success",
+	    (double)sum->st_c[STAT_STUN_SUCCESS]);
+	cJSON_AddNumberToObject(kind, "write_error",
+	    (double)sum->st_c[STAT_STUN_WRITE_ERROR]);
+	cJSON_AddNumberToObject(root, "counter_uptime_sec",
+	    (double)(time(NULL) - env->d_start_time));
+	cJSON_AddNumberToObject(root, "process_start_unix_time",
+	    (double)env->d_start_time);
+	cJSON_AddStringToObject(root, "version", DERPD_VERSION);
 	free(sum);
 	/* derpd's own: what derpctl show stats says. */
 	varz_ctl_stats(env, cJSON_AddObjectToObject(root, "derpd"));

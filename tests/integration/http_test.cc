@@ -494,6 +494,10 @@ TEST_F(HttpTest, DebugIndexVarsCheckTrafficFromLoopback)
 	    "other"), 1);
 	EXPECT_TRUE(cJSON_IsString(cJSON_GetObjectItem(derp, "version")));
 	EXPECT_EQ(0, Num(j.get(), "derp_websocket_accepts"));
+	EXPECT_GE(Num(j.get(), "process_start_unix_time"), 1);
+	EXPECT_GE(Num(j.get(), "counter_uptime_sec"), 0);
+	EXPECT_EQ(0, Num(cJSON_GetObjectItem(cJSON_GetObjectItem(j.get(),
+	    "stun"), "counter_requests"), "success"));
 	cJSON *own = cJSON_GetObjectItem(j.get(), "derpd");
 	cJSON *st = cJSON_GetObjectItem(own, "stats");
 	EXPECT_GE(Num(st, "derpd_http_requests"), 2);
@@ -530,7 +534,7 @@ TEST_F(HttpTest, DebugIndexVarsCheckTrafficFromLoopback)
 
 	// /debug is sent to /debug/.
 	r = d.Get("/debug");
-	EXPECT_EQ(301, r.status);
+	EXPECT_EQ(307, r.status);
 	EXPECT_EQ("/debug/", r.Header("location"));
 }
 

@@ -527,7 +527,7 @@ Route(const std::string &method, const std::string &target,
 	Routed r;
 	EXPECT_EQ(Parse(head, &req), HTTP_OK) << head;
 	struct http_route_ctx ctx = { debug_addr, tls, port80, derp, home,
-	    "derp.example", "9.9", false };
+	    "derp.example", "9.9", false, nullptr };
 	r.act = http_route(&req, &ctx, &r.resp);
 	return r;
 }
@@ -652,6 +652,27 @@ TEST(HttpRoute, DebugPagesOnlyWithTheRuleAndNotForwarded)
 	    "application/json; charset=utf-8");
 	EXPECT_EQ(Route("GET", "/debug/other").resp.hp_code, 404);
 	EXPECT_EQ(Route("GET", "/debug/other", "", false).resp.hp_code, 403);
+}
+
+TEST(HttpRoute, DebugRefusalNamesTheAddressInDevMode)
+{
+	struct http_req req;
+	struct http_resp resp;
+	struct http_route_ctx ctx = {};
+	ctx.rc_home = "";
+	ctx.rc_dev_client_ip = "192.0.2.2";
+	ASSERT_EQ(Parse("GET /debug/vars HTTP/1.1\r\n\r\n", &req), HTTP_OK);
+	EXPECT_EQ(http_route(&req, &ctx, &resp), HTTP_RESPOND);
+	EXPECT_EQ(resp.hp_code, 403);
+	EXPECT_STREQ(resp.hp_body, "debug access denied; to permit access, "
+	    "set TS_ALLOW_DEBUG_IP=192.0.2.2\n");
+	// Not on the index or an unknown page, as derper.
+	ASSERT_EQ(Parse("GET /debug/ HTTP/1.1\r\n\r\n", &req), HTTP_OK);
+	http_route(&req, &ctx, &resp);
+	EXPECT_STREQ(resp.hp_body, "debug access denied\n");
+	ASSERT_EQ(Parse("GET /debug/x HTTP/1.1\r\n\r\n", &req), HTTP_OK);
+	http_route(&req, &ctx, &resp);
+	EXPECT_STREQ(resp.hp_body, "debug access denied\n");
 	EXPECT_EQ(Route("GET", "/debug/vars/x").resp.hp_code, 404);
 	EXPECT_EQ(Route("GET", "/debugger").resp.hp_code, 200) << "home";
 }
@@ -674,7 +695,7 @@ TEST(HttpRoute, DebugIndexAndRedirect)
 	EXPECT_EQ(Route("GET", "/debug/", "", false).resp.hp_code, 403);
 	// /debug goes to /debug/ as Go's ServeMux does, before the rule.
 	Routed r = Route("GET", "/debug?a=b", "", false);
-	EXPECT_EQ(r.resp.hp_code, 301);
+	EXPECT_EQ(r.resp.hp_code, 307);
 	EXPECT_STREQ(r.resp.hp_extra, "Location: /debug/?a=b\r\n");
 	EXPECT_STREQ(Route("GET", "/debug").resp.hp_extra,
 	    "Location: /debug/\r\n");
