@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
@@ -210,8 +212,17 @@ conn_route(struct conn *c, struct http_req *req)
 	};
 	struct http_resp	*resp;
 	enum http_action	 act;
-	char			 ip[INET6_ADDRSTRLEN];
+	char			 ip[INET6_ADDRSTRLEN], up[64], host[256];
 
+	if (strncmp(req->hr_path, "/debug/", 7) == 0) {
+		util_duration_format((int64_t)time(NULL) -
+		    c->c_env->d_start_time, up, sizeof(up));
+		ctx.rc_uptime = up;
+		if (gethostname(host, sizeof(host)) == 0) {
+			host[sizeof(host) - 1] = '\0';
+			ctx.rc_machine = host;
+		}
+	}
 	if (conf->dc_dev) {
 		util_addr_ip((const struct sockaddr *)&c->c_sa, ip, sizeof(ip));
 		ctx.rc_dev_client_ip = ip;

@@ -383,8 +383,12 @@ debug_index(const struct http_route_ctx *ctx, struct http_resp *resp)
 	resp->hp_code = 200;
 	resp->hp_ctype = "text/html; charset=utf-8";
 	n += (size_t)snprintf(b, cap, "<html><body><h1>derpd debug</h1><ul>"
-	    "<li><b>Version:</b> ");
+	    "<li><b>Uptime:</b> ");
+	html_append(b, cap, &n, ctx->rc_uptime ? ctx->rc_uptime : "");
+	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>Version:</b> ");
 	html_append(b, cap, &n, ctx->rc_version ? ctx->rc_version : "");
+	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>Machine:</b> ");
+	html_append(b, cap, &n, ctx->rc_machine ? ctx->rc_machine : "");
 	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>TLS hostname:</b> ");
 	html_append(b, cap, &n, ctx->rc_hostname ? ctx->rc_hostname : "");
 	n += (size_t)snprintf(b + n, cap - n, "</li><li><b>Mesh key:</b> %s"

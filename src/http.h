@@ -85,6 +85,8 @@ struct http_route_ctx {
 	const char	*rc_home;	/* -home: "", "blank" or a URL */
 	const char	*rc_hostname;	/* -hostname, for /debug/ (or NULL) */
 	const char	*rc_version;	/* for /debug/ (or NULL) */
+	const char	*rc_uptime;	/* for /debug/, e.g. "1h2m3s" (or NULL) */
+	const char	*rc_machine;	/* for /debug/: the host name (or NULL) */
 	bool		 rc_mesh_key;	/* a mesh key is configured */
 	/* -dev: the client's address, which a refusal names; else NULL. */
 	const char	*rc_dev_client_ip;

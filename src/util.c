@@ -401,6 +401,24 @@ util_addr_debug_allowed(const struct sockaddr *sa, const char *allow_ip,
 	return list_any(cidrs, entry_contains, &a);
 }
 
+void
+util_duration_format(int64_t sec, char *out, size_t outlen)
+{
+	const char	*sign = sec < 0 ? "-" : "";
+	uint64_t	 u = sec < 0 ? (uint64_t)0 - (uint64_t)sec : (uint64_t)sec;
+
+	if (u >= 3600)
+		snprintf(out, outlen, "%s%lluh%llum%llus", sign,
+		    (unsigned long long)(u / 3600),
+		    (unsigned long long)(u / 60 % 60),
+		    (unsigned long long)(u % 60));
+	else if (u >= 60)
+		snprintf(out, outlen, "%s%llum%llus", sign,
+		    (unsigned long long)(u / 60), (unsigned long long)(u % 60));
+	else
+		snprintf(out, outlen, "%s%llus", sign, (unsigned long long)u);
+}
+
 int
 util_hostport_split(const char *in, char *host, size_t hostlen,
     char *port, size_t portlen)

@@ -42,6 +42,8 @@ void	util_key_format(const uint8_t key[32], const char *prefix, char *out);
 void	util_key_short(const uint8_t key[32], char *out);
 /* Go time.Duration syntax ("10s", "1m30s", "250ms", "0") -> ms; 0/-1. */
 int	util_duration_parse(const char *s, int64_t *ms);
+/* Whole seconds as Go prints a time.Duration: "0s", "59s", "1m0s", "1h2m3s". */
+void	util_duration_format(int64_t sec, char *out, size_t outlen);
 /* Truncation-checked copy: returns strlen(src); >= size means cut. */
 size_t	util_strlcpy(char *dst, const char *src, size_t size);
 /* "ip:port" or "[ip6]:port" text of a socket address (out >= 64). */

@@ -476,6 +476,8 @@ TEST_F(HttpTest, DebugIndexVarsCheckTrafficFromLoopback)
 	    "/debug/traffic" })
 		EXPECT_NE(std::string::npos, r.body.find(p)) << p;
 	EXPECT_EQ("DENY", r.Header("x-frame-options"));
+	EXPECT_NE(std::string::npos, r.body.find("<b>Uptime:</b> ")) << r.body;
+	EXPECT_NE(std::string::npos, r.body.find("<b>Machine:</b> ")) << r.body;
 
 	r = d.Get("/debug/vars");
 	ASSERT_TRUE(r.ok) << r.err;

@@ -527,7 +527,7 @@ Route(const std::string &method, const std::string &target,
 	Routed r;
 	EXPECT_EQ(Parse(head, &req), HTTP_OK) << head;
 	struct http_route_ctx ctx = { debug_addr, tls, port80, derp, home,
-	    "derp.example", "9.9", false, nullptr };
+	    "derp.example", "9.9", "1m2s", "host<1>", false, nullptr };
 	r.act = http_route(&req, &ctx, &r.resp);
 	return r;
 }
@@ -685,7 +685,8 @@ TEST(HttpRoute, DebugIndexAndRedirect)
 	EXPECT_STREQ(i.resp.hp_ctype, "text/html; charset=utf-8");
 	std::string body = i.resp.hp_body;
 	for (const char *p : { "/debug/vars", "/debug/varz", "/debug/check",
-	    "/debug/traffic", "<b>Version:</b> 9.9",
+	    "/debug/traffic", "<b>Version:</b> 9.9", "<b>Uptime:</b> 1m2s",
+	    "<b>Machine:</b> host&lt;1&gt;",
 	    "<b>TLS hostname:</b> derp.example", "<b>Mesh key:</b> false",
 	    "</html>" })
 		EXPECT_NE(body.find(p), std::string::npos) << p;

@@ -446,6 +446,21 @@ TEST(Util, DebugAccessTrustedCidrs)
 		EXPECT_EQ(util_cidr_list_ok(bad), -1) << bad;
 }
 
+TEST(Util, DurationFormatIsGos)
+{
+	const struct {
+		int64_t sec;
+		const char *want;
+	} cases[] = { { 0, "0s" }, { 59, "59s" }, { 60, "1m0s" },
+	    { 3599, "59m59s" }, { 3600, "1h0m0s" }, { 3723, "1h2m3s" },
+	    { 90061, "25h1m1s" }, { -5, "-5s" } };
+	for (const auto &c : cases) {
+		char buf[64];
+		util_duration_format(c.sec, buf, sizeof(buf));
+		EXPECT_STREQ(buf, c.want) << c.sec;
+	}
+}
+
 TEST(Util, NowIsMonotonic)
 {
 	uint64_t a = util_now_ms(), b = util_now_ms();
