@@ -58,6 +58,8 @@ func runBulk(t *testing.T, d *derpd, size, pktSize, window int, limit time.Durat
 	runBulkBetween(t, d, d, size, pktSize, window, limit)
 }
 
+const routeProbe = "route probe"
+
 // runBulkBetween is runBulk with the sender on node df and the receiver on
 // node dt (the same node, or two nodes of a meshed region).
 func runBulkBetween(t *testing.T, df, dt *derpd, size, pktSize, window int, limit time.Duration) {
@@ -72,6 +74,43 @@ func runBulkBetween(t *testing.T, df, dt *derpd, size, pktSize, window int, limi
 		t.Fatal(err)
 	} else if _, ok := m.(derp.ServerInfoMessage); !ok {
 		t.Fatalf("to: first message %T, want ServerInfo", m)
+	}
+	if df != dt {
+		// Across a mesh the sender's node learns the receiver's key
+		// asynchronously: probe until one arrives (a window of lost
+		// packets would stall the transfer). Late probes are skipped.
+		got := make(chan error, 1)
+		go func() {
+			for {
+				m, err := to.Recv()
+				if err != nil {
+					got <- err
+					return
+				}
+				if rp, ok := m.(derp.ReceivedPacket); ok && string(rp.Data) == routeProbe {
+					got <- nil
+					return
+				}
+			}
+		}()
+		deadline := time.Now().Add(15 * time.Second)
+	probe:
+		for {
+			if err := from.Send(toKey.Public(), []byte(routeProbe)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+				break probe
+			case <-time.After(100 * time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Fatalf("%s; no route from the sender's node to the receiver's within 15s", d.packetStats(t))
+				}
+			}
+		}
 	}
 
 	// A pool of random chunks; packet i = seq(8) || pool[i%len][8:n].
@@ -133,8 +172,8 @@ func runBulkBetween(t *testing.T, df, dt *derpd, size, pktSize, window int, limi
 				return
 			}
 			rp, ok := m.(derp.ReceivedPacket)
-			if !ok {
-				continue // KeepAlive etc.
+			if !ok || string(rp.Data) == routeProbe {
+				continue // KeepAlive etc., a late probe
 			}
 			if rp.Source != fromKey.Public() {
 				r.err = fmt.Errorf("packet %d from %v, want %v", r.got, rp.Source.ShortString(), fromKey.Public().ShortString())
