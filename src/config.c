@@ -141,25 +141,17 @@ config_defaults(struct derpd_conf *c)
 
 static int	parse_bool(const char *, bool *);
 
-/* A duration as Go prints one: 10m0s, 15s, 1h0m0s, 250ms. */
+/* A duration as Go prints one: 10m0s, 15s, 1h0m0s, 250ms, 1.5s. */
 static void
 fmt_duration(int64_t ms, char *out, size_t len)
 {
-	int64_t	 s = ms / 1000, h = s / 3600, m = (s / 60) % 60;
-
-	if (ms % 1000 != 0 && ms < 1000)
+	if (ms % 1000 == 0)
+		util_duration_format(ms / 1000, out, len);
+	else if (ms < 1000)
 		snprintf(out, len, "%lldms", (long long)ms);
-	else if (ms % 1000 != 0)
-		snprintf(out, len, "%lld.%03llds", (long long)s,
-		    (long long)(ms % 1000));
-	else if (h > 0)
-		snprintf(out, len, "%lldh%lldm%llds", (long long)h,
-		    (long long)m, (long long)(s % 60));
-	else if (m > 0)
-		snprintf(out, len, "%lldm%llds", (long long)m,
-		    (long long)(s % 60));
 	else
-		snprintf(out, len, "%llds", (long long)s);
+		snprintf(out, len, "%lld.%03llds", (long long)(ms / 1000),
+		    (long long)(ms % 1000));
 }
 
 /* Flag fd's default as Go's flag package prints it; "" for a zero value. */
