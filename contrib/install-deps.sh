@@ -3,10 +3,11 @@
 # installs what is missing; otherwise it prints exactly what is missing.
 set -eu
 # clang, libfuzzer-14-dev and libclang-rt-14-dev (the ASan/UBSan/libFuzzer
-# runtimes, which Debian 12's clang does not pull in) are for make fuzz.
+# runtimes, which Debian 12's clang does not pull in) are for make fuzz;
+# iproute2 (ip) sets up the network namespace one HTTP test makes.
 PKGS="build-essential pkg-config libssl-dev libsodium-dev libevent-dev
 libcurl4-openssl-dev libcjson-dev libwslay-dev libgtest-dev mandoc openssl curl
-ca-certificates clang libfuzzer-14-dev libclang-rt-14-dev"
+ca-certificates clang libfuzzer-14-dev libclang-rt-14-dev iproute2"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
