@@ -409,7 +409,8 @@ TEST_F(ControlTest, AddressesReadTheSameEverywhereOnDualStack)
 	cJSON *cl = FindClient(r.get(), "nodekey:" + Hex(pub, 32));
 	ASSERT_NE(cl, nullptr);
 	EXPECT_EQ(addr, cJSON_GetObjectItem(cl, "addr")->valuestring);
-	EXPECT_NE(d.Log().find("conn "), std::string::npos);
+	/* The log is read by another thread: wait for the line. */
+	EXPECT_TRUE(d.WaitLog("connected (admitted: allowlist)", 3000));
 	EXPECT_EQ(d.Log().find("::ffff:"), std::string::npos)
 	    << "the log shows a mapped address";
 }
