@@ -57,6 +57,8 @@ static const struct flag_def flags[] = {
 	    "TCP_USER_TIMEOUT on accepted sockets", NULL },
 	{ "tcp-write-timeout", FT_DURATION, OFF(dc_tcp_write_timeout_ms), 0, 1,
 	    "per-frame write timeout for non-mesh clients; 0 none", NULL },
+	{ "mesh-max-routes", FT_INT, OFF(dc_mesh_max_routes), 0, 1,
+	    "most keys one -mesh-with peer may announce", NULL },
 	{ "workers", FT_INT, OFF(dc_workers), 0, 1,
 	    "worker threads (default: online CPUs)", NULL },
 	{ "handshake-timeout", FT_DURATION, OFF(dc_handshake_timeout_ms), 0, 1,
@@ -136,6 +138,7 @@ config_defaults(struct derpd_conf *c)
 	c->dc_tcp_user_timeout_ms = 15 * 1000;
 	c->dc_tcp_write_timeout_ms = 2 * 1000;
 	c->dc_handshake_timeout_ms = 10 * 1000;
+	c->dc_mesh_max_routes = 1000000;
 	auth_conf_defaults(&c->dc_auth);
 }
 
@@ -528,6 +531,10 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "-mesh-with: %s", why);
 			return -1;
 		}
+	}
+	if (c->dc_mesh_max_routes < 1) {
+		snprintf(err, errlen, "-mesh-max-routes: must be at least 1");
+		return -1;
 	}
 	if (c->dc_workers < 0 || c->dc_workers > DERPD_MAX_WORKERS) {
 		snprintf(err, errlen, "-workers: %d out of range 0..%d",

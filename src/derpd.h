@@ -46,6 +46,7 @@ struct derpd_conf {
 	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
 	/* derpd extensions */
 	int	 dc_workers;		/* --workers, 0 = online CPUs */
+	int	 dc_mesh_max_routes;	/* --mesh-max-routes, per peer */
 	int64_t	 dc_handshake_timeout_ms; /* --handshake-timeout */
 	bool	 dc_verbose;		/* --verbose */
 	bool	 dc_syslog;		/* --syslog */

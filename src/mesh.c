@@ -407,6 +407,17 @@ mesh_link_present(struct mesh_peer *mp, const uint8_t key[32])
 	/* derper adds a forwarder for every PeerPresent; one per key here. */
 	if (keyset_has(&mp->mp_present, seed, key))
 		return;
+	/* A peer holds the mesh key, but its announcements still cost us. */
+	if (mp->mp_present.ks_n >= (size_t)mp->mp_env->d_conf->dc_mesh_max_routes) {
+		__atomic_add_fetch(&mp->mp_refused, 1, __ATOMIC_RELAXED);
+		if (!mp->mp_cap_logged)
+			log_warnx("mesh(%s): more than %d keys announced "
+			    "(-mesh-max-routes); the rest are not routed",
+			    mp->mp_t.mt_host,
+			    mp->mp_env->d_conf->dc_mesh_max_routes);
+		mp->mp_cap_logged = true;
+		return;
+	}
 	if (keyset_add(&mp->mp_present, seed, key) != 0 ||
 	    peers_route_add(mp->mp_env->d_peers, key, mp) != 0) {
 		keyset_del(&mp->mp_present, seed, key);
@@ -472,6 +483,7 @@ mesh_link_closed(struct mesh_peer *mp, struct conn *c, const char *why)
 		if (!util_is_zero(mp->mp_present.ks_slot[i], 32))
 			route_drop(mp, mp->mp_present.ks_slot[i]);
 	keyset_clear(&mp->mp_present);
+	mp->mp_cap_logged = false;
 	if (self)
 		return pub;
 	if (stopping(mp)) {
@@ -631,6 +643,8 @@ mesh_list(struct mesh *m, struct mesh_info **rows)
 		r[i].mi_bytes_out = __atomic_load_n(&mp->mp_bytes_out,
 		    __ATOMIC_RELAXED);
 		r[i].mi_drops = __atomic_load_n(&mp->mp_drops, __ATOMIC_RELAXED);
+		r[i].mi_refused = __atomic_load_n(&mp->mp_refused,
+		    __ATOMIC_RELAXED);
 		r[i].mi_connects = __atomic_load_n(&mp->mp_connects,
 		    __ATOMIC_RELAXED);
 		r[i].mi_reconnects = __atomic_load_n(&mp->mp_reconnects,

@@ -69,6 +69,7 @@ struct mesh_info {
 	uint64_t	 mi_routes;	/* keys the peer announces now */
 	uint64_t	 mi_pkts_out, mi_bytes_out;	/* forwarded to it */
 	uint64_t	 mi_drops;	/* for it, while it was down */
+	uint64_t	 mi_refused;	/* keys past -mesh-max-routes */
 	uint64_t	 mi_connects, mi_reconnects;
 	char		 mi_last_error[160];
 };

@@ -60,6 +60,8 @@ struct mesh_peer {
 	/* relaxed atomics */
 	uint64_t		 mp_pkts_out, mp_bytes_out, mp_drops;
 	uint64_t		 mp_connects, mp_reconnects, mp_routes;
+	uint64_t		 mp_refused;	/* PeerPresent past the cap */
+	bool			 mp_cap_logged;	/* owner: once per link */
 };
 
 struct mesh {

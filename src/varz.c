@@ -83,7 +83,7 @@ varz_mesh(struct evbuffer *out, struct derpd *env)
 	    "backoff", "self" };
 	struct mesh_info	*rows;
 	size_t			 n = mesh_list(env->d_meshnet, &rows);
-	uint64_t		 connects = 0, reconnects = 0;
+	uint64_t		 connects = 0, reconnects = 0, refused = 0;
 
 	evbuffer_add_printf(out, "# HELP derpd_mesh_peers mesh peers of "
 	    "--mesh-with by link state\n# TYPE derpd_mesh_peers gauge\n");
@@ -97,14 +97,20 @@ varz_mesh(struct evbuffer *out, struct derpd *env)
 	for (size_t i = 0; i < n; i++) {
 		connects += rows[i].mi_connects;
 		reconnects += rows[i].mi_reconnects;
+		refused += rows[i].mi_refused;
 	}
 	evbuffer_add_printf(out, "# HELP derpd_mesh_connects mesh links "
 	    "established\n# TYPE derpd_mesh_connects counter\n"
 	    "derpd_mesh_connects %llu\n"
 	    "# HELP derpd_mesh_reconnects mesh links established again\n"
 	    "# TYPE derpd_mesh_reconnects counter\n"
-	    "derpd_mesh_reconnects %llu\n",
-	    (unsigned long long)connects, (unsigned long long)reconnects);
+	    "derpd_mesh_reconnects %llu\n"
+	    "# HELP derpd_mesh_routes_refused PeerPresent past "
+	    "-mesh-max-routes, not routed\n"
+	    "# TYPE derpd_mesh_routes_refused counter\n"
+	    "derpd_mesh_routes_refused %llu\n",
+	    (unsigned long long)connects, (unsigned long long)reconnects,
+	    (unsigned long long)refused);
 	free(rows);
 }
 

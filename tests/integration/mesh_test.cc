@@ -450,6 +450,32 @@ TEST_F(MeshWith, LinksSkipAdmissionClientsDoNot)
 	    "derpd_admission_rejects{reason=\"not_in_allowlist\"}"), 1);
 }
 
+// A peer's announcements are bounded: past -mesh-max-routes, PeerPresent
+// is counted and logged once, and those keys are not routed.
+TEST_F(MeshWith, RoutesPerPeerAreCapped)
+{
+	std::string list = "127.0.0.1:" + std::to_string(ports_[0]) +
+	    ",127.0.0.1:" + std::to_string(ports_[1]);
+	ASSERT_TRUE(nodes_[0].Start({ "-a", "127.0.0.1:" +
+	    std::to_string(ports_[0]), "--mesh-psk-file=" + key_file_,
+	    "--mesh-with=" + list, "--mesh-max-routes=4" }));
+	ASSERT_TRUE(StartNode(1, 2));
+	ASSERT_TRUE(WaitLinks(0, 1));
+	ASSERT_TRUE(WaitLinks(1, 1));
+	std::vector<Client> cs;
+	for (int i = 0; i < 10; i++) {
+		cs.push_back(ConnectTo(1));
+		ASSERT_TRUE(cs.back());
+	}
+	// B announces A's own link and its 10 clients: 4 routed, 7 refused.
+	EXPECT_EQ(7, nodes_[0].WaitMetric("derpd_mesh_routes_refused", 7,
+	    5000));
+	EXPECT_EQ(4, nodes_[0].Metric("derpd_mesh_routes"));
+	EXPECT_TRUE(nodes_[0].WaitLog("(-mesh-max-routes); the rest are not "
+	    "routed", 3000));
+	EXPECT_NE(0, nodes_[2].RunToExit({ "--mesh-max-routes=0" }, 5000));
+}
+
 TEST_F(MeshWith, NeedsAMeshKey)
 {
 	EXPECT_NE(0, nodes_[0].RunToExit({ "--mesh-with=127.0.0.1:1" }, 5000));
