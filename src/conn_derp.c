@@ -150,10 +150,11 @@ conn_note_forwarded(struct conn *c, const uint8_t src[KEY_LEN],
 	memcpy(pair + KEY_LEN, dst, KEY_LEN);
 	crypto_generichash(id, sizeof(id), pair, sizeof(pair), NULL, 0);
 	if (keyset_has(&c->c_fwd_pairs, c->c_env->d_hash_seed, id) ||
-	    c->c_fwd_pairs.ks_n >= FWD_PAIRS_MAX ||
-	    keyset_add(&c->c_fwd_pairs, c->c_env->d_hash_seed, id) != 0)
+	    c->c_fwd_pairs.ks_n >= FWD_PAIRS_MAX)
 		return;
-	peers_note_delivered(c->c_env->d_peers, src, dst);
+	/* Not known yet (PeerPresent still on its way): try the next one. */
+	if (peers_note_delivered(c->c_env->d_peers, src, dst))
+		(void)keyset_add(&c->c_fwd_pairs, c->c_env->d_hash_seed, id);
 }
 
 /* Upgrade accepted: 101 (unless fast start) and ServerKey, one write. */

@@ -580,12 +580,13 @@ out:
 	return gone;
 }
 
-void
+bool
 peers_note_delivered(struct peers *p, const uint8_t src[KEY_LEN],
     const uint8_t dst[KEY_LEN])
 {
 	struct peer_entry	*e;
 	uint8_t			 one[1][KEY_LEN];
+	bool			 known;
 
 	memcpy(one[0], dst, KEY_LEN);
 	pthread_rwlock_wrlock(&p->p_lock);
@@ -597,5 +598,7 @@ peers_note_delivered(struct peers *p, const uint8_t src[KEY_LEN],
 		if (i == e->pe_nkept)
 			keep_sent(e, (const uint8_t (*)[KEY_LEN])one, 1);
 	}
+	known = e != NULL;
 	pthread_rwlock_unlock(&p->p_lock);
+	return known;
 }

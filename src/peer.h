@@ -122,9 +122,11 @@ bool	peers_route_del(struct peers *, const uint8_t key[KEY_LEN], void *fwd,
 	    uint8_t (**kept)[KEY_LEN], size_t *nkept);
 /*
  * A packet from src, forwarded by a mesh peer, was delivered to dst: dst
- * gets PeerGone when src leaves the region (bounded per key).
+ * gets PeerGone when src leaves the region (bounded per key). False when
+ * src is not known here yet (its PeerPresent comes on another connection
+ * and may arrive after the packet): the caller notes it again later.
  */
-void	peers_note_delivered(struct peers *, const uint8_t src[KEY_LEN],
+bool	peers_note_delivered(struct peers *, const uint8_t src[KEY_LEN],
 	    const uint8_t dst[KEY_LEN]);
 /* Kick every conn of key. Returns how many were asked to close. */
 size_t	peers_kick_key(struct peers *, const uint8_t key[KEY_LEN]);
