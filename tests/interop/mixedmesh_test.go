@@ -141,33 +141,7 @@ func TestMixedMeshGoToDerpd(t *testing.T) {
 	// connection to derpd. Retry the first packet until Go has learned Y.
 	sendUntil := func(dst key.NodePrivate, dm *msgs, what string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for i := 0; ; i++ {
-			msg := []byte(fmt.Sprintf("%s probe %d", what, i))
-			if err := x.Send(dst.Public(), msg); err != nil {
-				t.Fatal(err)
-			}
-			got, err := dm.nextErr(200 * time.Millisecond)
-			if err == nil {
-				rp, ok := got.(derp.ReceivedPacket)
-				if !ok || rp.Source != xKey.Public() || !strings.HasPrefix(string(rp.Data), what+" probe ") {
-					t.Fatalf("%s: got %s, want a packet from x", what, describe(got))
-				}
-				// Drain any other probes already in flight.
-				for {
-					if _, err := dm.nextErr(300 * time.Millisecond); err != nil {
-						break
-					}
-				}
-				return
-			}
-			if err != errTimeout {
-				t.Fatal(err)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no packet forwarded from the Go derper to derpd within 10s", what)
-			}
-		}
+		sendUntilDelivered(t, x, xKey.Public(), dst.Public(), dm, what, 10*time.Second)
 	}
 	sendUntil(yKey, ym, "y")
 	for i := 0; i < 200; i++ {
