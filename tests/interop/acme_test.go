@@ -394,8 +394,9 @@ func TestACMEIssueTLSALPN(t *testing.T) {
 	tlsPort, httpPort := freePort(t), freePort(t)
 	p := startPebble(t, pebbleOpts{HTTPPort: httpPort, TLSPort: tlsPort})
 	certDir := filepath.Join(t.TempDir(), "certs")
+	sock := filepath.Join(t.TempDir(), "admin.sock")
 	start := time.Now()
-	d := acmeDerpd(t, p, tlsPort, httpPort, certDir)
+	d := acmeDerpd(t, p, tlsPort, httpPort, certDir, "-admin-socket", sock)
 	waitFor(t, 30*time.Second, "the certificate", func() bool {
 		return d.logContains("acme: obtained a certificate for localhost")
 	})
@@ -438,6 +439,41 @@ func TestACMEIssueTLSALPN(t *testing.T) {
 	}
 	if v := mustMetric(t, m, "derpd_acme_cert_expiry_seconds"); v < 80*86400 {
 		t.Errorf("derpd_acme_cert_expiry_seconds = %v", v)
+	}
+	// derpctl show certs: what is served and how ACME keeps it.
+	derpctl := filepath.Join(filepath.Dir(derpdPath(t)), "derpctl")
+	out, err := exec.Command(derpctl, "-s", sock, "show", "certs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("derpctl show certs: %v\n%s", err, out)
+	}
+	t.Logf("derpctl show certs:\n%s", out)
+	for _, want := range []string{"localhost", "letsencrypt", "Pebble Intermediate",
+		leaf.SerialNumber.Text(16), "next renewal", "tls-alpn-01", "issued"} {
+		if !strings.Contains(strings.ToLower(string(out)), strings.ToLower(want)) {
+			t.Errorf("show certs lacks %q", want)
+		}
+	}
+	out, err = exec.Command(derpctl, "-s", sock, "-j", "show", "certs").Output()
+	if err != nil {
+		t.Fatalf("derpctl -j show certs: %v", err)
+	}
+	var js struct {
+		Certs []struct {
+			Name, Issuer string
+			NotAfter     int64 `json:"not_after"`
+			ACME         struct {
+				Issued      int   `json:"issued"`
+				NextAttempt int64 `json:"next_attempt"`
+			} `json:"acme"`
+		} `json:"certs"`
+	}
+	if err := json.Unmarshal(out, &js); err != nil || len(js.Certs) != 1 {
+		t.Fatalf("derpctl -j show certs: %v: %s", err, out)
+	}
+	c := js.Certs[0]
+	if c.NotAfter != leaf.NotAfter.Unix() || c.ACME.Issued != 1 ||
+		c.ACME.NextAttempt <= time.Now().Unix() || c.ACME.NextAttempt >= c.NotAfter {
+		t.Errorf("show certs: %+v (leaf not after %v)", c, leaf.NotAfter.Unix())
 	}
 	// The HTTP port answers unknown tokens with 404.
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/.well-known/acme-challenge/nope", httpPort))
