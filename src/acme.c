@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ifaddrs.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,8 +92,33 @@ static const char *const step_names[] = {
 	"challenge", "validating", "finalizing", "issuing", "downloading",
 };
 
+/*
+ * One name a certificate is kept for: -hostname, or (-acme-ip-certs) an
+ * address clients reached us at. Its own timer (renewal or retry), its
+ * own backoff; orders run one at a time for all targets of an account.
+ */
+struct acme_target {
+	struct acme		*t_acme;
+	char			 t_name[256];
+	bool			 t_ip;
+	struct event		*t_timer;
+	int64_t			 t_backoff_ms;
+	char			 t_avoid[16];	/* challenge type that failed */
+	/* Under a_lock (read by show certs). */
+	time_t			 t_next;	/* next order or renewal */
+	time_t			 t_last_attempt;
+	time_t			 t_last_success;
+	char			 t_last_error[512];
+};
+
 struct acme {
 	struct derpd		*a_env;
+	bool			 a_ipcerts;	/* the -acme-ip-certs account */
+	int			 a_want_fd;	/* eventfd: tls.c wants an address */
+	struct event		*a_want_ev;
+	struct acme_target	*a_targets[TLS_MAX_IPS + 1];
+	size_t			 a_ntargets;
+	struct acme_target	*a_cur;		/* the order's target, or NULL */
 	struct tls_state	*a_tls;
 	struct auth_curl	*a_curl;
 	struct event		*a_timer;
@@ -104,7 +131,6 @@ struct acme {
 	uint8_t			 a_eab_key[256];
 	int			 a_eab_len;	/* 0: no EAB */
 	bool			 a_http01;	/* -http-port is on */
-	char			 a_avoid[16];	/* challenge type that failed */
 	EVP_PKEY		*a_key;		/* the account key */
 	char			 a_jwk[256];	/* its JWK, canonical JSON */
 	char			 a_thumb[64];	/* its thumbprint, base64url */
@@ -120,7 +146,6 @@ struct acme {
 	char			 a_chal_url[ACME_URL_MAX];
 	int			 a_polls;
 	EVP_PKEY		*a_cert_key;
-	int64_t			 a_backoff_ms;
 
 	/* The request in flight (one at a time). */
 	bool			 a_busy;
@@ -142,7 +167,7 @@ struct acme {
 	struct acme_status	 a_st;
 };
 
-static void	order_begin(struct acme *);
+static void	order_begin(struct acme *, struct acme_target *);
 static void	req_send(struct acme *);
 
 /* ---- status ---------------------------------------------------------- */
@@ -162,7 +187,60 @@ acme_status(struct acme *a, struct acme_status *out)
 {
 	pthread_mutex_lock(&a->a_lock);
 	*out = a->a_st;
+	out->as_next_attempt = 0;
+	for (size_t i = 0; i < a->a_ntargets; i++)
+		if (a->a_targets[i]->t_next > 0 && (out->as_next_attempt == 0 ||
+		    a->a_targets[i]->t_next < out->as_next_attempt))
+			out->as_next_attempt = a->a_targets[i]->t_next;
 	pthread_mutex_unlock(&a->a_lock);
+}
+
+size_t
+acme_targets(struct acme *a, struct acme_target_info *out, size_t max)
+{
+	size_t	 n = 0;
+
+	if (a == NULL)
+		return 0;
+	pthread_mutex_lock(&a->a_lock);
+	for (size_t i = 0; i < a->a_ntargets && n < max; i++, n++) {
+		const struct acme_target *tg = a->a_targets[i];
+		util_strlcpy(out[n].ati_name, tg->t_name,
+		    sizeof(out[n].ati_name));
+		out[n].ati_ip = tg->t_ip;
+		out[n].ati_next = tg->t_next;
+		out[n].ati_last_attempt = tg->t_last_attempt;
+		out[n].ati_last_success = tg->t_last_success;
+		util_strlcpy(out[n].ati_last_error, tg->t_last_error,
+		    sizeof(out[n].ati_last_error));
+	}
+	pthread_mutex_unlock(&a->a_lock);
+	return n;
+}
+
+/* A small file whole (at most max bytes), NUL-terminated; NULL on error. */
+static char *
+read_file(const char *path, size_t max, size_t *lenp)
+{
+	FILE	*f = fopen(path, "r");
+	char	*buf;
+	size_t	 n;
+
+	if (f == NULL)
+		return NULL;
+	if ((buf = malloc(max + 1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, max + 1, f);
+	fclose(f);
+	if (n > max) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*lenp = n;
+	return buf;
 }
 
 /* ---- keys, JWS ------------------------------------------------------- */
@@ -472,8 +550,10 @@ csr_b64(struct acme *a)
 	    "P-256")) == NULL || (r = X509_REQ_new()) == NULL)
 		goto out;
 	n = X509_REQ_get_subject_name(r);
-	if (!X509_NAME_add_entry_by_NID(n, NID_commonName, MBSTRING_UTF8,
-	    (const unsigned char *)a->a_host, -1, -1, 0))
+	/* An IP certificate names the address in the SAN only, as derper. */
+	if (!util_is_ip_literal(a->a_host) && !X509_NAME_add_entry_by_NID(n,
+	    NID_commonName, MBSTRING_UTF8, (const unsigned char *)a->a_host,
+	    -1, -1, 0))
 		goto out;
 	snprintf(sv, sizeof(sv), "%s:%s", util_is_ip_literal(a->a_host) ?
 	    "IP" : "DNS", a->a_host);
@@ -639,7 +719,7 @@ req_send(struct acme *a)
 /* ---- failure, backoff, schedule --------------------------------------- */
 
 static void
-timer_at(struct acme *a, int64_t ms)
+timer_at(struct acme_target *tg, int64_t ms)
 {
 	struct timeval	 tv;
 
@@ -647,10 +727,10 @@ timer_at(struct acme *a, int64_t ms)
 		ms = 0;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
-	evtimer_add(a->a_timer, &tv);
-	pthread_mutex_lock(&a->a_lock);
-	a->a_st.as_next_attempt = time(NULL) + (time_t)((ms + 999) / 1000);
-	pthread_mutex_unlock(&a->a_lock);
+	evtimer_add(tg->t_timer, &tv);
+	pthread_mutex_lock(&tg->t_acme->a_lock);
+	tg->t_next = time(NULL) + (time_t)((ms + 999) / 1000);
+	pthread_mutex_unlock(&tg->t_acme->a_lock);
 }
 
 /* A random fraction in [lo, hi) of v. */
@@ -673,45 +753,62 @@ withdraw_challenges(struct acme *a)
 static void
 fail(struct acme *a, enum fail why, const char *fmt, ...)
 {
-	char	 msg[512];
-	int64_t	 delay, ra;
-	va_list	 ap;
+	struct acme_target	*tg = a->a_cur;
+	char			 msg[512];
+	int64_t			 delay, ra;
+	va_list			 ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	withdraw_challenges(a);
-	delay = a->a_backoff_ms;
-	a->a_backoff_ms = a->a_backoff_ms * 2 > ACME_BACKOFF_MAX_MS ?
-	    ACME_BACKOFF_MAX_MS : a->a_backoff_ms * 2;
+	pthread_mutex_lock(&a->a_lock);
+	a->a_st.as_fail[why]++;
+	util_strlcpy(a->a_st.as_last_error, msg, sizeof(a->a_st.as_last_error));
+	if (tg != NULL)
+		util_strlcpy(tg->t_last_error, msg, sizeof(tg->t_last_error));
+	pthread_mutex_unlock(&a->a_lock);
+	st_step(a, S_IDLE);
+	a->a_cur = NULL;
+	if (tg == NULL) {
+		log_warnx("acme: %s", msg);
+		return;
+	}
+	delay = tg->t_backoff_ms;
+	tg->t_backoff_ms = tg->t_backoff_ms * 2 > ACME_BACKOFF_MAX_MS ?
+	    ACME_BACKOFF_MAX_MS : tg->t_backoff_ms * 2;
 	delay = jitter(delay, 0.8, 1.2);
 	if ((ra = acme_retry_after(a->a_r_retry[0] ? a->a_r_retry : NULL,
 	    time(NULL))) >= 0 && ra * 1000 > delay)
 		delay = ra * 1000;
-	pthread_mutex_lock(&a->a_lock);
-	a->a_st.as_fail[why]++;
-	util_strlcpy(a->a_st.as_last_error, msg, sizeof(a->a_st.as_last_error));
-	pthread_mutex_unlock(&a->a_lock);
 	log_warnx("acme: order for %s failed while %s (%s): %s; the current "
-	    "certificate stays, next attempt in %llds", a->a_host,
-	    step_names[a->a_step],
+	    "certificate stays, next attempt in %llds", tg->t_name,
+	    step_names[a->a_step == S_IDLE ? S_IDLE : a->a_step],
 	    acme_fail_reasons[why], msg, (long long)(delay / 1000));
-	st_step(a, S_IDLE);
-	timer_at(a, delay);
+	timer_at(tg, delay);
+}
+
+/* What is served for the target now. */
+static void
+target_info(struct acme_target *tg, struct tls_cert_info *ci)
+{
+	if (tg->t_ip)
+		tls_ip_info(tg->t_acme->a_tls, tg->t_name, ci);
+	else
+		tls_cert_info(tg->t_acme->a_tls, ci);
 }
 
 /* Arm the renewal for what is served now (or an order at once). */
 static void
-schedule_renewal(struct acme *a)
+schedule_renewal(struct acme_target *tg)
 {
 	struct tls_cert_info	 ci;
 	time_t			 now = time(NULL), at;
 	int64_t			 window, ms;
 
-	tls_cert_info(a->a_tls, &ci);
-	st_step(a, S_IDLE);
+	target_info(tg, &ci);
 	if (!ci.ci_present) {
-		timer_at(a, 0);
+		timer_at(tg, 0);
 		return;
 	}
 	at = acme_renew_at(ci.ci_not_before, ci.ci_not_after);
@@ -720,22 +817,61 @@ schedule_renewal(struct acme *a)
 	if (window > 3600 * 1000)
 		window = 3600 * 1000;
 	ms = ((int64_t)at - (int64_t)now) * 1000 - jitter(window, 0, 1);
-	log_info("acme: %s is valid until %lld; renewal in %llds", a->a_host,
+	log_info("acme: %s is valid until %lld; renewal in %llds", tg->t_name,
 	    (long long)ci.ci_not_after, (long long)(ms < 0 ? 0 : ms / 1000));
-	timer_at(a, ms);
+	timer_at(tg, ms);
+}
+
+/* A target's timer: order now, or in a second if another order runs. */
+static void
+target_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acme_target	*tg = arg;
+
+	(void)fd;
+	(void)what;
+	if (tg->t_acme->a_cur != NULL || tg->t_acme->a_busy) {
+		timer_at(tg, 1000);
+		return;
+	}
+	order_begin(tg->t_acme, tg);
+}
+
+static struct acme_target *
+target_add(struct acme *a, const char *name, bool ip)
+{
+	struct acme_target	*tg;
+
+	if (a->a_ntargets == sizeof(a->a_targets) / sizeof(a->a_targets[0]) ||
+	    (tg = calloc(1, sizeof(*tg))) == NULL)
+		return NULL;
+	tg->t_acme = a;
+	util_strlcpy(tg->t_name, name, sizeof(tg->t_name));
+	tg->t_ip = ip;
+	tg->t_backoff_ms = ACME_BACKOFF_MIN_MS;
+	if ((tg->t_timer = evtimer_new(a->a_env->d_base, target_cb, tg)) ==
+	    NULL) {
+		free(tg);
+		return NULL;
+	}
+	pthread_mutex_lock(&a->a_lock);
+	a->a_targets[a->a_ntargets++] = tg;
+	pthread_mutex_unlock(&a->a_lock);
+	return tg;
 }
 
 /* ---- the order, step by step ------------------------------------------ */
 
 static void
-order_begin(struct acme *a)
+order_begin(struct acme *a, struct acme_target *tg)
 {
-	if (a->a_busy)
-		return;
+	a->a_cur = tg;
+	util_strlcpy(a->a_host, tg->t_name, sizeof(a->a_host));
 	pthread_mutex_lock(&a->a_lock);
 	a->a_st.as_attempts++;
 	a->a_st.as_last_attempt = time(NULL);
-	a->a_st.as_next_attempt = 0;
+	tg->t_last_attempt = a->a_st.as_last_attempt;
+	tg->t_next = 0;
 	pthread_mutex_unlock(&a->a_lock);
 	log_info("acme: ordering a certificate for %s from %s", a->a_host,
 	    a->a_dir_url);
@@ -794,9 +930,10 @@ send_order(struct acme *a)
 {
 	char	 p[600];
 
+	/* IP addresses: Let's Encrypt's short-lived profile, as derper. */
 	snprintf(p, sizeof(p), "{\"identifiers\":[{\"type\":\"%s\","
-	    "\"value\":\"%s\"}]}", util_is_ip_literal(a->a_host) ? "ip" : "dns",
-	    a->a_host);
+	    "\"value\":\"%s\"}]%s}", a->a_cur->t_ip ? "ip" : "dns",
+	    a->a_host, a->a_cur->t_ip ? ",\"profile\":\"shortlived\"" : "");
 	req(a, S_ORDER, a->a_dir.ad_new_order, p, false);
 }
 
@@ -845,7 +982,9 @@ answer(struct acme *a, const struct acme_authz *az)
 	 */
 	const char *pref[2] = { "tls-alpn-01", "http-01" };
 
-	if (strcmp(a->a_avoid, pref[0]) == 0) {
+	if (a->a_cur->t_ip)
+		pref[0] = "http-01";	/* TLS-ALPN-01 needs a name */
+	else if (strcmp(a->a_cur->t_avoid, pref[0]) == 0) {
 		pref[0] = "http-01";
 		pref[1] = "tls-alpn-01";
 	}
@@ -929,7 +1068,8 @@ after_authz(struct acme *a, const char *body, size_t len)
 		return;
 	}
 	pthread_mutex_lock(&a->a_lock);
-	util_strlcpy(a->a_avoid, a->a_st.as_challenge, sizeof(a->a_avoid));
+	util_strlcpy(a->a_cur->t_avoid, a->a_st.as_challenge,
+	    sizeof(a->a_cur->t_avoid));
 	pthread_mutex_unlock(&a->a_lock);
 	fail(a, F_CHALLENGE, "authorization for %s is %s%s%s", az.az_ident,
 	    az.az_status, az.az_error[0] ? ": " : "", az.az_error);
@@ -969,13 +1109,45 @@ after_order(struct acme *a, const char *body, size_t len)
 	fail(a, F_REJECTED, "order is %s", a->a_order.ao_status);
 }
 
+/* derper's files for an address: <certdir>/<ip, ':' as '.'>.crt|.key */
+static void
+ip_paths(struct acme *a, const char *ip, char *crt, char *key, size_t len)
+{
+	char	 base[64];
+	size_t	 i;
+
+	for (i = 0; ip[i] != '\0' && i + 1 < sizeof(base); i++)
+		base[i] = ip[i] == ':' ? '.' : ip[i];
+	base[i] = '\0';
+	snprintf(crt, len, "%.3800s/%s.crt", a->a_certdir, base);
+	snprintf(key, len, "%.3800s/%s.key", a->a_certdir, base);
+}
+
+/* Write (atomically) a file of mode 0644; the directory exists. */
+static int
+write_public(const char *path, const char *dir, const void *data, size_t len,
+    char *err, size_t errlen)
+{
+	if (write_secret(path, dir, data, len, err, errlen) == -1)
+		return -1;
+	if (chmod(path, 0644) == -1) {
+		snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 after_cert(struct acme *a, const char *chain, size_t len)
 {
+	struct acme_target	*tg = a->a_cur;
 	struct tls_cert_info	 ci;
 	struct evbuffer		*f = evbuffer_new();
 	char			 err[512], *pem = NULL, *text;
+	char			 crt[PATH_MAX], key[PATH_MAX];
+	const char		*saved;
 	size_t			 kl = 0, tl;
+	int			 rc;
 
 	if (f == NULL || (pem = key_pem(a->a_cert_key, &kl)) == NULL) {
 		evbuffer_free(f);
@@ -983,43 +1155,59 @@ after_cert(struct acme *a, const char *chain, size_t len)
 		return;
 	}
 	evbuffer_add(f, pem, kl);
-	OPENSSL_cleanse(pem, kl);
-	free(pem);
 	evbuffer_add(f, chain, len);
 	tl = evbuffer_get_length(f);
 	text = (char *)evbuffer_pullup(f, -1);
-	if (tls_install_pem(a->a_tls, text, tl, err, sizeof(err)) == -1) {
-		OPENSSL_cleanse(text, tl);
-		evbuffer_free(f);
+	rc = tg->t_ip ? tls_ip_install(a->a_tls, tg->t_name, text, tl,
+	    "issued certificate", err, sizeof(err)) :
+	    tls_install_pem(a->a_tls, text, tl, err, sizeof(err));
+	if (rc == -1) {
 		fail(a, F_INSTALL, "the issued certificate is unusable: %s",
 		    err);
-		return;
+		goto out;
 	}
-	if (write_secret(tls_cache_path(a->a_tls), a->a_certdir, text, tl,
-	    err, sizeof(err)) == -1) {
-		/* Served, but a restart would order again: say so. */
-		OPENSSL_cleanse(text, tl);
-		evbuffer_free(f);
+	/* Served, but if not saved a restart would order again: say so. */
+	if (tg->t_ip) {
+		ip_paths(a, tg->t_name, crt, key, sizeof(crt));
+		saved = crt;
+		rc = write_secret(key, a->a_certdir, pem, kl, err,
+		    sizeof(err)) == 0 && write_public(crt, a->a_certdir, chain,
+		    len, err, sizeof(err)) == 0 ? 0 : -1;
+	} else {
+		saved = tls_cache_path(a->a_tls);
+		rc = write_secret(saved, a->a_certdir, text, tl, err,
+		    sizeof(err));
+	}
+	if (rc == -1) {
 		fail(a, F_STORAGE, "cannot save the certificate: %s", err);
-		return;
+		goto out;
 	}
-	OPENSSL_cleanse(text, tl);
-	evbuffer_free(f);
 	EVP_PKEY_free(a->a_cert_key);
 	a->a_cert_key = NULL;
 	withdraw_challenges(a);
-	a->a_backoff_ms = ACME_BACKOFF_MIN_MS;
-	a->a_avoid[0] = '\0';
-	tls_cert_info(a->a_tls, &ci);
+	tg->t_backoff_ms = ACME_BACKOFF_MIN_MS;
+	tg->t_avoid[0] = '\0';
+	target_info(tg, &ci);
 	pthread_mutex_lock(&a->a_lock);
 	a->a_st.as_issued++;
-	a->a_st.as_last_success = time(NULL);
+	a->a_st.as_last_success = tg->t_last_success = time(NULL);
 	a->a_st.as_last_error[0] = '\0';
+	tg->t_last_error[0] = '\0';
 	pthread_mutex_unlock(&a->a_lock);
 	log_info("acme: obtained a certificate for %s from %s (serial %s), "
-	    "saved in %s", a->a_host, ci.ci_issuer, ci.ci_serial,
-	    tls_cache_path(a->a_tls));
-	schedule_renewal(a);
+	    "saved in %s", tg->t_name, ci.ci_issuer, ci.ci_serial, saved);
+	if (tg->t_ip)
+		log_info("acme: DERP node for %s: {\"Name\":\"custom\","
+		    "\"RegionID\":900,\"HostName\":\"%s\"}", tg->t_name,
+		    tg->t_name);
+	a->a_cur = NULL;
+	st_step(a, S_IDLE);
+	schedule_renewal(tg);
+out:
+	OPENSSL_cleanse(pem, kl);
+	free(pem);
+	OPENSSL_cleanse(text, tl);
+	evbuffer_free(f);
 }
 
 /* A response: the nonce first, then errors, then the step's handler. */
@@ -1127,15 +1315,71 @@ step_timer_cb(evutil_socket_t fd, short what, void *arg)
 		req(a, S_ORDER_POLL, a->a_order_url, "", false);
 		break;
 	default:
-		order_begin(a);
 		break;
 	}
+}
+
+/* An address tls.c saw without a certificate: its files, else an order. */
+static void
+want_ip(struct acme *a, const char *ip)
+{
+	struct acme_target	*tg;
+	char			 crt[PATH_MAX], key[PATH_MAX], err[512];
+	char			*k = NULL, *c = NULL, *both = NULL;
+	size_t			 kl, cl;
+
+	for (size_t i = 0; i < a->a_ntargets; i++)
+		if (strcmp(a->a_targets[i]->t_name, ip) == 0)
+			return;		/* ordering or waiting already */
+	if ((tg = target_add(a, ip, true)) == NULL) {
+		log_warnx("acme: no room for a certificate for %s", ip);
+		return;
+	}
+	ip_paths(a, ip, crt, key, sizeof(crt));
+	if (access(crt, F_OK) == 0 && access(key, F_OK) == 0) {
+		if (keys_check_secrecy(key, err, sizeof(err)) == -1)
+			log_warnx("acme: %s; ordering a new certificate", err);
+		else if ((k = read_file(key, TLS_CACHE_MAX, &kl)) != NULL &&
+		    (c = read_file(crt, TLS_CACHE_MAX, &cl)) != NULL &&
+		    (both = malloc(kl + cl + 1)) != NULL) {
+			memcpy(both, k, kl);
+			memcpy(both + kl, c, cl);
+			if (tls_ip_install(a->a_tls, ip, both, kl + cl, crt, err,
+			    sizeof(err)) == 0)
+				log_info("acme: serving %s for %s", crt, ip);
+			else
+				log_info("acme: %s not usable (%s); ordering",
+				    crt, err);
+			OPENSSL_cleanse(both, kl + cl);
+		}
+		if (k != NULL)
+			OPENSSL_cleanse(k, kl);
+		free(k);
+		free(c);
+		free(both);
+	}
+	schedule_renewal(tg);
+}
+
+static void
+want_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct acme	*a = arg;
+	char		 ips[16][64];
+	uint64_t	 v;
+	size_t		 n;
+
+	(void)what;
+	(void)!read(fd, &v, sizeof(v));
+	while ((n = tls_ip_wanted(a->a_tls, ips, 16)) > 0)
+		for (size_t i = 0; i < n; i++)
+			want_ip(a, ips[i]);
 }
 
 /* ---- life -------------------------------------------------------------- */
 
 struct acme *
-acme_new(struct derpd *env, char *err, size_t errlen)
+acme_new(struct derpd *env, bool ipcerts, char *err, size_t errlen)
 {
 	const struct derpd_conf	*c = env->d_conf;
 	struct acme		*a;
@@ -1147,7 +1391,8 @@ acme_new(struct derpd *env, char *err, size_t errlen)
 	pthread_mutex_init(&a->a_lock, NULL);
 	a->a_env = env;
 	a->a_tls = env->d_tls;
-	a->a_backoff_ms = ACME_BACKOFF_MIN_MS;
+	a->a_ipcerts = ipcerts;
+	a->a_want_fd = -1;
 	util_strlcpy(a->a_host, c->dc_hostname, sizeof(a->a_host));
 	util_strlcpy(a->a_certdir, c->dc_certdir, sizeof(a->a_certdir));
 	util_strlcpy(a->a_dir_url, c->dc_acme_directory, sizeof(a->a_dir_url));
@@ -1164,8 +1409,10 @@ acme_new(struct derpd *env, char *err, size_t errlen)
 		goto fail;
 	}
 	a->a_http01 = c->dc_http_port != -1;
-	snprintf(a->a_account_path, sizeof(a->a_account_path),
-	    "%.3800s/acme_account+key", a->a_certdir);
+	/* autocert's account, or derper's IP certificate manager's. */
+	snprintf(a->a_account_path, sizeof(a->a_account_path), ipcerts ?
+	    "%.3800s/acme-account.key" : "%.3800s/acme_account+key",
+	    a->a_certdir);
 	util_strlcpy(a->a_st.as_state, "idle", sizeof(a->a_st.as_state));
 	util_strlcpy(a->a_st.as_directory, a->a_dir_url,
 	    sizeof(a->a_st.as_directory));
@@ -1181,16 +1428,61 @@ acme_new(struct derpd *env, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (ipcerts) {
+		if ((a->a_want_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) ==
+		    -1 || (a->a_want_ev = event_new(env->d_base, a->a_want_fd,
+		    EV_READ | EV_PERSIST, want_cb, a)) == NULL ||
+		    event_add(a->a_want_ev, NULL) == -1) {
+			snprintf(err, errlen, "eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	} else if (target_add(a, c->dc_hostname, false) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return a;
 fail:
 	acme_free(a);
 	return NULL;
 }
 
+/*
+ * -acme-ip-certs at startup: the certificates saved for this host's
+ * addresses are served from the first connection on, as derper reads
+ * them from disk when first asked.
+ */
+static void
+load_saved_ips(struct acme *a)
+{
+	struct ifaddrs	*ifs, *i;
+	char		 ip[64], crt[PATH_MAX], key[PATH_MAX];
+
+	if (getifaddrs(&ifs) == -1)
+		return;
+	for (i = ifs; i != NULL; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+		    i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		util_addr_ip(i->ifa_addr, ip, sizeof(ip));
+		if (strchr(ip, '%') != NULL)
+			continue;	/* link-local with a zone */
+		ip_paths(a, ip, crt, key, sizeof(crt));
+		if (access(crt, F_OK) == 0 && access(key, F_OK) == 0)
+			want_ip(a, ip);
+	}
+	freeifaddrs(ifs);
+}
+
 void
 acme_start(struct acme *a)
 {
-	schedule_renewal(a);
+	if (a->a_ipcerts) {
+		tls_set_want_fd(a->a_tls, a->a_want_fd);
+		load_saved_ips(a);
+		return;		/* want_ip scheduled each */
+	}
+	for (size_t i = 0; i < a->a_ntargets; i++)
+		schedule_renewal(a->a_targets[i]);
 }
 
 void
@@ -1198,8 +1490,18 @@ acme_free(struct acme *a)
 {
 	if (a == NULL)
 		return;
+	if (a->a_ipcerts && a->a_tls != NULL)
+		tls_set_want_fd(a->a_tls, -1);
 	a->a_env = NULL;	/* req_done: an abandoned transfer */
 	auth_curl_free(a->a_curl);
+	for (size_t i = 0; i < a->a_ntargets; i++) {
+		event_free(a->a_targets[i]->t_timer);
+		free(a->a_targets[i]);
+	}
+	if (a->a_want_ev != NULL)
+		event_free(a->a_want_ev);
+	if (a->a_want_fd != -1)
+		close(a->a_want_fd);
 	if (a->a_timer != NULL)
 		event_free(a->a_timer);
 	if (a->a_body != NULL)
@@ -1213,16 +1515,55 @@ acme_free(struct acme *a)
 	free(a);
 }
 
-void
-acme_varz(struct acme *a, struct evbuffer *out)
+/* The earliest end of validity among the certificates a serves; 0 none. */
+static time_t
+first_expiry(struct acme *a)
 {
-	struct acme_status	 st;
+	struct acme_target_info	*ti;
 	struct tls_cert_info	 ci;
+	time_t			 first = 0;
+	size_t			 n;
 
-	if (a == NULL)
+	if (a == NULL || (ti = calloc(TLS_MAX_IPS + 1, sizeof(*ti))) == NULL)
+		return 0;
+	n = acme_targets(a, ti, TLS_MAX_IPS + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (ti[i].ati_ip)
+			tls_ip_info(a->a_tls, ti[i].ati_name, &ci);
+		else
+			tls_cert_info(a->a_tls, &ci);
+		if (ci.ci_present && (first == 0 || ci.ci_not_after < first))
+			first = ci.ci_not_after;
+	}
+	free(ti);
+	return first;
+}
+
+void
+acme_varz(struct acme *a, struct acme *ip, struct evbuffer *out)
+{
+	struct acme_status	 st, s2;
+	time_t			 exp, e2, now = time(NULL);
+
+	if (a == NULL && ip == NULL)
 		return;
-	acme_status(a, &st);
-	tls_cert_info(a->a_tls, &ci);
+	memset(&st, 0, sizeof(st));
+	memset(&s2, 0, sizeof(s2));
+	if (a != NULL)
+		acme_status(a, &st);
+	if (ip != NULL)
+		acme_status(ip, &s2);
+	st.as_attempts += s2.as_attempts;
+	st.as_issued += s2.as_issued;
+	for (int i = 0; acme_fail_reasons[i] != NULL; i++)
+		st.as_fail[i] += s2.as_fail[i];
+	if (s2.as_next_attempt > 0 && (st.as_next_attempt == 0 ||
+	    s2.as_next_attempt < st.as_next_attempt))
+		st.as_next_attempt = s2.as_next_attempt;
+	exp = first_expiry(a);
+	e2 = first_expiry(ip);
+	if (e2 > 0 && (exp == 0 || e2 < exp))
+		exp = e2;
 	evbuffer_add_printf(out,
 	    "# HELP derpd_acme_attempts ACME orders started\n"
 	    "# TYPE derpd_acme_attempts counter\n"
@@ -1239,17 +1580,17 @@ acme_varz(struct acme *a, struct evbuffer *out)
 		    "derpd_acme_failures{reason=\"%s\"} %llu\n",
 		    acme_fail_reasons[i], (unsigned long long)st.as_fail[i]);
 	evbuffer_add_printf(out,
-	    "# HELP derpd_acme_cert_expiry_seconds seconds until the served "
-	    "certificate expires (absent: none yet)\n"
+	    "# HELP derpd_acme_cert_expiry_seconds seconds until the first "
+	    "ACME certificate served expires (absent: none yet)\n"
 	    "# TYPE derpd_acme_cert_expiry_seconds gauge\n");
-	if (ci.ci_present)
+	if (exp > 0)
 		evbuffer_add_printf(out, "derpd_acme_cert_expiry_seconds %lld\n",
-		    (long long)(ci.ci_not_after - time(NULL)));
+		    (long long)(exp - now));
 	evbuffer_add_printf(out,
 	    "# HELP derpd_acme_next_attempt_seconds seconds until the next "
 	    "order or renewal\n"
 	    "# TYPE derpd_acme_next_attempt_seconds gauge\n"
 	    "derpd_acme_next_attempt_seconds %lld\n",
-	    (long long)(st.as_next_attempt > 0 ? st.as_next_attempt -
-	    time(NULL) : 0));
+	    (long long)(st.as_next_attempt > 0 ? st.as_next_attempt - now :
+	    0));
 }

@@ -29,10 +29,13 @@ struct evbuffer;
 
 /*
  * Load (or create, 0600) the account key in -certdir and prepare; nothing
- * is sent until acme_start. NULL with a message in err (a key file that is
+ * is sent until acme_start. ipcerts: the -acme-ip-certs account (derper's
+ * acme-account.key, <ip>.crt|.key, HTTP-01, the short-lived profile), whose
+ * addresses come from tls.c as clients reach them; else -hostname's. NULL with a message in err (a key file that is
  * unreadable, malformed or group/world-accessible).
  */
-struct acme *acme_new(struct derpd *, char *err, size_t errlen);
+struct acme *acme_new(struct derpd *, bool ipcerts, char *err,
+	    size_t errlen);
 /* Begin: issue now when no usable certificate is served, else schedule
  * the renewal. */
 void	acme_start(struct acme *);
@@ -53,11 +56,22 @@ struct acme_status {
 	uint64_t as_fail[16];		/* by reason, acme_fail_reasons */
 };
 void	acme_status(struct acme *, struct acme_status *);
+/* Each name certificates are kept for, and its schedule. */
+struct acme_target_info {
+	char	 ati_name[256];
+	bool	 ati_ip;
+	time_t	 ati_next;		/* next order or renewal; 0 none */
+	time_t	 ati_last_attempt;
+	time_t	 ati_last_success;
+	char	 ati_last_error[512];
+};
+size_t	acme_targets(struct acme *, struct acme_target_info *, size_t max);
 /* The failure reasons, in as_fail order; NULL-terminated. */
 extern const char *const acme_fail_reasons[];
 
-/* The derpd_acme_* families (Prometheus text); NULL acme: none. */
-void	acme_varz(struct acme *, struct evbuffer *out);
+/* The derpd_acme_* families (Prometheus text) of both accounts (either
+ * may be NULL; both NULL: none). */
+void	acme_varz(struct acme *, struct acme *ip, struct evbuffer *out);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,8 @@ static const struct flag_def flags[] = {
 	    "ACME External Account Binding key id (gcp)"),
 	STR("acme-eab-key", dc_acme_eab_key,
 	    "ACME EAB HMAC key, base64 or base64url (gcp)"),
+	{ "acme-ip-certs", FT_BOOL, OFF(dc_acme_ip_certs), 0, 1,
+	    "Let's Encrypt certificates for the addresses clients reach", NULL },
 	STR("acme-directory", dc_acme_directory,
 	    "ACME directory URL (default: by -certmode)"),
 	{ "tls", FT_BOOL, OFF(dc_tls_any_port), 0, 1,
@@ -114,8 +116,6 @@ static const struct flag_def flags[] = {
 	 * which is accepted and changes nothing. "$HOME" in a default is
 	 * the environment's HOME.
 	 */
-	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates",
-	    "false"),
 	NOSUP("secrets-url", FT_STRING, "setec server URL", ""),
 	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix",
 	    "prod/derp"),
@@ -435,18 +435,29 @@ config_certmode(struct derpd_conf *c, char *err, size_t errlen)
 		    "(want manual, letsencrypt or gcp)", c->dc_certmode);
 		return -1;
 	}
-	if (!c->dc_tls || (!le && !gcp))
+	if (!c->dc_tls)
 		return 0;
+	if (c->dc_acme_ip_certs && !le) {
+		snprintf(err, errlen, "-acme-ip-certs: --acme-ip-certs requires "
+		    "--certmode=letsencrypt");
+		return -1;
+	}
+	if (!le && !gcp)
+		return 0;
+	if (c->dc_acme_ip_certs && c->dc_http_port == -1) {
+		snprintf(err, errlen, "-acme-ip-certs: needs -http-port: IP "
+		    "address certificates are validated by HTTP-01");
+		return -1;
+	}
 	if (ip && gcp) {
 		snprintf(err, errlen, "-hostname: --certmode=gcp requires "
 		    "--hostname to be a DNS name, not an IP address");
 		return -1;
 	}
-	if (ip) {
+	if (ip && !c->dc_acme_ip_certs) {
 		snprintf(err, errlen, "-hostname: --hostname is an IP address; "
 		    "use --certmode=manual for a self-signed cert, or set "
-		    "--acme-ip-certs to get LetsEncrypt IP address certs "
-		    "(not supported yet by derpd)");
+		    "--acme-ip-certs to get LetsEncrypt IP address certs");
 		return -1;
 	}
 	if (gcp && (c->dc_acme_eab_kid[0] == '\0' ||

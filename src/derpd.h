@@ -47,6 +47,7 @@ struct derpd_conf {
 	char	 dc_acme_email[256];	/* -acme-email */
 	char	 dc_acme_eab_kid[256];	/* -acme-eab-kid */
 	char	 dc_acme_eab_key[512];	/* -acme-eab-key */
+	bool	 dc_acme_ip_certs;	/* -acme-ip-certs */
 	/* derpd extensions */
 	char	 dc_acme_directory[1024]; /* --acme-directory ("": by mode) */
 	bool	 dc_tls_any_port;	/* --tls: TLS whatever -a's port */
@@ -90,7 +91,8 @@ struct derpd {
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
-	struct acme		*d_acme;	/* NULL: no ACME */
+	struct acme		*d_acme;	/* -hostname's ACME, or NULL */
+	struct acme		*d_acme_ip;	/* -acme-ip-certs, or NULL */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

@@ -174,8 +174,11 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 
-	if (tls_is_acme(env.d_tls) && (env.d_acme = acme_new(&env, err,
-	    sizeof(err))) == NULL)
+	if (tls_is_acme(env.d_tls) && tls_has_hostname_cert(env.d_tls) &&
+	    (env.d_acme = acme_new(&env, false, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (tls_ip_certs(env.d_tls) && (env.d_acme_ip = acme_new(&env, true,
+	    err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 
 	env.d_auth_conf = &conf.dc_auth;
@@ -241,6 +244,8 @@ main(int argc, char **argv)
 	/* Every listener is up: a challenge can be answered. */
 	if (env.d_acme != NULL)
 		acme_start(env.d_acme);
+	if (env.d_acme_ip != NULL)
+		acme_start(env.d_acme_ip);
 
 	log_info("ready");
 	event_base_dispatch(env.d_base);
@@ -259,6 +264,7 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	event_free(ev_hup);
 	acme_free(env.d_acme);
+	acme_free(env.d_acme_ip);
 	control_free(env.d_control);
 	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* tls.c: TLS 1.2+ server context with the DERP meta cert last in the chain. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <time.h>
@@ -51,6 +52,22 @@ struct tls_state {
 	char		 t_http_answer[TLS_ANSWER_MAX];
 	X509		*t_alpn_cert;		/* TLS-ALPN-01, for t_hostname */
 	EVP_PKEY	*t_alpn_key;
+	/*
+	 * -acme-ip-certs: a context per local address clients reached us
+	 * at (ctx NULL until ACME has a certificate for it), and the
+	 * addresses wanted but not yet told to acme.c (t_want_fd, an
+	 * eventfd on the main loop, is written when one is added).
+	 */
+	bool		 t_ipcerts;
+	struct tls_ipslot {
+		char		 is_ip[64];
+		SSL_CTX		*is_ctx;
+		struct tls_cert_info is_info;
+		bool		 is_wanted;	/* told to acme.c */
+	}		 t_ips[TLS_MAX_IPS];
+	size_t		 t_nips;
+	int		 t_want_fd;
+	uint64_t	 t_ips_refused;		/* over TLS_MAX_IPS */
 };
 
 /* ex_data slot marking an SSL that got the TLS-ALPN-01 certificate. */
@@ -228,9 +245,17 @@ sni_cb(SSL *ssl, int *alert, void *arg)
 	struct tls_state	*t = arg;
 	const char		*sni;
 
+	sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	/* -acme-ip-certs: hello_cb chose the address's certificate. */
+	if (t->t_ipcerts && (sni == NULL || util_is_ip_literal(sni)))
+		return SSL_TLSEXT_ERR_OK;
+	if (t->t_is_ip && t->t_ipcerts) {
+		/* An IP-only server: a DNS name has no certificate here. */
+		*alert = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
 	if (t->t_is_ip)
 		return SSL_TLSEXT_ERR_OK;	/* any SNI, or none */
-	sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	if (sni == NULL || strcasecmp(sni, t->t_hostname) != 0) {
 		*alert = SSL_AD_UNRECOGNIZED_NAME;
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -313,6 +338,86 @@ sni_name(const unsigned char *p, size_t len, char *out, size_t outlen)
  * alpn_cb then selects the protocol and the connection closes after the
  * handshake (conn.c). Anything else goes on as usual.
  */
+/* Two IP address texts name the same address (IPv4-mapped IPv6 too). */
+static bool
+ip_equal(const char *a, const char *b)
+{
+	struct in6_addr	 x, y;
+	struct in_addr	 v4;
+
+	if (inet_pton(AF_INET6, a, &x) != 1) {
+		if (inet_pton(AF_INET, a, &v4) != 1)
+			return false;
+		memset(&x, 0, sizeof(x));
+		x.s6_addr[10] = x.s6_addr[11] = 0xff;
+		memcpy(&x.s6_addr[12], &v4, 4);
+	}
+	if (inet_pton(AF_INET6, b, &y) != 1) {
+		if (inet_pton(AF_INET, b, &v4) != 1)
+			return false;
+		memset(&y, 0, sizeof(y));
+		y.s6_addr[10] = y.s6_addr[11] = 0xff;
+		memcpy(&y.s6_addr[12], &v4, 4);
+	}
+	return memcmp(&x, &y, sizeof(x)) == 0;
+}
+
+/*
+ * -acme-ip-certs, a ClientHello with no SNI or an IP address: the
+ * certificate of the address the client reached (getsockname), never of
+ * another one. None yet: the address is handed to acme.c, which orders
+ * one, and this handshake fails (as it would with no certificate at all).
+ */
+static int
+ip_hello(struct tls_state *t, SSL *ssl, const char *sni, int *alert)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sl = sizeof(ss);
+	struct tls_ipslot	*s = NULL;
+	char			 local[64];
+	int			 fd = SSL_get_fd(ssl), rc;
+	bool			 wake = false;
+	uint64_t		 one = 1;
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	util_addr_ip((const struct sockaddr *)&ss, local, sizeof(local));
+	if (sni != NULL && !ip_equal(sni, local)) {
+		*alert = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	pthread_mutex_lock(&t->t_lock);
+	for (size_t i = 0; i < t->t_nips && s == NULL; i++)
+		if (strcmp(t->t_ips[i].is_ip, local) == 0)
+			s = &t->t_ips[i];
+	if (s == NULL && t->t_nips < TLS_MAX_IPS) {
+		s = &t->t_ips[t->t_nips++];
+		memset(s, 0, sizeof(*s));
+		util_strlcpy(s->is_ip, local, sizeof(s->is_ip));
+	} else if (s == NULL)
+		t->t_ips_refused++;
+	if (s != NULL && s->is_ctx != NULL) {
+		rc = SSL_set_SSL_CTX(ssl, s->is_ctx) != NULL;
+		pthread_mutex_unlock(&t->t_lock);
+		if (rc)
+			return SSL_CLIENT_HELLO_SUCCESS;
+		ERR_clear_error();
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (s != NULL && !s->is_wanted) {
+		s->is_wanted = true;
+		wake = t->t_want_fd != -1;
+	}
+	pthread_mutex_unlock(&t->t_lock);
+	if (wake)
+		(void)!write(t->t_want_fd, &one, sizeof(one));
+	*alert = SSL_AD_HANDSHAKE_FAILURE;
+	return SSL_CLIENT_HELLO_ERROR;
+}
+
 static int
 hello_cb(SSL *ssl, int *alert, void *arg)
 {
@@ -320,16 +425,20 @@ hello_cb(SSL *ssl, int *alert, void *arg)
 	const unsigned char	*p;
 	size_t			 len;
 	char			 name[256];
+	bool			 has_sni;
 	int			 ok = 1;
 
-	(void)alert;
-	if (!t->t_acme || !SSL_client_hello_get0_ext(ssl,
+	if (!t->t_acme)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	has_sni = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
+	    &len) && sni_name(p, len, name, sizeof(name));
+	if (t->t_ipcerts && (!has_sni || util_is_ip_literal(name)))
+		return ip_hello(t, ssl, has_sni ? name : NULL, alert);
+	if (!SSL_client_hello_get0_ext(ssl,
 	    TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) ||
 	    !alpn_offers(p, len, TLS_ALPN_ACME))
 		return SSL_CLIENT_HELLO_SUCCESS;
-	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p,
-	    &len) || !sni_name(p, len, name, sizeof(name)) ||
-	    strcasecmp(name, t->t_hostname) != 0)
+	if (!has_sni || strcasecmp(name, t->t_hostname) != 0)
 		return SSL_CLIENT_HELLO_SUCCESS;
 	pthread_mutex_lock(&t->t_lock);
 	if (t->t_alpn_cert != NULL)
@@ -423,9 +532,9 @@ info_fill(struct tls_cert_info *in, X509 *leaf, const char *source)
  * the meta cert last; check the key and the host name. 0 or -1 with err.
  */
 static int
-ctx_set_cert(struct tls_state *t, SSL_CTX *ctx, X509 *leaf,
-    STACK_OF(X509) *chain, EVP_PKEY *pkey, const char *what, char *err,
-    size_t errlen)
+ctx_set_cert_for(struct tls_state *t, SSL_CTX *ctx, X509 *leaf,
+    STACK_OF(X509) *chain, EVP_PKEY *pkey, const char *name, bool is_ip,
+    const char *what, char *err, size_t errlen)
 {
 	int	 ok;
 
@@ -450,15 +559,23 @@ ctx_set_cert(struct tls_state *t, SSL_CTX *ctx, X509 *leaf,
 		    "certificate", what);
 		return -1;
 	}
-	ok = t->t_is_ip ?
-	    X509_check_ip_asc(leaf, t->t_hostname, 0) == 1 :
-	    X509_check_host(leaf, t->t_hostname, 0, 0, NULL) == 1;
+	ok = is_ip ? X509_check_ip_asc(leaf, name, 0) == 1 :
+	    X509_check_host(leaf, name, 0, 0, NULL) == 1;
 	if (!ok) {
 		snprintf(err, errlen, "-hostname: certificate %s is not valid "
-		    "for %s", what, t->t_hostname);
+		    "for %s", what, name);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+ctx_set_cert(struct tls_state *t, SSL_CTX *ctx, X509 *leaf,
+    STACK_OF(X509) *chain, EVP_PKEY *pkey, const char *what, char *err,
+    size_t errlen)
+{
+	return ctx_set_cert_for(t, ctx, leaf, chain, pkey, t->t_hostname,
+	    t->t_is_ip, what, err, errlen);
 }
 
 /* Read every CERTIFICATE block left in bio: the first into *leaf. */
@@ -544,8 +661,9 @@ fail:
  * validity period is refused, as autocert refuses it. NULL with err.
  */
 static SSL_CTX *
-build_ctx_pem(struct tls_state *t, const char *pem, size_t len,
-    const char *what, struct tls_cert_info *info, char *err, size_t errlen)
+build_ctx_pem_for(struct tls_state *t, const char *pem, size_t len,
+    const char *name, bool is_ip, const char *what,
+    struct tls_cert_info *info, char *err, size_t errlen)
 {
 	SSL_CTX		*ctx = NULL;
 	BIO		*bio;
@@ -575,12 +693,14 @@ build_ctx_pem(struct tls_state *t, const char *pem, size_t len,
 		snprintf(err, errlen, "SSL_CTX_new failed");
 		goto fail;
 	}
-	if (ctx_set_cert(t, ctx, leaf, chain, pkey, what, err, errlen) == -1) {
+	if (ctx_set_cert_for(t, ctx, leaf, chain, pkey, name, is_ip, what, err,
+	    errlen) == -1) {
 		SSL_CTX_free(ctx);
 		ctx = NULL;
 		goto fail;
 	}
 	info_fill(info, leaf, what);
+	util_strlcpy(info->ci_name, name, sizeof(info->ci_name));
 fail:
 	ERR_clear_error();
 	BIO_free(bio);
@@ -588,6 +708,14 @@ fail:
 	sk_X509_pop_free(chain, X509_free);
 	EVP_PKEY_free(pkey);
 	return ctx;
+}
+
+static SSL_CTX *
+build_ctx_pem(struct tls_state *t, const char *pem, size_t len,
+    const char *what, struct tls_cert_info *info, char *err, size_t errlen)
+{
+	return build_ctx_pem_for(t, pem, len, t->t_hostname, t->t_is_ip, what,
+	    info, err, errlen);
 }
 
 /* Swap in a new context (and what it serves); the old one is freed. */
@@ -681,6 +809,8 @@ tls_new(const struct derpd_conf *conf, const uint8_t pub[32], char *err,
 	util_strlcpy(t->t_hostname, conf->dc_hostname, sizeof(t->t_hostname));
 	t->t_is_ip = util_is_ip_literal(conf->dc_hostname);
 	t->t_acme = strcmp(conf->dc_certmode, "manual") != 0;
+	t->t_ipcerts = t->t_acme && conf->dc_acme_ip_certs;
+	t->t_want_fd = -1;
 	if (tls_meta_cert(pub, &t->t_meta, &t->t_meta_key) == -1) {
 		snprintf(err, errlen, "cannot build meta certificate");
 		goto fail;
@@ -699,6 +829,8 @@ tls_new(const struct derpd_conf *conf, const uint8_t pub[32], char *err,
 			snprintf(err, errlen, "SSL_CTX_new failed");
 			goto fail;
 		}
+		if (t->t_is_ip)
+			return t;	/* IP-only: certificates per address */
 		if (load_cache(t, why, sizeof(why)) == 0)
 			log_info("tls: serving %s from the certificate cache",
 			    t->t_cache);
@@ -749,6 +881,8 @@ tls_free(struct tls_state *t)
 	EVP_PKEY_free(t->t_meta_key);
 	X509_free(t->t_alpn_cert);
 	EVP_PKEY_free(t->t_alpn_key);
+	for (size_t i = 0; i < t->t_nips; i++)
+		SSL_CTX_free(t->t_ips[i].is_ctx);
 	pthread_mutex_destroy(&t->t_lock);
 	free(t);
 }
@@ -770,6 +904,8 @@ tls_reload(struct tls_state *t, char *err, size_t errlen)
 	struct tls_cert_info	 in;
 	SSL_CTX			*nctx;
 
+	if (t->t_acme && t->t_is_ip)
+		return 0;	/* IP certificates: acme.c keeps them */
 	if (t->t_acme)
 		return load_cache(t, err, errlen);
 	if ((nctx = build_ctx(t, &in, err, errlen)) == NULL)
@@ -910,4 +1046,88 @@ out:
 	X509_free(x);
 	EVP_PKEY_free(k);
 	return rc;
+}
+
+bool
+tls_ip_certs(const struct tls_state *t)
+{
+	return t != NULL && t->t_ipcerts;
+}
+
+bool
+tls_has_hostname_cert(const struct tls_state *t)
+{
+	return t != NULL && !(t->t_acme && t->t_is_ip);
+}
+
+void
+tls_set_want_fd(struct tls_state *t, int fd)
+{
+	pthread_mutex_lock(&t->t_lock);
+	t->t_want_fd = fd;
+	pthread_mutex_unlock(&t->t_lock);
+}
+
+size_t
+tls_ip_wanted(struct tls_state *t, char (*out)[64], size_t max)
+{
+	size_t	 n = 0;
+
+	pthread_mutex_lock(&t->t_lock);
+	for (size_t i = 0; i < t->t_nips && n < max; i++)
+		if (t->t_ips[i].is_wanted) {
+			t->t_ips[i].is_wanted = false;
+			util_strlcpy(out[n++], t->t_ips[i].is_ip, 64);
+		}
+	pthread_mutex_unlock(&t->t_lock);
+	return n;
+}
+
+int
+tls_ip_install(struct tls_state *t, const char *ip, const char *pem,
+    size_t len, const char *what, char *err, size_t errlen)
+{
+	struct tls_cert_info	 in;
+	SSL_CTX			*nctx, *old = NULL;
+	struct tls_ipslot	*s = NULL;
+
+	if ((nctx = build_ctx_pem_for(t, pem, len, ip, true, what, &in, err,
+	    errlen)) == NULL)
+		return -1;
+	pthread_mutex_lock(&t->t_lock);
+	for (size_t i = 0; i < t->t_nips && s == NULL; i++)
+		if (strcmp(t->t_ips[i].is_ip, ip) == 0)
+			s = &t->t_ips[i];
+	if (s == NULL && t->t_nips < TLS_MAX_IPS) {
+		s = &t->t_ips[t->t_nips++];
+		memset(s, 0, sizeof(*s));
+		util_strlcpy(s->is_ip, ip, sizeof(s->is_ip));
+	}
+	if (s != NULL) {
+		old = s->is_ctx;
+		s->is_ctx = nctx;
+		s->is_info = in;
+		nctx = NULL;
+	}
+	pthread_mutex_unlock(&t->t_lock);
+	SSL_CTX_free(old);
+	if (nctx != NULL) {
+		SSL_CTX_free(nctx);
+		snprintf(err, errlen, "more than %d addresses", TLS_MAX_IPS);
+		return -1;
+	}
+	return 0;
+}
+
+void
+tls_ip_info(struct tls_state *t, const char *ip, struct tls_cert_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&t->t_lock);
+	for (size_t i = 0; i < t->t_nips; i++)
+		if (strcmp(t->t_ips[i].is_ip, ip) == 0 &&
+		    t->t_ips[i].is_ctx != NULL)
+			*out = t->t_ips[i].is_info;
+	pthread_mutex_unlock(&t->t_lock);
+	util_strlcpy(out->ci_name, ip, sizeof(out->ci_name));
 }

@@ -21,6 +21,7 @@ struct derpd_conf;
 #define TLS_TOKEN_MAX	256	/* an HTTP-01 token */
 #define TLS_ANSWER_MAX	512	/* its key authorization */
 #define TLS_CACHE_MAX	(1024 * 1024)	/* an ACME cache file */
+#define TLS_MAX_IPS	64	/* -acme-ip-certs: local addresses */
 
 /* The certificate being served, for derpctl show certs and metrics. */
 struct tls_cert_info {
@@ -77,6 +78,24 @@ bool	tls_http_challenge(struct tls_state *, const char *token, char *out,
  * to ClientHellos offering "acme-tls/1"; NULL removes it. 0 or -1.
  */
 int	tls_set_alpn_challenge(struct tls_state *, const unsigned char *digest);
+/*
+ * -acme-ip-certs. tls_ip_certs: on. tls_has_hostname_cert: false for an
+ * IP-only server (an IP -hostname), which has certificates per address
+ * only. A handshake with no SNI or an IP SNI (equal to the address the
+ * client reached) gets that address's certificate; when there is none the
+ * handshake fails and the address is remembered and signalled by writing
+ * 1 to the eventfd given to tls_set_want_fd; tls_ip_wanted takes those
+ * addresses (each once). tls_ip_install serves the cache text pem (key,
+ * chain) for ip; tls_ip_info says what is served for ip.
+ */
+bool	tls_ip_certs(const struct tls_state *);
+bool	tls_has_hostname_cert(const struct tls_state *);
+void	tls_set_want_fd(struct tls_state *, int fd);
+size_t	tls_ip_wanted(struct tls_state *, char (*out)[64], size_t max);
+int	tls_ip_install(struct tls_state *, const char *ip, const char *pem,
+	    size_t len, const char *what, char *err, size_t errlen);
+void	tls_ip_info(struct tls_state *, const char *ip,
+	    struct tls_cert_info *);
 /* Whether this SSL handshook for TLS-ALPN-01 (close it after). */
 bool	tls_ssl_is_challenge(SSL *);
 /* Certificate file base name: hostname without chars outside [A-Za-z0-9.-]. */

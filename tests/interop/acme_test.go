@@ -203,6 +203,7 @@ type pebbleOpts struct {
 	Validity          int               // seconds; 0: 90 days
 	EAB               map[string]string // kid -> base64url key: EAB required
 	NonceReject       bool              // Pebble's default 5% badNonce
+	Profile           string            // the one profile's name; "" default
 }
 
 func startPebble(t *testing.T, o pebbleOpts) *pebble {
@@ -227,7 +228,7 @@ func startPebble(t *testing.T, o pebbleOpts) *pebble {
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm":                   "ecdsa",
 		// One profile: Pebble picks a random one for orders naming none.
-		"profiles": map[string]any{"default": map[string]any{
+		"profiles": map[string]any{cmpOr(o.Profile, "default"): map[string]any{
 			"description": "test", "validityPeriod": validity}},
 	}}
 	b, _ := json.Marshal(cfg)
@@ -697,5 +698,87 @@ func TestACMEDerperCertdir(t *testing.T) {
 	}
 	if l2, _ := x509.ParseCertificate(gc2.Certificate[0]); !l2.Equal(dLeaf) {
 		t.Fatalf("autocert loaded a different certificate from derpd's certdir")
+	}
+}
+
+// TestACMEIPCerts: -acme-ip-certs with an IP -hostname (an IP-only relay):
+// a client that connects to 127.0.0.1 with no SNI makes derpd order a
+// short-lived certificate for that address (HTTP-01); its handshake fails
+// while there is none, the next ones get it, and the real client relays
+// verifying the IP SAN. derper's files; after a restart the saved
+// certificate is served from the first connection, with no new order. A
+// client naming another address in SNI is refused.
+func TestACMEIPCerts(t *testing.T) {
+	tlsPort, httpPort := freePort(t), freePort(t)
+	p := startPebble(t, pebbleOpts{HTTPPort: httpPort, TLSPort: tlsPort,
+		Profile: "shortlived", Validity: 518400})
+	certDir := filepath.Join(t.TempDir(), "certs")
+	args := []string{"-certmode", "letsencrypt", "-tls", "-hostname", "127.0.0.1",
+		"-acme-ip-certs", "-certdir", certDir, "-acme-directory", p.DirURL,
+		"-http-port", strconv.Itoa(httpPort)}
+	start := func() *derpd {
+		d := startDerpd(t, derpdOpts{ACME: true, CertHostname: "127.0.0.1", Port: tlsPort,
+			NoSTUN: true, ExtraArgs: args, Env: []string{"SSL_CERT_FILE=" + p.CAFile}})
+		d.CertPool = p.Roots
+		return d
+	}
+	d := start()
+	time.Sleep(200 * time.Millisecond)
+	if d.logContains("acme: ordering") {
+		t.Fatalf("an order before any client:\n%s", d.logs())
+	}
+	dial := func(sni string) (*x509.Certificate, error) {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", d.Addr,
+			&tls.Config{ServerName: sni, RootCAs: p.Roots})
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0], nil
+	}
+	t0 := time.Now()
+	if _, err := dial("127.0.0.1"); err == nil {
+		t.Fatalf("a handshake succeeded before there was a certificate")
+	}
+	waitFor(t, 30*time.Second, "the IP certificate", func() bool {
+		return d.logContains("acme: obtained a certificate for 127.0.0.1")
+	})
+	t.Logf("first connection to certificate for 127.0.0.1: %v", time.Since(t0).Round(time.Millisecond))
+	leaf, err := dial("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Fatalf("leaf IP SANs %v", leaf.IPAddresses)
+	}
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life > 7*24*time.Hour {
+		t.Errorf("lifetime %v: not the short-lived profile", life)
+	}
+	if !d.logContains("answering http-01 for 127.0.0.1") {
+		t.Errorf("not HTTP-01:\n%s", d.logs())
+	}
+	// Another address in the SNI than the one reached: refused.
+	if _, err := dial("127.0.0.2"); err == nil {
+		t.Errorf("SNI 127.0.0.2 on a connection to 127.0.0.1 was served")
+	}
+	relayOnce(t, d)
+	for f, want := range map[string]os.FileMode{"acme-account.key": 0o600,
+		"127.0.0.1.key": 0o600, "127.0.0.1.crt": 0o644} {
+		if m := fileMode(t, filepath.Join(certDir, f)); m != want {
+			t.Errorf("%s: mode %o, want %o", f, m, want)
+		}
+	}
+	d.stop()
+
+	d = start()
+	got, err := dial("127.0.0.1")
+	if err != nil {
+		t.Fatalf("after a restart, the first connection: %v", err)
+	}
+	if !got.Equal(leaf) {
+		t.Fatalf("after a restart a different certificate is served")
+	}
+	if v := mustMetric(t, d.varz(t), "derpd_acme_attempts"); v != 0 {
+		t.Fatalf("derpd_acme_attempts = %v after a restart with a saved certificate", v)
 	}
 }

@@ -215,7 +215,6 @@ TEST_F(Config, UnsupportedDerperFlags)
 		{ "-rate-config=/etc/rate.json" },
 		{ "-accept-connection-limit=10" },
 		{ "-accept-connection-burst", "5" },
-		{ "-acme-ip-certs" },
 		{ "-ace" },
 	};
 	for (const auto &args : cases) {
@@ -232,8 +231,7 @@ TEST_F(Config, UnsupportedDerperFlags)
 	    { "-ace=true" }, { "-accept-connection-limit", "100" },
 	    { "-accept-connection-burst=9223372036854775806" },
 	    { "-secrets-path-prefix", "dev/derp" },
-	    { "-secrets-cache-dir=/var/cache/x" }, { "-rate-config", " " },
-	    { "-acme-ip-certs=1" } }) {
+	    { "-secrets-cache-dir=/var/cache/x" }, { "-rate-config", " " } }) {
 		std::string e = ParseErr(args);
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
 	}
@@ -457,6 +455,12 @@ TEST_F(Config, AcmeCombinations)
 		{ { "-hostname", "d.e", "-acme-directory", "http://ca/dir" },
 		    "not an https:// URL" },
 		{ { "-certmode", "bogus", "-a", ":8080" }, "unsupport cert mode" },
+		{ { "-certmode", "manual", "-acme-ip-certs" },
+		    "--acme-ip-certs requires --certmode=letsencrypt" },
+		{ { "-certmode", "gcp", "-hostname", "d.e", "-acme-ip-certs" },
+		    "--acme-ip-certs requires --certmode=letsencrypt" },
+		{ { "-hostname", "192.0.2.1", "-acme-ip-certs", "-http-port",
+		    "-1" }, "needs -http-port" },
 	};
 	for (const auto &tc : cases) {
 		std::vector<std::string> args = { "-c", "/tmp/k" };
@@ -466,6 +470,14 @@ TEST_F(Config, AcmeCombinations)
 		EXPECT_EQ(Finish(), -1) << Join(args);
 		EXPECT_NE(std::string(err_).find(tc.want), std::string::npos)
 		    << err_;
+	}
+	// An IP-only relay, and a name with IP certificates beside it.
+	for (const char *host : { "192.0.2.1", "2001:db8::1", "d.e" }) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-hostname", host,
+		    "-acme-ip-certs" }), CONFIG_OK);
+		ASSERT_EQ(Finish(), 0) << host << ": " << err_;
+		EXPECT_TRUE(c_.dc_acme_ip_certs);
 	}
 	// gcp with all three: Google's directory; both base64 forms of a key.
 	for (const char *key : { "c2VjcmV0LWtleQ", "c2VjcmV0LWtleQ==" }) {
