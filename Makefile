@@ -68,6 +68,7 @@ SRC	 = src/config.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/mesh.c \
+	   src/notify.c \
 	   src/peer.c \
 	   src/pktq.c \
 	   src/reload.c \
@@ -105,6 +106,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \
 	   tests/unit/mesh_test.cc \
+	   tests/unit/notify_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \
@@ -116,6 +118,7 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/mesh_test.cc \
+	   tests/integration/notify_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \

@@ -20,6 +20,7 @@
 #include "listener.h"
 #include "log.h"
 #include "mesh.h"
+#include "notify.h"
 #include "peer.h"
 #include "reload.h"
 #include "stun_server.h"
@@ -44,6 +45,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" :
 	    "SIGTERM");
+	notify_send("STOPPING=1\nSTATUS=shutting down");
 	event_base_loopbreak(env->d_base);
 }
 
@@ -234,7 +236,9 @@ main(int argc, char **argv)
 		if (worker_start(env.d_workers[i]) == -1)
 			fatalx("cannot start worker %d", i);
 
+	/* Every listener (TCP, STUN, admin socket) is bound by now. */
 	log_info("ready");
+	notify_ready("ready");
 	event_base_dispatch(env.d_base);
 
 	/* Orderly teardown: stop everyone, then free in reverse. */
