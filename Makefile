@@ -93,7 +93,8 @@ AUTH	 = auth/auth.c \
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \
 	   admin/output_text.c \
-	   admin/parser.c
+	   admin/parser.c \
+	   admin/top.c
 
 TESTLIB	 = tests/lib/derpc.c
 
@@ -101,6 +102,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
+	   tests/unit/derpctl_top_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
@@ -124,6 +126,7 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc \
+	   tests/integration/top_test.cc \
 	   tests/integration/websocket_test.cc
 
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
@@ -181,6 +184,10 @@ $(B)/loadgen: $(B)/tests/bench/loadgen.o $(B)/libderpd.a
 
 $(B)/tests/unit/derpctl_test: $(B)/tests/unit/derpctl_test.o $(B)/admin/parser.o \
 	$(B)/admin/output_text.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
+$(B)/tests/unit/derpctl_top_test: $(B)/tests/unit/derpctl_top_test.o \
+	$(B)/admin/top.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a

@@ -18,6 +18,7 @@ _derpctl_patterns=(
 	"log verbose"
 	"log brief"
 	"monitor"
+	"top"
 )
 
 # Keys of the connected clients, one per line; nothing if derpd is not
