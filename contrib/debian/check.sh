@@ -1,8 +1,9 @@
 #!/bin/sh
 # check.sh B: make check-deb. Checks the .deb that build.sh made in B/deb:
 # lintian finds no error or warning; it holds every file it must, with
-# the right modes; its unit runs /usr/sbin/derpd; the packaged derpd runs.
-# Nothing is installed on this machine.
+# the right modes; its unit runs /usr/sbin/derpd and systemd-analyze
+# accepts it; its sysusers.d and tmpfiles.d entries work (in a scratch
+# root); the packaged derpd runs. Nothing is installed on this machine.
 set -eu
 B=${1:-build}
 cd "$(dirname "$0")/../.."
@@ -48,6 +49,32 @@ grep -q '^u derpd ' "$x/usr/lib/sysusers.d/derpd.conf" ||
     { echo "check-deb: sysusers.d entry lacks the derpd user" >&2; fail=1; }
 dpkg-deb -I "$deb" postinst | grep -q 'systemd-sysusers derpd.conf' ||
     { echo "check-deb: postinst does not create the user" >&2; fail=1; }
+# systemd's own tools, on the packaged files, if this machine has them
+# (not PID 1: nothing is started): the unit parses without a complaint,
+# and the sysusers.d and tmpfiles.d entries make the user and the
+# certificate directory in a scratch root.
+if command -v systemd-analyze >/dev/null; then
+	sed "s|=/usr/sbin/|=$PWD/$x/usr/sbin/|" "$unit" >"$B/deb/derpd.service"
+	msg=$(systemd-analyze verify --man=no "$B/deb/derpd.service" 2>&1) ||
+	    msg="exit $? $msg"
+	[ -z "$msg" ] || { echo "check-deb: unit: $msg" >&2; fail=1; }
+	rm -f "$B/deb/derpd.service"
+fi
+if command -v systemd-sysusers >/dev/null &&
+    command -v systemd-tmpfiles >/dev/null; then
+	r=$PWD/$B/deb/sysroot
+	rm -rf "$r"
+	mkdir -p "$r/etc"
+	systemd-sysusers --root="$r" \
+	    "$PWD/$x/usr/lib/sysusers.d/derpd.conf" >/dev/null 2>&1 || true
+	systemd-tmpfiles --root="$r" --create \
+	    "$PWD/$x/usr/lib/tmpfiles.d/derpd.conf" >/dev/null 2>&1 || true
+	uid=$(awk -F: '$1 == "derpd" { print $3 }' "$r/etc/passwd")
+	[ -n "$uid" ] || { echo "check-deb: sysusers made no derpd user" >&2; fail=1; }
+	[ "$(stat -c '%a %u' "$r/etc/derpd/certs" 2>/dev/null)" = "750 $uid" ] ||
+	    { echo "check-deb: tmpfiles did not make /etc/derpd/certs 0750 derpd" >&2; fail=1; }
+	rm -rf "$r"
+fi
 "$x/usr/sbin/derpd" -version | grep -q "^derpd " ||
     { echo "check-deb: packaged derpd does not run" >&2; fail=1; }
 rm -rf "$x"
