@@ -51,7 +51,7 @@ protected:
 			Sh(tmux_ + " kill-server >/dev/null 2>&1");
 		DerpdTest::TearDown();
 	}
-	std::string tmux_;	// "tmux -S <socket>"
+	std::string tmux_;	// "tmux -f /dev/null -S <socket>"
 };
 
 // The line of the screen that holds needle, "" if none.
@@ -88,7 +88,7 @@ TEST_F(TopTest, LiveViewInTmuxShowsAClientAndQuitsOnQ)
 	    "sleep 0.1; done";
 	std::thread traffic([&] { Sh(sender); });
 
-	tmux_ = "tmux -S " + d.dir + "/tmux.sock";
+	tmux_ = "tmux -f /dev/null -S " + d.dir + "/tmux.sock";
 	std::string rc = d.dir + "/top.rc";
 	std::string cmd = tmux_ + " new-session -d -s top -x 132 -y 30 '" +
 	    BinDir() + "derpctl -s " + ro + " top -d 0.5; echo exit=$? >" +
