@@ -10,6 +10,7 @@
 #   make soak       15,000 clients and hostile traffic against an ASan derpd
 #                   for at most 5 minutes; prints its figures and checks
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        a Debian package (contrib/debian/build.sh, dpkg-deb)
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -70,6 +71,7 @@ SRC	 = src/acme.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/mesh.c \
+	   src/notify.c \
 	   src/peer.c \
 	   src/pktq.c \
 	   src/reload.c \
@@ -93,7 +95,8 @@ AUTH	 = auth/auth.c \
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \
 	   admin/output_text.c \
-	   admin/parser.c
+	   admin/parser.c \
+	   admin/top.c
 
 TESTLIB	 = tests/lib/derpc.c
 
@@ -102,12 +105,14 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/auth_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
+	   tests/unit/derpctl_top_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
 	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \
 	   tests/unit/mesh_test.cc \
+	   tests/unit/notify_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/stun_test.cc \
@@ -119,10 +124,12 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/mesh_test.cc \
+	   tests/integration/notify_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc \
+	   tests/integration/top_test.cc \
 	   tests/integration/websocket_test.cc
 
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
@@ -183,6 +190,10 @@ $(B)/tests/unit/derpctl_test: $(B)/tests/unit/derpctl_test.o $(B)/admin/parser.o
 	$(B)/admin/output_text.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
+$(B)/tests/unit/derpctl_top_test: $(B)/tests/unit/derpctl_top_test.o \
+	$(B)/admin/top.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
@@ -200,7 +211,7 @@ deps:
 JOBS	?= 2
 
 CHECK_TIERS = check-unit check-fuzz-replay check-integration check-interop \
-	    check-man
+	    check-man check-deb
 
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
@@ -307,24 +318,42 @@ bench: $(B)/derpd $(B)/loadgen
 
 UNITDIR	?= /etc/systemd/system
 COMPDIR	?= $(PREFIX)/share/bash-completion/completions
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 install: $(B)/derpd $(B)/derpctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/derpd $(DESTDIR)$(SBINDIR)/derpd
 	install -m 0755 $(B)/derpctl $(DESTDIR)$(SBINDIR)/derpctl
 	install -m 0644 man/derpd.8 man/derpctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/derpd-admission.7 man/derpd-control.7 \
 	    $(DESTDIR)$(MANDIR)/man7/
-	install -m 0644 contrib/systemd/derpd.service $(DESTDIR)$(UNITDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' contrib/systemd/derpd.service.in \
+	    >$(DESTDIR)$(UNITDIR)/derpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/derpd.service
+	install -m 0644 contrib/systemd/derpd.sysusers \
+	    $(DESTDIR)$(SYSUSERSDIR)/derpd.conf
+	install -m 0644 contrib/systemd/derpd.tmpfiles \
+	    $(DESTDIR)$(TMPFILESDIR)/derpd.conf
 	install -m 0644 contrib/completion/derpctl.bash \
 	    $(DESTDIR)$(COMPDIR)/derpctl
+
+# make deb: $(B)/deb/derpd_<version>_<arch>.deb with dpkg-deb alone
+# (contrib/debian/build.sh: make install with PREFIX=/usr into a staging
+# root). check-deb runs lintian on it and checks its contents.
+deb: $(B)/derpd $(B)/derpctl
+	@sh contrib/debian/build.sh $(B)
+
+check-deb: deb
+	@sh contrib/debian/check.sh $(B)
 
 clean:
 	rm -rf build
 
 .PHONY: all deps check check-unit check-fuzz-replay check-integration \
-	check-interop check-man fuzz \
+	check-interop check-man check-deb deb fuzz \
 	asan tsan soak run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \

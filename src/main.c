@@ -21,6 +21,7 @@
 #include "listener.h"
 #include "log.h"
 #include "mesh.h"
+#include "notify.h"
 #include "peer.h"
 #include "reload.h"
 #include "stun_server.h"
@@ -45,6 +46,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" :
 	    "SIGTERM");
+	notify_send("STOPPING=1\nSTATUS=shutting down");
 	event_base_loopbreak(env->d_base);
 }
 
@@ -247,7 +249,9 @@ main(int argc, char **argv)
 	if (env.d_acme_ip != NULL)
 		acme_start(env.d_acme_ip);
 
+	/* Every listener (TCP, STUN, admin socket) is bound by now. */
 	log_info("ready");
+	notify_ready("ready");
 	event_base_dispatch(env.d_base);
 
 	/* Orderly teardown: stop everyone, then free in reverse. */

@@ -19,6 +19,7 @@ _derpctl_patterns=(
 	"log verbose"
 	"log brief"
 	"monitor"
+	"top"
 )
 
 # Keys of the connected clients, one per line; nothing if derpd is not
