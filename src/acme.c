@@ -168,6 +168,7 @@ struct acme {
 };
 
 static void	order_begin(struct acme *, struct acme_target *);
+static void	load_saved_ips(struct acme *);
 static void	req_send(struct acme *);
 
 /* ---- status ---------------------------------------------------------- */
@@ -1440,6 +1441,12 @@ acme_new(struct derpd *env, bool ipcerts, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	/*
+	 * Saved address certificates before the listeners open, so the
+	 * first connection gets one; their timers run once the loop does.
+	 */
+	if (ipcerts)
+		load_saved_ips(a);
 	return a;
 fail:
 	acme_free(a);
@@ -1478,8 +1485,7 @@ acme_start(struct acme *a)
 {
 	if (a->a_ipcerts) {
 		tls_set_want_fd(a->a_tls, a->a_want_fd);
-		load_saved_ips(a);
-		return;		/* want_ip scheduled each */
+		return;		/* load_saved_ips scheduled each */
 	}
 	for (size_t i = 0; i < a->a_ntargets; i++)
 		schedule_renewal(a->a_targets[i]);
