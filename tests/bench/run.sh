@@ -3,7 +3,8 @@
 # in one run, on loopback. Each server gets CPU 1, the load generator CPU 0.
 # Prints one line per window and a summary of medians and ratios, then the
 # callgrind instruction count per relayed packet for derpd.
-# Knobs: BENCH_SECS (default 3), BENCH_ROUNDS (default 3), BENCH_PAIRS (4).
+# Knobs: BENCH_SECS (default 3), BENCH_ROUNDS (default 3), BENCH_PAIRS (4),
+# BENCH_ONLY=real (only the derphttp section), BENCH_IDLE=0 (no idle runs).
 set -eu
 B=$1
 SECS=${BENCH_SECS:-3}
@@ -145,6 +146,7 @@ run_mesh_window() {	# server window -> appends a result line
 	echo "$1 $line" | tee -a "$T/results"
 }
 
+if [ "${BENCH_ONLY:-all}" != real ]; then
 : >"$T/results"
 for w in 32 0; do
 	r=0
@@ -204,6 +206,84 @@ END {
 			    mp["derpd"] / mp["derper"], mc["derpd"] / mc["derper"]
 	}
 }' "$T/results"
+
+fi
+
+# ---- the real client: tailscale.com's derphttp as the generator -------
+# (tests/interop/cmd/derpload): one Send, one frame, one write (one TLS
+# record) per packet, as real nodes send. Server on CPU 1, generator on
+# CPU 0; 4 pairs, 32 in flight each, 1200-byte packets, with 100-byte
+# round trips measured meanwhile (the server under a CPU quota, below);
+# idle clients at 5,000 and 10,000 (the
+# slope is the cost of one more); accepts. BENCH_IDLE=0 skips idle.
+if [ -n "$DERPER" ]; then
+	echo
+	echo "bench: building derpload (derphttp clients)"
+	(cd "$(dirname "$0")/../interop" && go build -o "$T/derpload" \
+	    ./cmd/derpload)
+	DL=$T/derpload
+	: >"$T/real"
+	# The server is made the bottleneck: a CPU quota of BENCH_QUOTA percent
+	# of one core (default 30) through the cgroup v1 cpu controller, for
+	# the relay and accept runs; without it the Go generator saturates
+	# first and both servers look alike.
+	QUOTA=${BENCH_QUOTA:-30}
+	CG=/sys/fs/cgroup/cpu/derpbench-$$
+	if mkdir "$CG" 2>/dev/null &&
+	    echo 100000 >"$CG/cpu.cfs_period_us" &&
+	    echo $((QUOTA * 1000)) >"$CG/cpu.cfs_quota_us"; then
+		echo "bench: server CPU quota $QUOTA% of a core ($CG)"
+		trap 'kill $(cat "$T"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 0.2; rmdir "$CG" 2>/dev/null; rm -rf "$T"' EXIT
+	else
+		echo "bench: no cgroup cpu controller: no server quota (the generator may saturate first)"
+		CG=
+	fi
+	real_start() {	# server mode [quota]
+		if [ "$1" = derpd ]; then start_derpd "$2"; CA=$T/certs/127.0.0.1.crt
+		else start_derper "$2"; CA=$T/gocerts/127.0.0.1.crt; fi
+		if [ -n "$CG" ] && [ "${3:-}" = quota ]; then
+			echo "$(cat "$T/server.pid")" >"$CG/cgroup.procs"
+		fi
+		if [ "$2" = tls ]; then URL=https://127.0.0.1:$PORT/derp; CAF="-ca $CA"
+		else URL=http://127.0.0.1:$PORT/derp; CAF=; fi
+	}
+	for mode in http tls; do
+		r=0
+		while [ $r -lt "$ROUNDS" ]; do
+			if [ $((r % 2)) = 0 ]; then order="derpd derper"
+			else order="derper derpd"; fi
+			for s in $order; do
+				real_start "$s" "$mode" quota
+				# shellcheck disable=SC2086
+				taskset -c 0 "$DL" -url "$URL" $CAF -mode relay \
+				    -pairs "$PAIRS" -window 32 -secs "$SECS" -probe \
+				    -pid "$(cat "$T/server.pid")" \
+				    -label "$s net=$mode " | tee -a "$T/real"
+				# shellcheck disable=SC2086
+				taskset -c 0 "$DL" -url "$URL" $CAF -mode accept \
+				    -n 2000 -pid "$(cat "$T/server.pid")" \
+				    -label "$s net=$mode " | tee -a "$T/real"
+				stop_server
+			done
+			r=$((r + 1))
+		done
+		if [ "${BENCH_IDLE:-1}" = 1 ]; then
+			for s in derpd derper; do
+				for n in 5000 10000; do
+					real_start "$s" "$mode"
+					# shellcheck disable=SC2086
+					"$DL" -url "$URL" $CAF -mode idle -n $n \
+					    -pid "$(cat "$T/server.pid")" \
+					    -label "$s net=$mode " | tee -a "$T/real"
+					stop_server
+				done
+			done
+		fi
+	done
+	echo
+	echo "real client (derphttp), medians; ratio = derpd / derper:"
+	awk -f "$(dirname "$0")/real.awk" "$T/real"
+fi
 
 if command -v valgrind >/dev/null 2>&1; then
 	echo
