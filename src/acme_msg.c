@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: ISC */
 /* acme_msg.c: ACME message parsers and encodings; pure (see acme_msg.h). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "acme_msg.h"
 #include "util.h"
@@ -195,84 +198,87 @@ acme_problem_short(const char *type)
 	return "other";
 }
 
-static const char b64url_tab[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 size_t
 acme_b64url(const uint8_t *in, size_t n, char *out, size_t outlen)
 {
-	size_t	 need = (n / 3) * 4 + (n % 3 == 0 ? 0 : n % 3 + 1), j = 0;
+	size_t	 need = (n + 2) / 3 * 4, len;
+	char	*tmp;
 
-	if (outlen < need + 1)
+	if (outlen < need + 1 || n > INT_MAX / 2 || (tmp = malloc(need +
+	    1)) == NULL)
 		return 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		size_t left = n - i;
-		if (left > 1)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (left > 2)
-			v |= in[i + 2];
-		out[j++] = b64url_tab[(v >> 18) & 63];
-		out[j++] = b64url_tab[(v >> 12) & 63];
-		if (left > 1)
-			out[j++] = b64url_tab[(v >> 6) & 63];
-		if (left > 2)
-			out[j++] = b64url_tab[v & 63];
-	}
-	out[j] = '\0';
-	return j;
+	/* OpenSSL's base64, then the URL alphabet without padding. */
+	EVP_EncodeBlock((unsigned char *)tmp, in, (int)n);
+	for (len = 0; len < need && tmp[len] != '='; len++)
+		out[len] = tmp[len] == '+' ? '-' : tmp[len] == '/' ? '_' :
+		    tmp[len];
+	out[len] = '\0';
+	free(tmp);
+	return len;
 }
 
-static int
-b64_val(char c, bool url)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == (url ? '-' : '+'))
-		return 62;
-	if (c == (url ? '_' : '/'))
-		return 63;
-	return -1;
-}
-
-/* One alphabet; padding required (std) or refused (url). */
+/*
+ * One alphabet (url: '-' '_' and no padding; else '+' '/' and padding
+ * to a multiple of 4) through OpenSSL's decoder; -1 when malformed or
+ * longer than outlen.
+ */
 static int
 b64_decode_one(const char *in, bool url, uint8_t *out, size_t outlen)
 {
-	size_t	 len = strlen(in), n = 0, pad = 0;
-	uint32_t acc = 0;
-	int	 bits = 0;
+	size_t	 len = strlen(in), pad = 0, full, i;
+	char	*std;
+	uint8_t	*dec;
+	int	 n;
 
+	if (len == 0 || len > 4096)
+		return -1;
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || (url ? c == '-' || c == '_' :
+		    c == '+' || c == '/' || (c == '=' && i >= len - 2));
+		if (!ok)
+			return -1;
+	}
 	if (!url) {
 		if (len % 4 != 0)
 			return -1;
-		while (pad < 2 && len > 0 && in[len - 1] == '=') {
-			len--;
+		while (pad < 2 && in[len - 1 - pad] == '=')
 			pad++;
-		}
+		if (memchr(in, '=', len - pad) != NULL)
+			return -1;
 	} else if (len % 4 == 1)
 		return -1;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_val(in[i], url);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n == outlen)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	/* The bits left over must be zero (a canonical encoding). */
-	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+	full = url ? (len + 3) / 4 * 4 : len;
+	if ((std = malloc(full + 1)) == NULL || (dec = malloc(full)) == NULL) {
+		free(std);
 		return -1;
-	return (int)n;
+	}
+	for (i = 0; i < len; i++)
+		std[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+	for (; i < full; i++, pad++)
+		std[i] = '=';
+	std[full] = '\0';
+	/* EVP_DecodeBlock counts padding as zero bytes: take them off. */
+	n = EVP_DecodeBlock(dec, (const unsigned char *)std, (int)full);
+	if (n >= 0)
+		n -= (int)pad;
+	/* A canonical encoding: the bits past the data are zero. */
+	if (n >= 0 && pad > 0) {
+		uint8_t last = (uint8_t)(std[full - pad - 1]);
+		int v = last >= 'A' && last <= 'Z' ? last - 'A' : last >= 'a' &&
+		    last <= 'z' ? last - 'a' + 26 : last >= '0' && last <= '9' ?
+		    last - '0' + 52 : last == '+' ? 62 : 63;
+		if ((pad == 1 && (v & 3) != 0) || (pad == 2 && (v & 15) != 0))
+			n = -1;
+	}
+	if (n < 0 || (size_t)n > outlen)
+		n = -1;
+	else
+		memcpy(out, dec, (size_t)n);
+	free(std);
+	free(dec);
+	return n;
 }
 
 int
@@ -290,13 +296,9 @@ acme_b64_decode(const char *in, uint8_t *out, size_t outlen)
 int64_t
 acme_retry_after(const char *value, time_t now)
 {
-	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May",
-	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm	 tm;
-	char		 wd[4], mo[4], tz[4];
-	int64_t		 s;
-	char		*end;
-	int		 d, y, h, mi, se, m = -1;
+	int64_t	 s;
+	time_t	 t;
+	char	*end;
 
 	if (value == NULL)
 		return -1;
@@ -310,24 +312,12 @@ acme_retry_after(const char *value, time_t now)
 			return -1;
 		return v > 86400 ? 86400 : v;
 	}
-	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-	if (sscanf(value, "%3s, %2d %3s %4d %2d:%2d:%2d %3s", wd, &d, mo, &y,
-	    &h, &mi, &se, tz) != 8 || strcmp(tz, "GMT") != 0)
+	/* An HTTP-date, by libcurl's parser; only the IMF-fixdate form
+	 * ("Sun, 06 Nov 1994 08:49:37 GMT") that RFC 9110 requires. */
+	if (strlen(value) < 29 || strstr(value, " GMT") == NULL ||
+	    (t = curl_getdate(value, NULL)) == -1)
 		return -1;
-	for (int i = 0; i < 12; i++)
-		if (strcmp(mo, mon[i]) == 0)
-			m = i;
-	if (m < 0 || d < 1 || d > 31 || y < 1970 || h > 23 || mi > 59 ||
-	    se > 60 || h < 0 || mi < 0 || se < 0)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = se;
-	s = (int64_t)timegm(&tm) - (int64_t)now;
+	s = (int64_t)t - (int64_t)now;
 	return s < 0 ? 0 : s > 86400 ? 86400 : s;
 }
 

@@ -198,7 +198,7 @@ func loopbackDNS(t *testing.T) string {
 }
 
 type pebbleOpts struct {
-	DNS               string // -dnsserver, or "" for the system resolver
+	DNS               string            // -dnsserver, or "" for the system resolver
 	HTTPPort, TLSPort int               // where Pebble's validator connects
 	Validity          int               // seconds; 0: 90 days
 	EAB               map[string]string // kid -> base64url key: EAB required
@@ -216,13 +216,13 @@ func startPebble(t *testing.T, o pebbleOpts) *pebble {
 		validity = 7776000
 	}
 	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", port),
-		"managementListenAddress": fmt.Sprintf("127.0.0.1:%d", mgmt),
-		"certificate":             filepath.Join(mod, "test/certs/localhost/cert.pem"),
-		"privateKey":              filepath.Join(mod, "test/certs/localhost/key.pem"),
-		"httpPort":                o.HTTPPort,
-		"tlsPort":                 o.TLSPort,
-		"ocspResponderURL":        "",
+		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", port),
+		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", mgmt),
+		"certificate":                    filepath.Join(mod, "test/certs/localhost/cert.pem"),
+		"privateKey":                     filepath.Join(mod, "test/certs/localhost/key.pem"),
+		"httpPort":                       o.HTTPPort,
+		"tlsPort":                        o.TLSPort,
+		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": len(o.EAB) > 0,
 		"externalAccountMACKeys":         o.EAB,
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
