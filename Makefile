@@ -82,11 +82,14 @@ SRC	 = src/config.c \
 
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
+	   auth/auth_audit.c \
 	   auth/auth_ctl.c \
 	   auth/auth_curl.c \
 	   auth/auth_http.c \
+	   auth/auth_policy.c \
 	   auth/auth_reject.c \
-	   auth/auth_sched.c
+	   auth/auth_sched.c \
+	   auth/policy.c
 
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \
@@ -107,6 +110,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/mesh_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
+	   tests/unit/policy_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc

@@ -25,6 +25,7 @@ struct hreq {
 	size_t			 h_len;
 	size_t			 h_max;		/* then stop reading (+1 kept) */
 	char			 h_post[256];
+	char			*h_postdyn;	/* with the identity */
 	struct curl_slist	*h_hdrs;
 	int			 h_is_url;
 };
@@ -145,9 +146,29 @@ auth_url_body(char *out, size_t outlen, const uint8_t key[32],
 	return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
 }
 
+char *
+auth_url_body_ident(const uint8_t key[32], const char *src,
+    const struct policy_ident *id)
+{
+	cJSON	*o = cJSON_CreateObject(), *ij;
+	char	 k[KEY_TEXT_SIZE], *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	util_key_format(key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(o, "NodePublic", k);
+	cJSON_AddStringToObject(o, "Source", src);
+	if ((ij = auth_ident_json(id)) != NULL)
+		cJSON_AddItemToObject(o, "Identity", ij);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
 static void
 hreq_free(struct hreq *h)
 {
+	free(h->h_postdyn);
 	curl_slist_free_all(h->h_hdrs);
 	free(h->h_body);
 	free(h);
@@ -182,6 +203,8 @@ done_cb(void *easy, int code, void *arg)
 		else if (r == AUTH_TAILSCALED_TOO_OLD)
 			log_warnx("verify-clients: tailscaled version is too "
 			    "old: it does not know whois by node key");
+		else if (r == AUTH_OK)
+			r = auth_policy_decide(f, h->h_body, h->h_len);
 	}
 	hreq_free(h);
 	auth_flight_step(f, r);
@@ -262,9 +285,12 @@ const struct auth_backend auth_backend_tailscaled = {
 	.ab_name = "tailscaled",
 	.ab_remote = true,
 	.ab_enabled = ts_enabled,
-	.ab_init = NULL,
+	.ab_init = auth_policy_init,
 	.ab_check = ts_check,
-	.ab_fini = NULL,
+	.ab_fini = auth_policy_fini,
+	.ab_reload = auth_policy_reload,
+	.ab_reload_name = "admission policy",
+	.ab_ctl = auth_policy_ctl,
 };
 
 /* --- admission URL ------------------------------------------------- */
@@ -304,9 +330,16 @@ url_check(struct auth_flight *f)
 	h->h_flight = f;
 	h->h_is_url = 1;
 	h->h_max = AUTH_URL_BODY_MAX;
-	n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key, f->f_src);
+	/* What tailscaled said, when it was asked first: the hook may use it. */
+	if (f->f_ident != NULL && (h->h_postdyn = auth_url_body_ident(f->f_key,
+	    f->f_src, f->f_ident)) != NULL)
+		n = strlen(h->h_postdyn);
+	else
+		n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key,
+		    f->f_src);
 	if ((e = easy_common(h, c->ac_url, c->ac_timeout_ms)) != NULL) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_post);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_postdyn != NULL ?
+		    h->h_postdyn : h->h_post);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)n);
 		/* No Content-Type, like derper; no Expect: 100-continue. */
 		h->h_hdrs = curl_slist_append(NULL, "Content-Type:");
