@@ -137,6 +137,7 @@ FUZZ	 = tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_keyfile.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
+	   tests/fuzz/fuzz_policy.c \
 	   tests/fuzz/fuzz_stun.c \
 	   tests/fuzz/fuzz_webhook.c \
 	   tests/fuzz/fuzz_ws.c
