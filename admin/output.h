@@ -33,6 +33,7 @@ struct output {
 	void	(*admission)(const struct reply *);
 	void	(*mesh)(const struct reply *);		/* show mesh */
 	void	(*kick)(const struct reply *);
+	void	(*test_policy)(const struct reply *);
 	void	(*reload)(const struct reply *);
 	void	(*log)(const struct reply *);
 	void	(*monitor)(const struct reply *);	/* the ok reply */

@@ -137,6 +137,7 @@ const struct output json_output = {
 	.admission = json_result,
 	.mesh = json_result,
 	.kick = json_result,
+	.test_policy = json_result,
 	.reload = json_result,
 	.log = json_result,
 	.monitor = json_monitor,

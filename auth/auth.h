@@ -139,6 +139,20 @@ struct cJSON;
 void	auth_ctl_rejects(struct auth *, struct cJSON *result);
 void	auth_ctl_admission(struct auth *, struct cJSON *result);
 
+/*
+ * "derpctl test-policy": ask tailscaled about key now and say what the
+ * -admission-policy would decide and why, touching neither the cache nor
+ * the rule counters (engine thread). done(arg, result) runs later on the
+ * engine thread with a JSON object it keeps, or NULL when the engine is
+ * going away. NULL with err when there is no policy or no memory.
+ */
+struct auth_dry;
+typedef void (*auth_dry_cb)(void *arg, struct cJSON *result);
+struct auth_dry *auth_test_policy(struct auth *, const uint8_t key[32],
+	    auth_dry_cb done, void *arg, char *err, size_t errlen);
+/* The caller is gone: done will not be called. */
+void	auth_test_policy_cancel(struct auth_dry *);
+
 /* One aggregated refusal entry, as the admin socket will show it. */
 struct auth_reject_entry {
 	enum auth_reason are_reason;

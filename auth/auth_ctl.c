@@ -92,6 +92,8 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 	cJSON_AddBoolToObject(o, "enabled", a != NULL);
 	if (a == NULL)
 		return;
+	/* Beside "admission": a table of its own. */
+	auth_policy_ctl(a, res);
 	auth_counters(a, &ac);
 	auth_engine_state(a, &es);
 	for (int i = 0; i < es.es_nchain; i++)

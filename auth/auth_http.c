@@ -290,7 +290,6 @@ const struct auth_backend auth_backend_tailscaled = {
 	.ab_fini = auth_policy_fini,
 	.ab_reload = auth_policy_reload,
 	.ab_reload_name = "admission policy",
-	.ab_ctl = auth_policy_ctl,
 };
 
 /* --- admission URL ------------------------------------------------- */
@@ -360,6 +359,104 @@ const struct auth_backend auth_backend_url = {
 	.ab_check = url_check,
 	.ab_fini = NULL,
 };
+
+/* --- test-policy: a whois and the policy, no cache, no counters ----- */
+
+struct auth_dry {
+	struct auth	*d_auth;
+	struct hreq	 d_h;
+	uint8_t		 d_key[32];
+	auth_dry_cb	 d_done;	/* NULL once cancelled */
+	void		*d_arg;
+};
+
+static void
+dry_free(struct auth_dry *d)
+{
+	curl_slist_free_all(d->d_h.h_hdrs);
+	free(d->d_h.h_body);
+	free(d);
+}
+
+static void
+dry_done(void *easy, int code, void *arg)
+{
+	struct auth_dry		*d = arg;
+	long			 status = 0;
+	enum auth_reason	 r;
+	cJSON			*res;
+	char			 k[KEY_TEXT_SIZE];
+
+	if (d->d_done == NULL || code == CURLE_ABORTED_BY_CALLBACK) {
+		if (d->d_done != NULL)
+			d->d_done(d->d_arg, NULL);
+		dry_free(d);
+		return;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	res = cJSON_CreateObject();
+	util_key_format(d->d_key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(res, "key", k);
+	r = auth_tailscaled_classify(code, status, d->d_h.h_body,
+	    d->d_h.h_len);
+	cJSON_AddStringToObject(res, "tailscaled", auth_reason_name(r));
+	if (r == AUTH_OK)
+		r = auth_policy_explain(d->d_auth, d->d_h.h_body, d->d_h.h_len,
+		    res);
+	cJSON_AddStringToObject(res, "verdict", r == AUTH_OK ? "allow" :
+	    "deny");
+	cJSON_AddStringToObject(res, "reason", auth_reason_name(r));
+	d->d_done(d->d_arg, res);
+	dry_free(d);
+}
+
+struct auth_dry *
+auth_test_policy(struct auth *a, const uint8_t key[32], auth_dry_cb done,
+    void *arg, char *err, size_t errlen)
+{
+	const struct auth_conf	*c;
+	struct auth_dry		*d;
+	char			 url[200], hex[65];
+	CURL			*e;
+
+	if (a == NULL || !auth_policy_enabled(a)) {
+		snprintf(err, errlen, "no admission policy "
+		    "(-admission-policy with -verify-clients)");
+		return NULL;
+	}
+	c = auth_conf_of(a);
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->d_auth = a;
+	memcpy(d->d_key, key, 32);
+	d->d_done = done;
+	d->d_arg = arg;
+	util_hex_encode(key, 32, hex);
+	snprintf(url, sizeof(url), "http://local-tailscaled.sock/localapi/v0/"
+	    "whois?addr=nodekey%%3A%s", hex);
+	if ((e = easy_common(&d->d_h, url, c->ac_timeout_ms)) == NULL)
+		goto fail;
+	curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, auth_socket_path(c));
+	d->d_h.h_hdrs = curl_slist_append(NULL, "Host: local-tailscaled.sock");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->d_h.h_hdrs);
+	if (auth_curl_add(auth_curl_of(a), e, dry_done, d) == 0)
+		return d;
+	curl_easy_cleanup(e);
+fail:
+	dry_free(d);
+	snprintf(err, errlen, "cannot start a request to tailscaled");
+	return NULL;
+}
+
+void
+auth_test_policy_cancel(struct auth_dry *d)
+{
+	/* Its request runs on; dry_done frees it. */
+	if (d != NULL)
+		d->d_done = NULL;
+}
 
 /* --- startup self-check -------------------------------------------- */
 

@@ -166,6 +166,12 @@ void	auth_policy_fini(struct auth *);
  */
 enum auth_reason auth_policy_decide(struct auth_flight *f, const char *body,
 	    size_t len);
+/*
+ * test-policy: what the policy says of a whois answer that found the key
+ * (body), with each rule tried and the identity, into res. No counters.
+ */
+enum auth_reason auth_policy_explain(struct auth *, const char *body,
+	    size_t len, struct cJSON *res);
 /* "show admission" and varz parts. */
 void	auth_policy_ctl(struct auth *, struct cJSON *obj);
 struct evbuffer;

@@ -127,6 +127,42 @@ auth_policy_decide(struct auth_flight *f, const char *body, size_t len)
 	    AUTH_POLICY_DENIED;
 }
 
+enum auth_reason
+auth_policy_explain(struct auth *a, const char *body, size_t len, cJSON *res)
+{
+	struct auth_policy	*ap = ap_of(a);
+	struct policy		*p = ap != NULL ? ap->ap_pol : NULL;
+	struct policy_ident	 id;
+	cJSON			*tried;
+	char			 err[128];
+	int			 i;
+
+	if (p == NULL || body == NULL || policy_ident_parse(body, len,
+	    (int64_t)time(NULL), &id, err, sizeof(err)) == -1) {
+		cJSON_AddStringToObject(res, "why", "no identity in "
+		    "tailscaled's answer");
+		return AUTH_TAILSCALED_ERROR;
+	}
+	cJSON_AddItemToObject(res, "identity", auth_ident_json(&id));
+	i = policy_match(p, &id);
+	/* Every rule up to the one that decided, and whether it matched. */
+	tried = cJSON_AddArrayToObject(res, "rules");
+	for (size_t k = 0; k < policy_count(p) &&
+	    (i < 0 || k <= (size_t)i); k++) {
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "rule", policy_rule_name(p, k));
+		cJSON_AddStringToObject(r, "action",
+		    policy_rule_allows(p, k) ? "allow" : "deny");
+		cJSON_AddBoolToObject(r, "match", (int)k == i);
+		cJSON_AddItemToArray(tried, r);
+	}
+	cJSON_AddStringToObject(res, "rule", policy_rule_name(p,
+	    i < 0 ? policy_count(p) : (size_t)i));
+	policy_ident_cleanup(&id);
+	return i >= 0 && policy_rule_allows(p, (size_t)i) ? AUTH_OK :
+	    AUTH_POLICY_DENIED;
+}
+
 void
 auth_policy_ctl(struct auth *a, cJSON *o)
 {

@@ -1444,3 +1444,83 @@ TEST_F(AdmissionTest, AuditLogLimitsAndReopens)
 	EXPECT_EQ(now.find(id.hex), std::string::npos) << now;
 	EXPECT_NE(old.find(id.hex), std::string::npos) << old;
 }
+
+// test-policy: what the policy would decide now and why, from a fresh
+// whois, without touching the cache or the rule counters; another
+// request on the same connection waits for its reply (order kept).
+TEST_F(AdmissionTest, TestPolicyIsADryRun)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json", sock = d.dir + "/admin.sock";
+	WriteFileAtomic(pol, kPolicy);
+	Id contractor = NewId(), unknown = NewId();
+	SetTs(contractor, Delayed(TsWho(contractor.hex,
+	    "bob@contractor.example"), 200));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-admin-socket=" + sock);
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(d.WaitLog("admission ready", 3000));
+	size_t before = ts_.CountMatching(contractor.hex);
+
+	// Two requests in one write: the second is answered after the first.
+	std::string r = AdminCall(sock, "{\"v\":1,\"id\":1,\"cmd\":"
+	    "\"test-policy\",\"args\":{\"key\":\"nodekey:" + contractor.hex +
+	    "\"}}\n");
+	EXPECT_NE(r.find("\"id\":1,\"ok\":true"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"tailscaled\":\"ok\""), std::string::npos) << r;
+	EXPECT_NE(r.find("\"identity\":{\"node\":\"n-"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"rules\":[{\"rule\":\"prod-servers\",\"action\":"
+	    "\"allow\",\"match\":false},{\"rule\":\"no-contractors\","
+	    "\"action\":\"deny\",\"match\":true}]"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"rule\":\"no-contractors\",\"verdict\":\"deny\","
+	    "\"reason\":\"policy_denied\""), std::string::npos) << r;
+
+	r = AdminCall(sock, "{\"v\":1,\"id\":2,\"cmd\":\"test-policy\","
+	    "\"args\":{\"key\":\"" + unknown.hex + "\"}}\n");
+	EXPECT_NE(r.find("\"tailscaled\":\"not_in_tailnet\",\"verdict\":"
+	    "\"deny\",\"reason\":\"not_in_tailnet\""), std::string::npos) << r;
+
+	// Nothing counted, nothing cached: the connect asks tailscaled again.
+	EXPECT_EQ(d.Metric(Matches("no-contractors")), 0);
+	EXPECT_EQ(d.Metric("derpd_admission_checks"), 0);
+	EXPECT_TRUE(Refused(Try(contractor)));
+	EXPECT_EQ(ts_.CountMatching(contractor.hex), before + 2);
+	EXPECT_EQ(d.Metric(Matches("no-contractors")), 1);
+
+	// Replies stay in order: a show behind a pending test-policy.
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, sock.c_str(), sizeof(sun.sun_path) - 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_NE(fd, -1);
+	ASSERT_EQ(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	std::string two = "{\"v\":1,\"id\":7,\"cmd\":\"test-policy\",\"args\":"
+	    "{\"key\":\"" + contractor.hex + "\"}}\n{\"v\":1,\"id\":8,\"cmd\":"
+	    "\"show admission\"}\n";
+	ASSERT_EQ(write(fd, two.data(), two.size()), (ssize_t)two.size());
+	shutdown(fd, SHUT_WR);
+	std::string all;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		all.append(buf, (size_t)n);
+	close(fd);
+	size_t a7 = all.find("\"id\":7,"), a8 = all.find("\"id\":8,");
+	ASSERT_NE(a7, std::string::npos) << all;
+	ASSERT_NE(a8, std::string::npos) << all;
+	EXPECT_LT(a7, a8) << all;
+
+	// A client that leaves before its answer: the daemon carries on.
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_EQ(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	std::string one = "{\"v\":1,\"id\":9,\"cmd\":\"test-policy\",\"args\":"
+	    "{\"key\":\"" + contractor.hex + "\"}}\n";
+	ASSERT_EQ(write(fd, one.data(), one.size()), (ssize_t)one.size());
+	close(fd);
+	usleep(400 * 1000);
+	r = AdminCall(sock, "{\"v\":1,\"id\":3,\"cmd\":\"show admission\"}\n");
+	EXPECT_NE(r.find("\"ok\":true"), std::string::npos) << r;
+	EXPECT_TRUE(d.Running());
+}

@@ -72,7 +72,7 @@ TEST(ParserTable, HasTheDocumentedCommandsInOrder)
 	const char *want[] = {
 		"show clients [prefix]", "show client <key>", "show rejects",
 		"show stats", "show admission", "show mesh", "kick <key>",
-		"reload",
+		"test-policy <key>", "reload",
 		"log verbose", "log brief", "monitor",
 	};
 	size_t n = 0;
