@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ struct audit_slot {
 
 struct auth_audit {
 	char			 au_path[PATH_MAX];
+	int			 au_syslog;	/* "syslog": no file */
 	pthread_t		 au_thread;
 	int			 au_started;
 	pthread_mutex_t		 au_lock;
@@ -104,8 +106,14 @@ audit_writer(void *arg)
 		}
 		for (; list != NULL; list = l) {
 			l = list->l_next;
-			if (write(au->au_fd, list->l_buf, list->l_len) ==
-			    (ssize_t)list->l_len)
+			if (au->au_syslog) {
+				/* The line without its newline. */
+				syslog(LOG_AUTHPRIV | LOG_INFO, "%.*s",
+				    (int)list->l_len - 1, list->l_buf);
+				__atomic_add_fetch(&au->au_written, 1,
+				    __ATOMIC_RELAXED);
+			} else if (write(au->au_fd, list->l_buf,
+			    list->l_len) == (ssize_t)list->l_len)
 				__atomic_add_fetch(&au->au_written, 1,
 				    __ATOMIC_RELAXED);
 			else
@@ -137,7 +145,9 @@ auth_audit_new(const char *path, char *err, size_t errlen)
 	au->au_fd = -1;
 	pthread_mutex_init(&au->au_lock, NULL);
 	pthread_cond_init(&au->au_cond, NULL);
-	if ((au->au_fd = audit_open(path, err, errlen)) == -1) {
+	au->au_syslog = strcmp(path, "syslog") == 0;
+	if (!au->au_syslog &&
+	    (au->au_fd = audit_open(path, err, errlen)) == -1) {
 		auth_audit_free(au);
 		return NULL;
 	}
@@ -185,6 +195,8 @@ auth_audit_reopen(struct auth_audit *au, char *err, size_t errlen)
 {
 	int fd, old;
 
+	if (au->au_syslog)
+		return 0;
 	if ((fd = audit_open(au->au_path, err, errlen)) == -1)
 		return -1;
 	pthread_mutex_lock(&au->au_lock);

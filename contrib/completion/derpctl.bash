@@ -14,6 +14,7 @@ _derpctl_patterns=(
 	"show admission"
 	"show mesh"
 	"kick <key>"
+	"test-policy <key>"
 	"reload"
 	"log verbose"
 	"log brief"

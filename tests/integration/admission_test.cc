@@ -1524,3 +1524,22 @@ TEST_F(AdmissionTest, TestPolicyIsADryRun)
 	EXPECT_NE(r.find("\"ok\":true"), std::string::npos) << r;
 	EXPECT_TRUE(d.Running());
 }
+
+// -admission-log=syslog: the lines go to syslog(3) (facility authpriv)
+// instead of a file; a reload has nothing to reopen.
+TEST_F(AdmissionTest, AuditLogToSyslog)
+{
+	StartTs();
+	Id id = NewId();
+	SetTs(id, TsWho(id.hex, "alice@example.com"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-log=syslog");
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(Admitted(Try(id)));
+	EXPECT_EQ(d.WaitMetric("derpd_admission_log_lines{result=\"written\"}",
+	    1), 1);
+	size_t from = d.LogSize();
+	d.Kill(SIGHUP);
+	EXPECT_TRUE(d.WaitLog("admission log reloaded", 3000, from));
+	EXPECT_NE(access((d.dir + "/syslog").c_str(), F_OK), 0);
+}
