@@ -439,3 +439,56 @@ TEST(Policy, AuditLineAndWebhookBody)
 	    "node")->valuestring, "alice-laptop.tail1234.ts.net");
 	cJSON_Delete(j);
 }
+
+// The audit log's limiter: one line per (key, verdict) per interval, the
+// rest counted; a new verdict for the key is a line of its own; what is
+// queued is written before auth_audit_free returns.
+TEST(Policy, AuditLimiterAndWriter)
+{
+	char path[] = "/tmp/policy_auditXXXXXX";
+	int fd = mkstemp(path);
+	ASSERT_NE(fd, -1);
+	close(fd);
+	char e[256];
+	auth_audit *au = auth_audit_new(path, e, sizeof(e));
+	ASSERT_NE(au, nullptr) << e;
+	uint8_t k1[32], k2[32];
+	memset(k1, 1, sizeof(k1));
+	memset(k2, 2, sizeof(k2));
+	auth_audit_rec r = {};
+	r.ar_key = k1;
+	r.ar_src = "127.0.0.1";
+	r.ar_reason = AUTH_OK;
+	r.ar_backend = "allowlist";
+	r.ar_rule = "";
+	for (int i = 0; i < 5; i++)
+		auth_audit_note(au, &r);
+	r.ar_reason = AUTH_NOT_IN_ALLOWLIST;
+	auth_audit_note(au, &r);
+	r.ar_key = k2;
+	auth_audit_note(au, &r);
+	uint64_t w, s, d, er;
+	auth_audit_counts(au, &w, &s, &d, &er);
+	EXPECT_EQ(s, 4u);
+	EXPECT_EQ(d, 0u);
+	ASSERT_EQ(auth_audit_reopen(au, e, sizeof(e)), 0) << e;
+	auth_audit_free(au);
+	FILE *f = fopen(path, "r");
+	ASSERT_NE(f, nullptr);
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof(line), f) != nullptr) {
+		cJSON *j = cJSON_Parse(line);
+		EXPECT_NE(j, nullptr) << line;
+		cJSON_Delete(j);
+		n++;
+	}
+	fclose(f);
+	unlink(path);
+	EXPECT_EQ(n, 3) << "allow k1, deny k1, deny k2";
+
+	EXPECT_EQ(auth_audit_new("/nonexistent/dir/audit.log", e, sizeof(e)),
+	    nullptr);
+	EXPECT_NE(std::string(e).find("-admission-log: /nonexistent/dir/"
+	    "audit.log: No such file"), std::string::npos) << e;
+}
