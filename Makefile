@@ -50,7 +50,9 @@ QAR	 = @echo "  AR      $@";
 endif
 
 # Everything in src/ but main.c goes into libderpd.a.
-SRC	 = src/config.c \
+SRC	 = src/acme.c \
+	   src/acme_msg.c \
+	   src/config.c \
 	   src/conn.c \
 	   src/conn_auth.c \
 	   src/conn_ctl.c \
@@ -98,7 +100,8 @@ ADMIN	 = admin/derpctl.c \
 
 TESTLIB	 = tests/lib/derpc.c
 
-UNIT	 = tests/unit/config_test.cc \
+UNIT	 = tests/unit/acme_test.cc \
+	   tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
@@ -129,7 +132,8 @@ INTEG	 = tests/integration/harness.cc \
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
 # LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
 # kept as tests/fuzz/regress/<name>/ (tests/fuzz/README).
-FUZZ	 = tests/fuzz/fuzz_allowlist.c \
+FUZZ	 = tests/fuzz/fuzz_acme.c \
+	   tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_clientinfo.c \
 	   tests/fuzz/fuzz_control.c \
 	   tests/fuzz/fuzz_frame.c \

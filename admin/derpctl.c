@@ -305,6 +305,9 @@ ctl_show(const struct output *out, const struct parse_result *res,
 	case CTL_SHOW_MESH:
 		out->mesh(r);
 		break;
+	case CTL_SHOW_CERTS:
+		out->certs(r);
+		break;
 	case CTL_KICK:
 		out->kick(r);
 		break;

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "conn.h"
 #include "control.h"
@@ -207,6 +208,57 @@ cmd_show_mesh(struct ctl_call *k)
 	return 0;
 }
 
+/* The certificate served and, with ACME, how it is kept. */
+static int
+cmd_show_certs(struct ctl_call *k)
+{
+	struct derpd		*env = k->k_ct->ct_env;
+	cJSON			*arr = cJSON_AddArrayToObject(k->k_res, "certs");
+	cJSON			*o, *a, *f;
+	struct tls_cert_info	 ci;
+	struct acme_status	 st;
+
+	if (env->d_tls == NULL)
+		return 0;	/* plain HTTP: no certificate */
+	tls_cert_info(env->d_tls, &ci);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", ci.ci_name);
+	cJSON_AddStringToObject(o, "mode", env->d_conf->dc_certmode);
+	cJSON_AddBoolToObject(o, "present", ci.ci_present);
+	if (ci.ci_present) {
+		cJSON_AddStringToObject(o, "source", ci.ci_source);
+		cJSON_AddStringToObject(o, "issuer", ci.ci_issuer);
+		cJSON_AddStringToObject(o, "serial", ci.ci_serial);
+		cJSON_AddStringToObject(o, "sha256", ci.ci_sha256);
+		cJSON_AddNumberToObject(o, "not_before",
+		    (double)ci.ci_not_before);
+		cJSON_AddNumberToObject(o, "not_after", (double)ci.ci_not_after);
+	}
+	if (env->d_acme != NULL) {
+		acme_status(env->d_acme, &st);
+		a = cJSON_AddObjectToObject(o, "acme");
+		cJSON_AddStringToObject(a, "state", st.as_state);
+		cJSON_AddStringToObject(a, "directory", st.as_directory);
+		cJSON_AddStringToObject(a, "challenge", st.as_challenge);
+		cJSON_AddStringToObject(a, "last_error", st.as_last_error);
+		cJSON_AddNumberToObject(a, "last_attempt",
+		    (double)st.as_last_attempt);
+		cJSON_AddNumberToObject(a, "last_success",
+		    (double)st.as_last_success);
+		cJSON_AddNumberToObject(a, "next_attempt",
+		    (double)st.as_next_attempt);
+		cJSON_AddNumberToObject(a, "attempts", (double)st.as_attempts);
+		cJSON_AddNumberToObject(a, "issued", (double)st.as_issued);
+		f = cJSON_AddObjectToObject(a, "failures");
+		for (int i = 0; acme_fail_reasons[i] != NULL; i++)
+			if (st.as_fail[i] > 0)
+				cJSON_AddNumberToObject(f, acme_fail_reasons[i],
+				    (double)st.as_fail[i]);
+	}
+	cJSON_AddItemToArray(arr, o);
+	return 0;
+}
+
 static int
 cmd_kick(struct ctl_call *k)
 {
@@ -361,6 +413,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
 	    .cmd_fn = cmd_show_admission },
 	{ .cmd_name = "show mesh", .cmd_ro_ok = 1, .cmd_fn = cmd_show_mesh },
+	{ .cmd_name = "show certs", .cmd_ro_ok = 1, .cmd_fn = cmd_show_certs },
 	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
 	{ .cmd_name = "test-policy",
 	    .cmd_fn = cmd_test_policy },

@@ -44,7 +44,12 @@ struct derpd_conf {
 	int64_t	 dc_tcp_keepalive_ms;	/* -tcp-keepalive-time */
 	int64_t	 dc_tcp_user_timeout_ms; /* -tcp-user-timeout */
 	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
+	char	 dc_acme_email[256];	/* -acme-email */
+	char	 dc_acme_eab_kid[256];	/* -acme-eab-kid */
+	char	 dc_acme_eab_key[512];	/* -acme-eab-key */
 	/* derpd extensions */
+	char	 dc_acme_directory[1024]; /* --acme-directory ("": by mode) */
+	bool	 dc_tls_any_port;	/* --tls: TLS whatever -a's port */
 	int	 dc_workers;		/* --workers, 0 = online CPUs */
 	int	 dc_mesh_max_routes;	/* --mesh-max-routes, per peer */
 	int64_t	 dc_handshake_timeout_ms; /* --handshake-timeout */
@@ -68,6 +73,7 @@ struct event_base;
 struct stun_server;
 struct control;
 struct mesh;
+struct acme;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -84,6 +90,7 @@ struct derpd {
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
+	struct acme		*d_acme;	/* NULL: no ACME */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

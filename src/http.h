@@ -101,7 +101,11 @@ enum http_action {
 	HTTP_DEBUG_VARS,	/* every counter as JSON */
 	HTTP_DEBUG_CHECK,	/* the consistency check (200 or 500) */
 	HTTP_DEBUG_TRAFFIC,	/* a line per client */
+	/* An ACME HTTP-01 request: the caller answers the token after
+	 * HTTP_ACME_PREFIX "/" (200 with the key authorization, or 404). */
+	HTTP_ACME_CHALLENGE,
 };
+#define HTTP_ACME_PREFIX	"/.well-known/acme-challenge"
 
 #define HTTP_EXTRA_MAX	(HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 512)
 #define HTTP_BODY_MAX	2048

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
@@ -173,6 +174,10 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 
+	if (tls_is_acme(env.d_tls) && (env.d_acme = acme_new(&env, err,
+	    sizeof(err))) == NULL)
+		fatalx("%s", err);
+
 	env.d_auth_conf = &conf.dc_auth;
 	if (auth_conf_enabled(&conf.dc_auth)) {
 		/* The engine shares the main loop with signals and STUN. */
@@ -236,6 +241,9 @@ main(int argc, char **argv)
 	for (i = 0; i < env.d_nworkers; i++)
 		if (worker_start(env.d_workers[i]) == -1)
 			fatalx("cannot start worker %d", i);
+	/* Every listener is up: a challenge can be answered. */
+	if (env.d_acme != NULL)
+		acme_start(env.d_acme);
 
 	log_info("ready");
 	event_base_dispatch(env.d_base);
@@ -253,6 +261,7 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	acme_free(env.d_acme);
 	control_free(env.d_control);
 	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "derpd.h"
 #include "mesh.h"
@@ -194,6 +195,7 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)g.pg_route_del_other,
 	    (unsigned long long)g.pg_routes);
 	varz_mesh(out, env);
+	acme_varz(env->d_acme, out);
 	for (int h = 0; h < HIST__COUNT; h++) {
 		size_t nb;
 		const uint64_t *b = stats_hist_bounds(h, &nb);

@@ -13,6 +13,7 @@ _derpctl_patterns=(
 	"show stats"
 	"show admission"
 	"show mesh"
+	"show certs"
 	"kick <key>"
 	"test-policy <key>"
 	"reload"
