@@ -1543,3 +1543,30 @@ TEST_F(AdmissionTest, AuditLogToSyslog)
 	EXPECT_TRUE(d.WaitLog("admission log reloaded", 3000, from));
 	EXPECT_NE(access((d.dir + "/syslog").c_str(), F_OK), 0);
 }
+
+// A tag removed from a node (tailscaled now says so) closes its live
+// connection at the next -auth-reverify round (revoked), naming the rule.
+TEST_F(AdmissionTest, PolicyReverifyClosesANodeThatLostItsTag)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json";
+	WriteFileAtomic(pol, R"({"rules": [
+	    {"name": "prod-only", "action": "allow", "tags": ["tag:prod"]}]})");
+	Id server = NewId();
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:prod\"]"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-auth-reverify=200ms");
+	ASSERT_TRUE(d.Start(flags));
+	Attempt a = Try(server);
+	ASSERT_TRUE(Admitted(a));
+	EXPECT_TRUE(Quiet(a.c.get(), 500)) << "re-verified and kept";
+
+	size_t from = d.LogSize();
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:dev\"]"));
+	EXPECT_TRUE(ClosedWithin(a.c.get(), 3000));
+	EXPECT_TRUE(d.WaitLog("no longer admitted: policy_denied (tailscaled, "
+	    "rule (default))", 3000, from));
+	EXPECT_EQ(d.WaitMetric(Rej("revoked"), 1), 1);
+	EXPECT_TRUE(Refused(Try(server)));
+}
