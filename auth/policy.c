@@ -328,13 +328,11 @@ policy_parse(const char *buf, size_t len, const char *name, char *err,
 		FAIL("a NUL byte in the file");
 	j = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (j == NULL) {
-		size_t off = end != NULL && end >= buf ? (size_t)(end - buf) :
-		    0;
-		const char *e = cJSON_GetErrorPtr();
+		/* cJSON leaves end at the error (no global error state). */
+		size_t off = end != NULL && end >= buf && end <= buf + len ?
+		    (size_t)(end - buf) : 0;
 		size_t line = 1;
 
-		if (e != NULL && e >= buf && e <= buf + len)
-			off = (size_t)(e - buf);
 		for (size_t i = 0; i < off && i < len; i++)
 			line += buf[i] == '\n';
 		FAIL("not valid JSON (near line %zu)", line);
