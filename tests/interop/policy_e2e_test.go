@@ -6,7 +6,8 @@ package interop
 // --admission-log FILE`. The policy first admits everyone; then a reload
 // narrows it to A's user login: B's live connection is closed (revoked),
 // B's next connect is refused (policy_denied), A keeps relaying, and the
-// per-rule counters, `show admission` and the audit log say so.
+// per-rule counters, `show admission` and the audit log say so. A last
+// reload admits B's user again and B relays once more.
 
 import (
 	"bufio"
@@ -91,6 +92,12 @@ func TestTailscaledAdmissionPolicy(t *testing.T) {
 		"--admin-socket=" + admin}
 	requireDerpdSupports(t, flags...)
 	d := startDerpd(t, derpdOpts{ExtraArgs: flags})
+	// Registered first, so it runs last: after the nodes were stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			tn.dumpLogs()
+		}
+	})
 	testStart := time.Now()
 	tn.Start(d)
 	a, b := tn.A, tn.B
@@ -166,6 +173,20 @@ func TestTailscaledAdmissionPolicy(t *testing.T) {
 		t.Errorf("audit log has no policy_denied line for B:\n%s", log)
 	}
 	t.Logf("audit log (tail):\n%s", tailLines(string(log), 8))
+
+	// A reload that admits B's user again: B is back and relays.
+	writePolicy(t, pol, fmt.Sprintf(`{"rules": [
+  {"name": "user-a", "action": "allow", "users": [%q]},
+  {"name": "user-b", "action": "allow", "users": [%q]}
+]}`, loginA, loginB))
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	pingViaDERP(t, a, b, 90*time.Second)
+	pingViaDERP(t, b, a, 30*time.Second)
+	if v := sumMetric(d.varz(t), "derpd_admission_policy_matches", "rule", "user-b"); v < 1 {
+		t.Errorf("derpd_admission_policy_matches{rule=user-b} = %v after B came back, want >= 1", v)
+	}
 	d.requireAlive(t)
 	t.Logf("e2e body (after tailscaled binaries) took %v", time.Since(testStart).Round(time.Millisecond))
 }
