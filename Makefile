@@ -86,11 +86,14 @@ SRC	 = src/acme.c \
 
 AUTH	 = auth/auth.c \
 	   auth/auth_allow.c \
+	   auth/auth_audit.c \
 	   auth/auth_ctl.c \
 	   auth/auth_curl.c \
 	   auth/auth_http.c \
+	   auth/auth_policy.c \
 	   auth/auth_reject.c \
-	   auth/auth_sched.c
+	   auth/auth_sched.c \
+	   auth/policy.c
 
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \
@@ -115,6 +118,7 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/notify_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
+	   tests/unit/policy_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc
@@ -144,6 +148,7 @@ FUZZ	 = tests/fuzz/fuzz_acme.c \
 	   tests/fuzz/fuzz_keyfile.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
+	   tests/fuzz/fuzz_policy.c \
 	   tests/fuzz/fuzz_stun.c \
 	   tests/fuzz/fuzz_webhook.c \
 	   tests/fuzz/fuzz_ws.c

@@ -316,6 +316,9 @@ ctl_show(const struct output *out, const struct parse_result *res,
 	case CTL_KICK:
 		out->kick(r);
 		break;
+	case CTL_TEST_POLICY:
+		out->test_policy(r);
+		break;
 	case CTL_RELOAD:
 		out->reload(r);
 		break;

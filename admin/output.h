@@ -34,6 +34,7 @@ struct output {
 	void	(*mesh)(const struct reply *);		/* show mesh */
 	void	(*certs)(const struct reply *);		/* show certs */
 	void	(*kick)(const struct reply *);
+	void	(*test_policy)(const struct reply *);
 	void	(*reload)(const struct reply *);
 	void	(*log)(const struct reply *);
 	void	(*monitor)(const struct reply *);	/* the ok reply */

@@ -138,6 +138,7 @@ const struct output json_output = {
 	.mesh = json_result,
 	.certs = json_result,
 	.kick = json_result,
+	.test_policy = json_result,
 	.reload = json_result,
 	.log = json_result,
 	.monitor = json_monitor,

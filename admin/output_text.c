@@ -491,6 +491,8 @@ text_stats(const struct reply *r)
 	table_cleanup(&t);
 }
 
+static void	policy_rules(const struct reply *, const cJSON *);
+
 static void
 text_admission(const struct reply *r)
 {
@@ -498,6 +500,63 @@ text_admission(const struct reply *r)
 
 	table_init(&t, 2, NULL);
 	kv_rows(&t, member(r->r_body, "admission"), "");
+	table_print(&t);
+	table_cleanup(&t);
+	policy_rules(r, member(r->r_body, "policy"));
+}
+
+/* With a policy: one line per rule, with its matches and last match. */
+static void
+policy_rules(const struct reply *r, const cJSON *pol)
+{
+	static const char *const spec[] = { "RULE", "ACTION", ">MATCHES",
+	    "LAST MATCH" };
+	char		 b[4][CELL_MAX];
+	const char	*cell[4];
+	const cJSON	*m;
+	struct table	 t;
+	uint64_t	 last;
+
+	if (!cJSON_IsObject(pol))
+		return;
+	printf("\npolicy %s\n", get_str(pol, "file") != NULL ?
+	    get_str(pol, "file") : "-");
+	table_init(&t, 4, spec);
+	cJSON_ArrayForEach(m, member(pol, "rules")) {
+		cell[0] = get_str(m, "rule");
+		cell[1] = get_str(m, "action");
+		cell[2] = fmt_u64(m, "matches", b[2], CELL_MAX);
+		cell[3] = get_u64(m, "last_match", &last) == 0 && last > 0 ?
+		    fmt_since(r, m, "last_match", b[3], CELL_MAX) : "-";
+		table_row(&t, cell);
+	}
+	table_print(&t);
+	table_cleanup(&t);
+}
+
+/* test-policy: the verdict, why, and what tailscaled said. */
+static void
+text_test_policy(const struct reply *r)
+{
+	const cJSON	*m, *id = member(r->r_body, "identity");
+	struct table	 t;
+
+	printf("%s %s: %s", get_str(r->r_body, "key") ? get_str(r->r_body,
+	    "key") : "-", get_str(r->r_body, "verdict") ?
+	    get_str(r->r_body, "verdict") : "-", get_str(r->r_body, "reason") ?
+	    get_str(r->r_body, "reason") : "-");
+	if (get_str(r->r_body, "rule") != NULL)
+		printf(" (rule %s)", get_str(r->r_body, "rule"));
+	printf("\n");
+	cJSON_ArrayForEach(m, member(r->r_body, "rules"))
+		printf("  rule %s (%s): %s\n", get_str(m, "rule") ?
+		    get_str(m, "rule") : "-", get_str(m, "action") ?
+		    get_str(m, "action") : "-", fmt_bool(m, "match"));
+	if (!cJSON_IsObject(id))
+		return;
+	table_init(&t, 2, NULL);
+	t.t_head[0] = NULL;
+	kv_rows(&t, id, "");
 	table_print(&t);
 	table_cleanup(&t);
 }
@@ -700,6 +759,7 @@ const struct output text_output = {
 	.mesh = text_mesh,
 	.certs = text_certs,
 	.kick = text_kick,
+	.test_policy = text_test_policy,
 	.reload = text_reload,
 	.log = text_log,
 	.monitor = text_monitor,

@@ -57,6 +57,7 @@ struct auth_req {
 	const char	*r_backend;
 	int		 r_cached;
 	int		 r_fresh;		/* skip the cache */
+	char		 r_rule[POLICY_NAME_MAX];	/* the deciding rule */
 	auth_notify_cb	 r_notify;
 	void		*r_arg;
 	uint8_t		 r_key[32];
@@ -74,6 +75,7 @@ struct centry {
 	int		 ce_has_verdict;
 	enum auth_reason ce_reason;
 	const char	*ce_backend;
+	char		 ce_rule[POLICY_NAME_MAX];
 	uint64_t	 ce_expires;
 	struct auth_flight *ce_flight;
 };
@@ -108,6 +110,7 @@ struct auth {
 	uint64_t		 a_results[AUTH_REASON__COUNT];
 	uint64_t		 a_queued_total;
 	struct auth_rejects	*a_rejects_agg;	/* refusals by reason, source */
+	struct auth_audit	*a_audit;	/* -admission-log, or NULL */
 };
 
 static void	auth_start(struct auth *, struct auth_flight *);
@@ -170,6 +173,12 @@ const struct auth_conf *
 auth_conf_of(struct auth *a)
 {
 	return &a->a_conf;
+}
+
+struct auth_audit *
+auth_audit_of(struct auth *a)
+{
+	return a->a_audit;
 }
 
 struct auth_curl *
@@ -252,12 +261,17 @@ req_unref(struct auth_req *r)
 		free(r);
 }
 
-/* Deliver an outcome to one waiter (engine thread). */
+/*
+ * Deliver an outcome to one waiter (engine thread), with the policy rule
+ * that decided ("" none) and the identity (NULL unknown) for the audit.
+ */
 static void
-req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
-    int cached)
+req_complete_with(struct auth_req *r, enum auth_reason reason,
+    const char *backend, int cached, const char *rule,
+    const struct policy_ident *ident)
 {
-	struct auth *a = r->r_auth;
+	struct auth	*a = r->r_auth;
+	int		 told = 0;
 
 	/* Counted first: whoever is notified may read the counters. */
 	__atomic_add_fetch(&a->a_results[reason], 1, __ATOMIC_RELAXED);
@@ -266,12 +280,30 @@ req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
 		r->r_reason = reason;
 		r->r_backend = backend;
 		r->r_cached = cached;
+		snprintf(r->r_rule, sizeof(r->r_rule), "%s", rule);
 		r->r_done = 1;
+		told = 1;
 		/* Under the lock: auth_cancel cannot pass us meanwhile. */
 		r->r_notify(r->r_arg);
 	}
 	pthread_mutex_unlock(&a->a_req_lock);
+	if (told && a->a_audit != NULL) {
+		struct auth_audit_rec ar = {
+			.ar_key = r->r_key, .ar_src = r->r_src,
+			.ar_reason = reason, .ar_backend = backend,
+			.ar_rule = rule, .ar_cached = cached,
+			.ar_fresh = r->r_fresh, .ar_ident = ident,
+		};
+		auth_audit_note(a->a_audit, &ar);
+	}
 	req_unref(r);
+}
+
+static void
+req_complete(struct auth_req *r, enum auth_reason reason, const char *backend,
+    int cached)
+{
+	req_complete_with(r, reason, backend, cached, "", NULL);
 }
 
 struct auth_req *
@@ -292,7 +324,33 @@ bool
 auth_reason_is_denial(enum auth_reason r)
 {
 	return r == AUTH_NOT_IN_ALLOWLIST || r == AUTH_NOT_IN_TAILNET ||
-	    r == AUTH_URL_DENIED;
+	    r == AUTH_URL_DENIED || r == AUTH_POLICY_DENIED;
+}
+
+const char *
+auth_req_rule(struct auth_req *r)
+{
+	/* Written before r_done under a_req_lock, read after it by the owner. */
+	return r->r_rule;
+}
+
+bool
+auth_policy_enabled(const struct auth *a)
+{
+	return a != NULL && a->a_conf.ac_verify_clients &&
+	    a->a_conf.ac_policy_file[0] != '\0';
+}
+
+static void
+flight_free(struct auth_flight *f)
+{
+	if (f == NULL)
+		return;
+	if (f->f_ident != NULL) {
+		policy_ident_cleanup(f->f_ident);
+		free(f->f_ident);
+	}
+	free(f);
 }
 
 static struct auth_req *
@@ -506,7 +564,7 @@ auth_pump(struct auth *a)
 			}
 			q->f_grp->s_pending--;
 			auth_sched_release(a->a_sched, q->f_grp);
-			free(q);
+			flight_free(q);
 			continue;
 		}
 		auth_start(a, q);
@@ -532,17 +590,18 @@ auth_finish(struct auth *a, struct auth_flight *f, enum auth_reason reason,
 			e->ce_has_verdict = 1;
 			e->ce_reason = reason;
 			e->ce_backend = backend;
+			memcpy(e->ce_rule, f->f_rule, sizeof(e->ce_rule));
 			e->ce_expires = util_now_ms() + (uint64_t)ttl;
 		} else
 			cache_remove(a, e);
 	}
 	for (r = f->f_waiters; r != NULL; r = n) {
 		n = r->r_next;
-		req_complete(r, reason, backend, 0);
+		req_complete_with(r, reason, backend, 0, f->f_rule, f->f_ident);
 	}
 	f->f_grp->s_pending--;
 	auth_sched_release(a->a_sched, f->f_grp);
-	free(f);
+	flight_free(f);
 	a->a_inflight--;
 	auth_pump(a);
 }
@@ -592,7 +651,8 @@ auth_process(struct auth *a, struct auth_req *r)
 			__atomic_add_fetch(&a->a_hits, 1, __ATOMIC_RELAXED);
 			lru_unlink(a, e);
 			lru_front(a, e);
-			req_complete(r, e->ce_reason, e->ce_backend, 1);
+			req_complete_with(r, e->ce_reason, e->ce_backend, 1,
+			    e->ce_rule, NULL);
 			return;
 		}
 		e->ce_has_verdict = 0;	/* expired: ask again */
@@ -625,6 +685,7 @@ auth_process(struct auth *a, struct auth_req *r)
 	}
 	f->f_auth = a;
 	f->f_gen = a->a_gen;
+	f->f_ident = NULL;
 	memcpy(f->f_key, r->r_key, 32);
 	memcpy(f->f_src, r->r_src, sizeof(f->f_src));
 	f->f_waiters = r;
@@ -705,6 +766,11 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 		auth_free(a);
 		return NULL;
 	}
+	if (a->a_conf.ac_audit_file[0] != '\0' && (a->a_audit =
+	    auth_audit_new(a->a_conf.ac_audit_file, err, errlen)) == NULL) {
+		auth_free(a);
+		return NULL;
+	}
 	for (int i = 0; backends[i] != NULL; i++) {
 		if (!backends[i]->ab_enabled(&a->a_conf))
 			continue;
@@ -748,7 +814,7 @@ auth_free(struct auth *a)
 						rn = r->r_next;
 						req_unref(r);
 					}
-					free(e->ce_flight);
+					flight_free(e->ce_flight);
 				}
 				free(e);
 			}
@@ -757,6 +823,7 @@ auth_free(struct auth *a)
 	}
 	auth_sched_free(a->a_sched);
 	auth_rejects_free(a->a_rejects_agg);
+	auth_audit_free(a->a_audit);
 	if (a->a_subev != NULL)
 		event_free(a->a_subev);
 	if (a->a_efd != -1)
@@ -775,13 +842,24 @@ auth_reload(struct auth *a, struct reload_report *rep)
 	for (int i = 0; i < a->a_nchain; i++) {
 		const struct auth_backend *b = a->a_chain[i];
 
+		const char *what = b->ab_reload_name != NULL ?
+		    b->ab_reload_name : b->ab_name;
+		int brc;
+
 		if (b->ab_reload == NULL)
 			continue;
-		if (b->ab_reload(a, err, sizeof(err)) == -1) {
-			reload_note(rep, b->ab_name, RELOAD_FAILED, err);
+		if ((brc = b->ab_reload(a, err, sizeof(err))) == -1) {
+			reload_note(rep, what, RELOAD_FAILED, err);
 			rc = -1;
-		} else
-			reload_note(rep, b->ab_name, RELOAD_CHANGED, NULL);
+		} else if (brc == 0)
+			reload_note(rep, what, RELOAD_CHANGED, NULL);
+	}
+	if (a->a_audit != NULL) {
+		/* Apart from the verdicts: a new file changes no decision. */
+		if (auth_audit_reopen(a->a_audit, err, sizeof(err)) == -1)
+			reload_note(rep, "admission log", RELOAD_FAILED, err);
+		else
+			reload_note(rep, "admission log", RELOAD_CHANGED, NULL);
 	}
 	if (rc == -1) {
 		/* Nothing else changes when a backend could not reload. */

@@ -35,6 +35,7 @@ enum auth_reason {
 	AUTH_REVOKED,
 	AUTH_BAD_HANDSHAKE,
 	AUTH_RATE_LIMITED,	/* its source has too many checks pending */
+	AUTH_POLICY_DENIED,	/* -admission-policy: a deny rule, or none */
 	AUTH_REASON__COUNT
 };
 
@@ -51,6 +52,8 @@ struct auth_conf {
 	int	 ac_max_inflight;		/* --auth-max-inflight */
 	int	 ac_max_pending_per_source;	/* --auth-max-pending-per-source */
 	int64_t	 ac_reverify_ms;		/* --auth-reverify, 0 off */
+	char	 ac_policy_file[PATH_MAX];	/* --admission-policy */
+	char	 ac_audit_file[PATH_MAX];	/* --admission-log */
 };
 
 struct auth;
@@ -111,6 +114,13 @@ bool	auth_reason_is_denial(enum auth_reason);
 /* 1 with the outcome once done, else 0. */
 int	auth_req_result(struct auth_req *, enum auth_reason *reason,
 	    const char **backend, int *cached);
+/*
+ * The policy rule that decided a done request ("" when none did); valid
+ * until auth_cancel.
+ */
+const char *auth_req_rule(struct auth_req *);
+/* True when -admission-policy is in effect (re-verify after a reload). */
+bool	auth_policy_enabled(const struct auth *);
 /* Cancel (or release a done request); no notify after this returns. */
 void	auth_cancel(struct auth_req *);
 
@@ -128,6 +138,20 @@ struct cJSON;
 /* Admin handlers (engine thread); a NULL auth gives empty results. */
 void	auth_ctl_rejects(struct auth *, struct cJSON *result);
 void	auth_ctl_admission(struct auth *, struct cJSON *result);
+
+/*
+ * "derpctl test-policy": ask tailscaled about key now and say what the
+ * -admission-policy would decide and why, touching neither the cache nor
+ * the rule counters (engine thread). done(arg, result) runs later on the
+ * engine thread with a JSON object it keeps, or NULL when the engine is
+ * going away. NULL with err when there is no policy or no memory.
+ */
+struct auth_dry;
+typedef void (*auth_dry_cb)(void *arg, struct cJSON *result);
+struct auth_dry *auth_test_policy(struct auth *, const uint8_t key[32],
+	    auth_dry_cb done, void *arg, char *err, size_t errlen);
+/* The caller is gone: done will not be called. */
+void	auth_test_policy_cancel(struct auth_dry *);
 
 /* One aggregated refusal entry, as the admin socket will show it. */
 struct auth_reject_entry {

@@ -44,6 +44,8 @@ auth_varz(struct auth *a, struct evbuffer *out)
 		evbuffer_add_printf(out, "derpd_admission_results{reason=\"%s\"}"
 		    " %llu\n", auth_reason_name((enum auth_reason)r),
 		    (unsigned long long)ac.ac_results[r]);
+	auth_policy_varz(a, out);
+	auth_audit_varz(auth_audit_of(a), out);
 }
 
 void
@@ -90,6 +92,8 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 	cJSON_AddBoolToObject(o, "enabled", a != NULL);
 	if (a == NULL)
 		return;
+	/* Beside "admission": a table of its own. */
+	auth_policy_ctl(a, res);
 	auth_counters(a, &ac);
 	auth_engine_state(a, &es);
 	for (int i = 0; i < es.es_nchain; i++)
@@ -110,4 +114,16 @@ auth_ctl_admission(struct auth *a, cJSON *res)
 	for (int i = 0; i < es.es_nchain; i++)
 		if (es.es_chain[i]->ab_ctl != NULL)
 			es.es_chain[i]->ab_ctl(a, o);
+	if (auth_audit_of(a) != NULL) {
+		cJSON		*l = cJSON_AddObjectToObject(o, "log");
+		uint64_t	 w, s, d, e;
+
+		auth_audit_counts(auth_audit_of(a), &w, &s, &d, &e);
+		cJSON_AddStringToObject(l, "file",
+		    auth_conf_of(a)->ac_audit_file);
+		cJSON_AddNumberToObject(l, "written", (double)w);
+		cJSON_AddNumberToObject(l, "suppressed", (double)s);
+		cJSON_AddNumberToObject(l, "dropped", (double)d);
+		cJSON_AddNumberToObject(l, "errors", (double)e);
+	}
 }

@@ -25,6 +25,7 @@ struct hreq {
 	size_t			 h_len;
 	size_t			 h_max;		/* then stop reading (+1 kept) */
 	char			 h_post[256];
+	char			*h_postdyn;	/* with the identity */
 	struct curl_slist	*h_hdrs;
 	int			 h_is_url;
 };
@@ -145,9 +146,29 @@ auth_url_body(char *out, size_t outlen, const uint8_t key[32],
 	return n < 0 || (size_t)n >= outlen ? 0 : (size_t)n;
 }
 
+char *
+auth_url_body_ident(const uint8_t key[32], const char *src,
+    const struct policy_ident *id)
+{
+	cJSON	*o = cJSON_CreateObject(), *ij;
+	char	 k[KEY_TEXT_SIZE], *s = NULL;
+
+	if (o == NULL)
+		return NULL;
+	util_key_format(key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(o, "NodePublic", k);
+	cJSON_AddStringToObject(o, "Source", src);
+	if ((ij = auth_ident_json(id)) != NULL)
+		cJSON_AddItemToObject(o, "Identity", ij);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
 static void
 hreq_free(struct hreq *h)
 {
+	free(h->h_postdyn);
 	curl_slist_free_all(h->h_hdrs);
 	free(h->h_body);
 	free(h);
@@ -182,6 +203,8 @@ done_cb(void *easy, int code, void *arg)
 		else if (r == AUTH_TAILSCALED_TOO_OLD)
 			log_warnx("verify-clients: tailscaled version is too "
 			    "old: it does not know whois by node key");
+		else if (r == AUTH_OK)
+			r = auth_policy_decide(f, h->h_body, h->h_len);
 	}
 	hreq_free(h);
 	auth_flight_step(f, r);
@@ -262,9 +285,11 @@ const struct auth_backend auth_backend_tailscaled = {
 	.ab_name = "tailscaled",
 	.ab_remote = true,
 	.ab_enabled = ts_enabled,
-	.ab_init = NULL,
+	.ab_init = auth_policy_init,
 	.ab_check = ts_check,
-	.ab_fini = NULL,
+	.ab_fini = auth_policy_fini,
+	.ab_reload = auth_policy_reload,
+	.ab_reload_name = "admission policy",
 };
 
 /* --- admission URL ------------------------------------------------- */
@@ -304,9 +329,16 @@ url_check(struct auth_flight *f)
 	h->h_flight = f;
 	h->h_is_url = 1;
 	h->h_max = AUTH_URL_BODY_MAX;
-	n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key, f->f_src);
+	/* What tailscaled said, when it was asked first: the hook may use it. */
+	if (f->f_ident != NULL && (h->h_postdyn = auth_url_body_ident(f->f_key,
+	    f->f_src, f->f_ident)) != NULL)
+		n = strlen(h->h_postdyn);
+	else
+		n = auth_url_body(h->h_post, sizeof(h->h_post), f->f_key,
+		    f->f_src);
 	if ((e = easy_common(h, c->ac_url, c->ac_timeout_ms)) != NULL) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_post);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, h->h_postdyn != NULL ?
+		    h->h_postdyn : h->h_post);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)n);
 		/* No Content-Type, like derper; no Expect: 100-continue. */
 		h->h_hdrs = curl_slist_append(NULL, "Content-Type:");
@@ -327,6 +359,104 @@ const struct auth_backend auth_backend_url = {
 	.ab_check = url_check,
 	.ab_fini = NULL,
 };
+
+/* --- test-policy: a whois and the policy, no cache, no counters ----- */
+
+struct auth_dry {
+	struct auth	*d_auth;
+	struct hreq	 d_h;
+	uint8_t		 d_key[32];
+	auth_dry_cb	 d_done;	/* NULL once cancelled */
+	void		*d_arg;
+};
+
+static void
+dry_free(struct auth_dry *d)
+{
+	curl_slist_free_all(d->d_h.h_hdrs);
+	free(d->d_h.h_body);
+	free(d);
+}
+
+static void
+dry_done(void *easy, int code, void *arg)
+{
+	struct auth_dry		*d = arg;
+	long			 status = 0;
+	enum auth_reason	 r;
+	cJSON			*res;
+	char			 k[KEY_TEXT_SIZE];
+
+	if (d->d_done == NULL || code == CURLE_ABORTED_BY_CALLBACK) {
+		if (d->d_done != NULL)
+			d->d_done(d->d_arg, NULL);
+		dry_free(d);
+		return;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	res = cJSON_CreateObject();
+	util_key_format(d->d_key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(res, "key", k);
+	r = auth_tailscaled_classify(code, status, d->d_h.h_body,
+	    d->d_h.h_len);
+	cJSON_AddStringToObject(res, "tailscaled", auth_reason_name(r));
+	if (r == AUTH_OK)
+		r = auth_policy_explain(d->d_auth, d->d_h.h_body, d->d_h.h_len,
+		    res);
+	cJSON_AddStringToObject(res, "verdict", r == AUTH_OK ? "allow" :
+	    "deny");
+	cJSON_AddStringToObject(res, "reason", auth_reason_name(r));
+	d->d_done(d->d_arg, res);
+	dry_free(d);
+}
+
+struct auth_dry *
+auth_test_policy(struct auth *a, const uint8_t key[32], auth_dry_cb done,
+    void *arg, char *err, size_t errlen)
+{
+	const struct auth_conf	*c;
+	struct auth_dry		*d;
+	char			 url[200], hex[65];
+	CURL			*e;
+
+	if (a == NULL || !auth_policy_enabled(a)) {
+		snprintf(err, errlen, "no admission policy "
+		    "(-admission-policy with -verify-clients)");
+		return NULL;
+	}
+	c = auth_conf_of(a);
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->d_auth = a;
+	memcpy(d->d_key, key, 32);
+	d->d_done = done;
+	d->d_arg = arg;
+	util_hex_encode(key, 32, hex);
+	snprintf(url, sizeof(url), "http://local-tailscaled.sock/localapi/v0/"
+	    "whois?addr=nodekey%%3A%s", hex);
+	if ((e = easy_common(&d->d_h, url, c->ac_timeout_ms)) == NULL)
+		goto fail;
+	curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, auth_socket_path(c));
+	d->d_h.h_hdrs = curl_slist_append(NULL, "Host: local-tailscaled.sock");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->d_h.h_hdrs);
+	if (auth_curl_add(auth_curl_of(a), e, dry_done, d) == 0)
+		return d;
+	curl_easy_cleanup(e);
+fail:
+	dry_free(d);
+	snprintf(err, errlen, "cannot start a request to tailscaled");
+	return NULL;
+}
+
+void
+auth_test_policy_cancel(struct auth_dry *d)
+{
+	/* Its request runs on; dry_done frees it. */
+	if (d != NULL)
+		d->d_done = NULL;
+}
 
 /* --- startup self-check -------------------------------------------- */
 

@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "auth_curl.h"
+#include "policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,10 +39,13 @@ struct auth_backend {
 	/* Free the backend's state (NULL: none). */
 	void		 (*ab_fini)(struct auth *);
 	/*
-	 * Re-read what the backend reads (NULL: nothing); 0, or -1 with
-	 * err and the old state kept.
+	 * Re-read what the backend reads (NULL: nothing); 0, 1 when it has
+	 * nothing to read in this configuration, or -1 with err and the old
+	 * state kept.
 	 */
 	int		 (*ab_reload)(struct auth *, char *err, size_t errlen);
+	/* What the reload report calls it (NULL: ab_name). */
+	const char	*ab_reload_name;
 	/* Add the backend's own fields to "show admission" (NULL: none). */
 	void		 (*ab_ctl)(struct auth *, struct cJSON *obj);
 };
@@ -66,6 +70,9 @@ struct auth_flight {
 	int			 f_queued;
 	uint64_t		 f_gen;		/* auth generation at start */
 	void			*f_backend_state;
+	/* What tailscaled said (NULL: not asked, or no answer); owned. */
+	struct policy_ident	*f_ident;
+	char			 f_rule[POLICY_NAME_MAX];	/* "" none */
 };
 
 /* Backend finished its step: AUTH_OK goes on down the chain. */
@@ -138,6 +145,64 @@ void	auth_rejects_note(struct auth_rejects *, enum auth_reason,
 size_t	auth_rejects_copy(struct auth_rejects *, struct auth_reject_entry *,
 	    size_t max);
 
+/*
+ * The admission policy (auth_policy.c), run by the tailscaled backend
+ * after a whois found the key: its state is the backend's state.
+ */
+struct auth_policy;
+/* Load -admission-policy if given; 0 or -1 with err. */
+int	auth_policy_init(struct auth *, char *err, size_t errlen);
+/* Re-read the file (the old policy stays on error); 0 or -1 with err. */
+int	auth_policy_reload(struct auth *, char *err, size_t errlen);
+void	auth_policy_fini(struct auth *);
+/*
+ * A whois said yes (body): keep the identity on f and apply the policy.
+ * AUTH_OK, AUTH_POLICY_DENIED (f_rule names the rule), or
+ * AUTH_TAILSCALED_ERROR when a policy needs an identity it cannot read.
+ */
+enum auth_reason auth_policy_decide(struct auth_flight *f, const char *body,
+	    size_t len);
+/*
+ * test-policy: what the policy says of a whois answer that found the key
+ * (body), with each rule tried and the identity, into res. No counters.
+ */
+enum auth_reason auth_policy_explain(struct auth *, const char *body,
+	    size_t len, struct cJSON *res);
+/* "show admission" and varz parts. */
+void	auth_policy_ctl(struct auth *, struct cJSON *obj);
+struct evbuffer;
+void	auth_policy_varz(struct auth *, struct evbuffer *out);
+/* The identity as a JSON object (one formatter: audit, webhook, ctl). */
+struct cJSON *auth_ident_json(const struct policy_ident *);
+
+/* The audit log (auth_audit.c): -admission-log FILE. */
+struct auth_audit;
+struct auth_audit *auth_audit_new(const char *path, char *err, size_t errlen);
+void	auth_audit_free(struct auth_audit *);
+/* Open the file again (logrotate); the old stays on error. 0 or -1. */
+int	auth_audit_reopen(struct auth_audit *, char *err, size_t errlen);
+/* One decision (engine thread); rate-limited per (key, verdict). */
+struct auth_audit_rec {
+	const uint8_t		*ar_key;
+	const char		*ar_src;
+	enum auth_reason	 ar_reason;
+	const char		*ar_backend;
+	const char		*ar_rule;	/* "" none */
+	int			 ar_cached;
+	int			 ar_fresh;	/* a re-verification */
+	const struct policy_ident *ar_ident;	/* NULL unknown */
+};
+void	auth_audit_note(struct auth_audit *, const struct auth_audit_rec *);
+/* Counters for varz and show admission (any thread). */
+void	auth_audit_counts(struct auth_audit *, uint64_t *written,
+	    uint64_t *suppressed, uint64_t *dropped, uint64_t *errors);
+void	auth_audit_varz(struct auth_audit *, struct evbuffer *out);
+/* The engine's audit log, or NULL (any thread; set at auth_new). */
+struct auth_audit *auth_audit_of(struct auth *);
+/* The pure line formatter (tests); malloc'd line with '\n', or NULL. */
+char	*auth_audit_line(const struct auth_audit_rec *, int64_t now_ms,
+	    uint64_t suppressed);
+
 /* Allowlist file (auth_allow.c). */
 extern const struct auth_backend auth_backend_allow;
 extern const struct auth_backend auth_backend_tailscaled;
@@ -174,6 +239,9 @@ enum auth_reason auth_url_classify(int curlcode, long status,
 /* Webhook request body; returns length or 0. */
 size_t	auth_url_body(char *out, size_t outlen, const uint8_t key[32],
 	    const char *src);
+/* The same with the identity tailscaled gave (malloc'd, NULL on failure). */
+char	*auth_url_body_ident(const uint8_t key[32], const char *src,
+	    const struct policy_ident *);
 
 #ifdef __cplusplus
 }

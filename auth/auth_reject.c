@@ -33,6 +33,7 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 	[AUTH_REVOKED] = "revoked",
 	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
 	[AUTH_RATE_LIMITED] = "rate_limited",
+	[AUTH_POLICY_DENIED] = "policy_denied",
 };
 
 const char *

@@ -110,6 +110,10 @@ static const struct flag_def flags[] = {
 	{ "auth-max-pending-per-source", FT_INT,
 	    OFF(dc_auth.ac_max_pending_per_source), 0, 1,
 	    "checks pending per client address or IPv6 /64; more are refused", NULL },
+	STR("admission-policy", dc_auth.ac_policy_file,
+	    "admission policy file (JSON rules; needs -verify-clients)"),
+	STR("admission-log", dc_auth.ac_audit_file,
+	    "admission audit log: a JSON line per decision"),
 	/*
 	 * derper's flags derpd does not implement yet: refused unless the
 	 * value is derper's default (a templated unit file passes them all),
@@ -579,6 +583,19 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 	}
 	if (c->dc_auth.ac_reverify_ms > 0 && c->dc_auth.ac_reverify_ms < 100) {
 		snprintf(err, errlen, "-auth-reverify: at least 100ms");
+		return -1;
+	}
+	if (c->dc_auth.ac_policy_file[0] != '\0' &&
+	    !c->dc_auth.ac_verify_clients) {
+		snprintf(err, errlen, "-admission-policy: needs -verify-clients "
+		    "(the policy applies to what tailscaled says of a node)");
+		return -1;
+	}
+	if (c->dc_auth.ac_audit_file[0] != '\0' &&
+	    !auth_conf_enabled(&c->dc_auth)) {
+		snprintf(err, errlen, "-admission-log: needs an admission "
+		    "backend (-verify-clients, -verify-client-url or "
+		    "-allow-keys)");
 		return -1;
 	}
 	if (c->dc_auth.ac_cache_size < 1) {

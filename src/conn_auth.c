@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* conn_auth.c: admission glue: a pending check, its verdict, re-checks. */
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -25,10 +26,14 @@ conn_auth_poll(struct conn *c)
 	enum auth_reason	 reason;
 	const char		*backend;
 	int			 cached;
+	char			 rule[80] = "";
 
 	if (c->c_auth == NULL || !auth_req_result(c->c_auth, &reason,
 	    &backend, &cached))
 		return;
+	if (*auth_req_rule(c->c_auth) != '\0')
+		snprintf(rule, sizeof(rule), ", rule %s",
+		    auth_req_rule(c->c_auth));
 	auth_cancel(c->c_auth);		/* releases the handle */
 	c->c_auth = NULL;
 	if (reason != AUTH_OK) {
@@ -38,8 +43,9 @@ conn_auth_poll(struct conn *c)
 		events_client(&c->c_env->d_events, CLIENT_REJECT, c->c_key,
 		    (const struct sockaddr *)&c->c_sa, worker_id(c->c_w),
 		    auth_reason_name(reason));
-		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s)",
-		    auth_reason_name(reason), backend, cached ? ", cached" : "");
+		conn_close(c, CLOSE_ADMISSION_DENIED, "%s (%s%s%s)",
+		    auth_reason_name(reason), backend, cached ? ", cached" : "",
+		    rule);
 		return;
 	}
 	conn_admit(c, c->c_shared, backend, cached);
@@ -61,8 +67,13 @@ conn_reverify_poll(struct conn *c)
 	const char		*backend;
 	int			 cached;
 
+	char			 rule[80] = "";
+
 	if (!auth_req_result(c->c_auth, &reason, &backend, &cached))
 		return;
+	if (*auth_req_rule(c->c_auth) != '\0')
+		snprintf(rule, sizeof(rule), ", rule %s",
+		    auth_req_rule(c->c_auth));
 	auth_cancel(c->c_auth);
 	c->c_auth = NULL;
 	if (reason == AUTH_OK)
@@ -76,8 +87,8 @@ conn_reverify_poll(struct conn *c)
 	}
 	auth_note_reject(c->c_env->d_auth, AUTH_REVOKED,
 	    (const struct sockaddr *)&c->c_sa, c->c_key);
-	conn_close(c, CLOSE_REVOKED, "no longer admitted: %s (%s)",
-	    auth_reason_name(reason), backend);
+	conn_close(c, CLOSE_REVOKED, "no longer admitted: %s (%s%s)",
+	    auth_reason_name(reason), backend, rule);
 }
 
 void

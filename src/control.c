@@ -47,6 +47,12 @@ client_free(struct ctl_client *cc)
 		}
 	if (cc->cc_monitor)
 		__atomic_sub_fetch(&ct->ct_monitors, 1, __ATOMIC_RELAXED);
+	if (cc->cc_call != NULL) {
+		if (cc->cc_call->k_cancel != NULL)
+			cc->cc_call->k_cancel(cc->cc_call);
+		cJSON_Delete(cc->cc_call->k_res);
+		free(cc->cc_call);
+	}
 	bufferevent_free(cc->cc_bev);
 	free(cc);
 }
@@ -136,13 +142,54 @@ control_request_cleanup(struct ctl_request *rq)
 	rq->rq_args = NULL;
 }
 
+/* The reply to a call, which is freed. */
+static void
+call_reply(struct ctl_client *cc, struct ctl_call *call, int rc)
+{
+	cJSON *reply;
+
+	if (rc == -1) {
+		reply_error(cc, call->k_id, call->k_code, call->k_err);
+		cJSON_Delete(call->k_res);
+		free(call);
+		return;
+	}
+	reply = cJSON_CreateObject();
+	cJSON_AddNumberToObject(reply, "v", CONTROL_VERSION);
+	cJSON_AddNumberToObject(reply, "id", call->k_id);
+	cJSON_AddBoolToObject(reply, "ok", 1);
+	cJSON_AddItemToObject(reply, "result", call->k_res);
+	free(call);
+	send_json(cc, reply);
+	cJSON_Delete(reply);
+}
+
+static void	client_read_cb(struct bufferevent *, void *);
+
+void
+control_call_done(struct ctl_call *call, int rc)
+{
+	struct ctl_client *cc = call->k_cc;
+
+	cc->cc_call = NULL;
+	call_reply(cc, call, rc);
+	if (cc->cc_eof) {
+		/* The write callback frees it once the reply is out. */
+		return;
+	}
+	if (cc->cc_paused)
+		return;
+	bufferevent_enable(cc->cc_bev, EV_READ);
+	client_read_cb(cc->cc_bev, cc);		/* may free cc */
+}
+
 /* One request line: decode, check, dispatch, reply in order. */
 static void
 handle_line(struct ctl_client *cc, const char *line, size_t len)
 {
 	struct ctl_request	 rq;
 	struct ctl_call		*call;
-	cJSON			*reply, *res;
+	int			 rc;
 
 	if (control_request_parse(line, len, cc->cc_ro, &rq) == -1) {
 		reply_error(cc, rq.rq_id, rq.rq_code, rq.rq_msg);
@@ -158,21 +205,17 @@ handle_line(struct ctl_client *cc, const char *line, size_t len)
 	call->k_args = rq.rq_args;
 	call->k_res = cJSON_CreateObject();
 	call->k_code = "failed";
-	if (ctl_cmds[rq.rq_cmd].cmd_fn(call) == -1) {
-		reply_error(cc, rq.rq_id, call->k_code, call->k_err);
-		cJSON_Delete(call->k_res);
-		free(call);
+	call->k_id = rq.rq_id;
+	if ((rc = ctl_cmds[rq.rq_cmd].cmd_fn(call)) == CTL_LATER) {
+		/* Read nothing more until it is answered. */
+		call->k_args = NULL;
+		cc->cc_call = call;
+		bufferevent_disable(cc->cc_bev, EV_READ);
 		goto out;
 	}
-	reply = cJSON_CreateObject();
-	cJSON_AddNumberToObject(reply, "v", CONTROL_VERSION);
-	cJSON_AddNumberToObject(reply, "id", rq.rq_id);
-	res = call->k_res;
-	free(call);
-	cJSON_AddBoolToObject(reply, "ok", 1);
-	cJSON_AddItemToObject(reply, "result", res);
-	send_json(cc, reply);
-	cJSON_Delete(reply);
+	call_reply(cc, call, rc);
+	if (rc == -1)
+		goto out;
 	if (strcmp(rq.rq_name, "monitor") == 0)
 		cc->cc_monitor_id = (long long)rq.rq_id;
 out:
@@ -199,7 +242,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	char			*line;
 	size_t			 len;
 
-	while (!cc->cc_paused &&
+	while (!cc->cc_paused && cc->cc_call == NULL &&
 	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
 		if (len > CONTROL_MAX_LINE) {
 			free(line);
@@ -212,7 +255,8 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			client_pause(cc);
 	}
 	/* Paused, what is left may be whole lines we have not got to. */
-	if (!cc->cc_paused && evbuffer_get_length(in) > CONTROL_MAX_LINE)
+	if (!cc->cc_paused && cc->cc_call == NULL &&
+	    evbuffer_get_length(in) > CONTROL_MAX_LINE)
 		goto toolong;
 	return;
 toolong:
@@ -236,7 +280,7 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	/* Runs at or under the low mark (the write watermark). */
 	if (cc->cc_paused && len <= CTL_OUT_LOWAT) {
 		cc->cc_paused = 0;
-		if (!cc->cc_eof)
+		if (!cc->cc_eof && cc->cc_call == NULL)
 			bufferevent_enable(bev, EV_READ);
 		/* Requests already read wait for no new bytes. */
 		client_read_cb(bev, cc);	/* may free cc */
@@ -248,8 +292,10 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ctl_client *cc = arg;
 
+	/* Half-closed: answer what it asked for, then go. */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+	    (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+	    cc->cc_call != NULL)) {
 		cc->cc_eof = 1;
 		bufferevent_disable(bev, EV_READ);
 		return;

@@ -310,6 +310,54 @@ cmd_kick(struct ctl_call *k)
 	return 0;
 }
 
+/* tailscaled answered a test-policy: reply with what the policy says. */
+static void
+test_policy_done(void *arg, cJSON *result)
+{
+	struct ctl_call	*k = arg;
+	cJSON		*it;
+
+	k->k_async = NULL;
+	if (result == NULL) {
+		snprintf(k->k_err, sizeof(k->k_err), "shutting down");
+		control_call_done(k, -1);
+		return;
+	}
+	/* The members go into the result object the reply carries. */
+	while ((it = result->child) != NULL)
+		cJSON_AddItemToObject(k->k_res, it->string,
+		    cJSON_DetachItemViaPointer(result, it));
+	cJSON_Delete(result);
+	control_call_done(k, 0);
+}
+
+static void
+test_policy_cancel(struct ctl_call *k)
+{
+	auth_test_policy_cancel(k->k_async);
+	k->k_async = NULL;
+}
+
+static int
+cmd_test_policy(struct ctl_call *k)
+{
+	uint8_t	 key[32];
+	char	 ks[8];
+
+	if (arg_key(k, "key", key) == -1)
+		return -1;
+	if ((k->k_async = auth_test_policy(k->k_ct->ct_env->d_auth, key,
+	    test_policy_done, k, k->k_err, sizeof(k->k_err))) == NULL) {
+		k->k_code = "failed";
+		return -1;
+	}
+	k->k_cancel = test_policy_cancel;
+	util_key_short(key, ks);
+	log_debug("control: uid %u tests the admission policy on %s",
+	    k->k_cc->cc_uid, ks);
+	return CTL_LATER;
+}
+
 static int
 cmd_reload(struct ctl_call *k)
 {
@@ -400,6 +448,8 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ .cmd_name = "show mesh", .cmd_ro_ok = 1, .cmd_fn = cmd_show_mesh },
 	{ .cmd_name = "show certs", .cmd_ro_ok = 1, .cmd_fn = cmd_show_certs },
 	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
+	{ .cmd_name = "test-policy",
+	    .cmd_fn = cmd_test_policy },
 	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
 	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },
 	{ .cmd_name = "log brief", .cmd_fn = cmd_log_brief },

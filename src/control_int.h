@@ -68,6 +68,7 @@ struct ctl_client {
 	int			 cc_paused;	/* not reading: output too big */
 	int			 cc_dropping;	/* monitor: output over the cap */
 	uint64_t		 cc_dropped;	/* monitor: events not yet told */
+	struct ctl_call		*cc_call;	/* a command still running */
 };
 
 /* One request being handled: what a command reads and writes. */
@@ -78,7 +79,24 @@ struct ctl_call {
 	cJSON			*k_res;		/* the result object to fill */
 	char			 k_err[1024];	/* message when failing */
 	const char		*k_code;	/* error code when failing */
+	double			 k_id;		/* the request's id */
+	/*
+	 * A command that answers later (cmd_fn returned CTL_LATER) sets
+	 * these: k_cancel(k) runs if the client goes first, and must make
+	 * sure control_call_done is not called for k.
+	 */
+	void			(*k_cancel)(struct ctl_call *);
+	void			*k_async;
 };
+
+/*
+ * cmd_fn's third answer: the reply comes later, through
+ * control_call_done. The client's next requests wait for it (replies
+ * stay in order); k_args is gone once cmd_fn returns.
+ */
+#define CTL_LATER	1
+/* The command of a CTL_LATER call finished: 0, or -1 with k_err. */
+void	control_call_done(struct ctl_call *, int rc);
 
 /* A command: the pattern string is the wire name, usage and man page. */
 struct ctl_cmd {

@@ -187,8 +187,11 @@ main(int argc, char **argv)
 	if (auth_conf_enabled(&conf.dc_auth)) {
 		/* The engine shares the main loop with signals and STUN. */
 		if ((env.d_auth = auth_new(&conf.dc_auth, env.d_base, err,
-		    sizeof(err))) == NULL)
-			fatalx("%s", err);
+		    sizeof(err))) == NULL) {
+			/* A file a flag names is bad: a configuration error. */
+			log_warnx("%s", err);
+			exit(2);
+		}
 		log_info("admission:%s%s%s%s", conf.dc_auth.ac_allow_file[0] ?
 		    " allowlist" : "", conf.dc_auth.ac_verify_clients ?
 		    " tailscaled at " : "", conf.dc_auth.ac_verify_clients ?

@@ -10,6 +10,7 @@
 #include "reload.h"
 #include "tls.h"
 #include "util.h"
+#include "worker.h"
 
 int
 derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
@@ -27,8 +28,15 @@ derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 	/* The engine runs on this thread: no locking needed. */
 	if (env->d_auth == NULL)
 		reload_note(rep, "admission", RELOAD_UNCHANGED, NULL);
-	else
-		auth_reload(env->d_auth, rep);
+	else if (auth_reload(env->d_auth, rep) == 0 &&
+	    auth_policy_enabled(env->d_auth)) {
+		/*
+		 * The policy may have changed: every live connection is
+		 * checked again, and those it no longer admits are closed.
+		 */
+		for (int i = 0; i < env->d_nworkers; i++)
+			worker_tick_now(env->d_workers[i]);
+	}
 	for (int i = 0; i < rep->rr_n; i++) {
 		if (rep->rr_parts[i].rp_status == RELOAD_FAILED)
 			log_warnx("%s: reload failed for %s, the old one is "

@@ -49,6 +49,7 @@ struct worker {
 	struct worker_queue	 w_inbox;	/* guarded by w_inlock */
 	int			 w_efd;		/* eventfd: one wakeup per batch */
 	int			 w_stop;	/* atomic */
+	int			 w_tick_now;	/* atomic: run wo_tick once */
 	struct event		*w_inev;
 	/* Same-thread posts, run after the current callbacks. */
 	struct worker_queue	 w_ready;
@@ -151,6 +152,9 @@ worker_inbox_cb(evutil_socket_t fd, short what, void *arg)
 	STAILQ_CONCAT(&q, &w->w_inbox);
 	pthread_mutex_unlock(&w->w_inlock);
 	worker_run_queue(w, &q);
+	if (__atomic_exchange_n(&w->w_tick_now, 0, __ATOMIC_ACQ_REL) &&
+	    w->w_ops->wo_tick != NULL)
+		w->w_ops->wo_tick(w);
 }
 
 static void
@@ -419,6 +423,13 @@ worker_wake(struct worker *w)
 
 	if (write(w->w_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("worker %d: eventfd write", w->w_id);
+}
+
+void
+worker_tick_now(struct worker *w)
+{
+	__atomic_store_n(&w->w_tick_now, 1, __ATOMIC_RELEASE);
+	worker_wake(w);
 }
 
 void

@@ -60,6 +60,11 @@ struct worker *worker_new(struct derpd *env, int id, int fd, int fd80,
 	    int64_t tick_ms, const struct worker_ops *ops);
 /* Start the thread. 0 or -1. */
 int	worker_start(struct worker *);
+/*
+ * Have w run wo_tick once soon, on its own thread (any thread; requests
+ * made before it runs are one). The reload uses it to re-verify.
+ */
+void	worker_tick_now(struct worker *w);
 /* Ask the worker to close everything and leave its loop (any thread). */
 void	worker_stop(struct worker *);
 /* Join the thread. */

@@ -15,6 +15,7 @@ _derpctl_patterns=(
 	"show mesh"
 	"show certs"
 	"kick <key>"
+	"test-policy <key>"
 	"reload"
 	"log verbose"
 	"log brief"

@@ -1212,3 +1212,361 @@ TEST_F(AdmissionTest, HugeWebhookBodyIsABadResponse)
 	SetUrlDefault(UrlAnswer("{\"Allow\":true}"));
 	EXPECT_TRUE(Admitted(Try(NewId())));
 }
+
+// --- -admission-policy and -admission-log ----------------------------
+
+namespace {
+
+// A whois answer with an identity (tags/caps are JSON text).
+Response
+TsWho(const std::string &hex, const std::string &login,
+    const std::string &tags = "null", const std::string &caps = "{}",
+    const std::string &addr = "100.64.0.7/32")
+{
+	Response r;
+	r.body = "{\"Node\":{\"ID\":1,\"Name\":\"n-" + hex.substr(0, 8) +
+	    ".tailnet.ts.net.\",\"Key\":\"nodekey:" + hex + "\",\"KeyExpiry\":"
+	    "\"2099-01-01T00:00:00Z\",\"Addresses\":[\"" + addr + "\"],"
+	    "\"Tags\":" + tags + "},\"UserProfile\":{\"ID\":7,\"LoginName\":\"" +
+	    login + "\"},\"CapMap\":" + caps + "}";
+	return r;
+}
+
+void
+WriteFileAtomic(const std::string &path, const std::string &text)
+{
+	std::string tmp = path + ".tmp";
+	FILE *f = fopen(tmp.c_str(), "w");
+	ASSERT_NE(f, nullptr);
+	fputs(text.c_str(), f);
+	fclose(f);
+	ASSERT_EQ(rename(tmp.c_str(), path.c_str()), 0);
+}
+
+std::string
+Matches(const char *rule)
+{
+	return std::string("derpd_admission_policy_matches{rule=\"") + rule +
+	    "\"}";
+}
+
+const char kPolicy[] = R"({"rules": [
+  {"name": "prod-servers", "action": "allow", "tags": ["tag:prod"]},
+  {"name": "no-contractors", "action": "deny", "users": ["*@contractor.example"]},
+  {"name": "relay-cap", "action": "allow", "caps": ["example.com/cap/derp"]},
+  {"name": "staff", "action": "allow", "users": ["*@example.com"]}
+]})";
+
+}  // namespace
+
+// Tags, users and capabilities from the LocalAPI decide; a refusal is
+// policy_denied with its rule, counted per rule, shown by "show
+// admission", and each decision is a line of the audit log.
+TEST_F(AdmissionTest, PolicyDecidesOnWhoisIdentity)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json", audit = d.dir + "/audit.log";
+	std::string sock = d.dir + "/admin.sock";
+	WriteFileAtomic(pol, kPolicy);
+	Id staff = NewId(), contractor = NewId(), server = NewId(),
+	    capped = NewId(), stranger = NewId();
+	SetTs(staff, TsWho(staff.hex, "alice@example.com"));
+	SetTs(contractor, TsWho(contractor.hex, "bob@contractor.example"));
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:prod\"]"));
+	SetTs(capped, TsWho(capped.hex, "carol@partner.example", "null",
+	    "{\"example.com/cap/derp\":[{}]}"));
+	SetTs(stranger, TsWho(stranger.hex, "dave@elsewhere.example"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-admission-log=" + audit);
+	flags.push_back("-admin-socket=" + sock);
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(d.WaitLog("admission policy " + pol + ": 4 rules", 3000));
+
+	EXPECT_TRUE(Admitted(Try(staff)));
+	EXPECT_TRUE(Admitted(Try(server)));
+	EXPECT_TRUE(Admitted(Try(capped)));
+	size_t from = d.LogSize();
+	EXPECT_TRUE(Refused(Try(contractor)));
+	EXPECT_TRUE(d.WaitLog("policy_denied (tailscaled, rule no-contractors)",
+	    2000, from)) << "the close names the rule";
+	EXPECT_TRUE(Refused(Try(stranger)));
+	EXPECT_TRUE(d.WaitLog("rule (default)", 2000, from));
+	// A cached refusal still names its rule.
+	EXPECT_TRUE(Refused(Try(contractor)));
+
+	auto m = d.Metrics();
+	EXPECT_EQ(m[Matches("prod-servers")], 1);
+	EXPECT_EQ(m[Matches("no-contractors")], 1) << "the 2nd was cached";
+	EXPECT_EQ(m[Matches("relay-cap")], 1);
+	EXPECT_EQ(m[Matches("staff")], 1);
+	EXPECT_EQ(m[Matches("(default)")], 1);
+	EXPECT_EQ(m[Rej("policy_denied")], 3);
+
+	std::string r = AdminCall(sock,
+	    "{\"v\":1,\"id\":1,\"cmd\":\"show admission\"}\n");
+	EXPECT_NE(r.find("\"rule\":\"no-contractors\",\"action\":\"deny\","
+	    "\"matches\":1"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"rule\":\"(default)\""), std::string::npos) << r;
+	EXPECT_NE(r.find("\"log\":{"), std::string::npos) << r;
+
+	// The audit log: a JSON line per decision, identity included.
+	std::string log;
+	for (int i = 0; i < 50; i++) {
+		log = ReadFile(audit);
+		size_t n = 0;
+		for (char c : log)
+			n += c == '\n';
+		if (n >= 5)	// the 2nd contractor line is suppressed
+			break;
+		usleep(50 * 1000);
+	}
+	EXPECT_NE(log.find("\"key\":\"nodekey:" + contractor.hex +
+	    "\",\"src\":\"127.0.0.1\",\"verdict\":\"deny\",\"reason\":"
+	    "\"policy_denied\",\"backend\":\"tailscaled\",\"rule\":"
+	    "\"no-contractors\",\"cached\":false"), std::string::npos) << log;
+	EXPECT_NE(log.find("\"user\":\"bob@contractor.example\""),
+	    std::string::npos) << log;
+	EXPECT_NE(log.find("\"verdict\":\"allow\",\"reason\":\"ok\","
+	    "\"backend\":\"tailscaled\",\"rule\":\"prod-servers\""),
+	    std::string::npos) << log;
+	// The second refusal of the contractor: same key, same verdict.
+	EXPECT_EQ(d.Metric("derpd_admission_log_lines{result=\"suppressed\"}"),
+	    1);
+}
+
+// A bad policy is a startup error naming the file and the rule (exit 2);
+// a policy without -verify-clients too.
+TEST_F(AdmissionTest, PolicyBadFileAtStartup)
+{
+	std::string pol = d.dir + "/policy.json";
+	WriteFileAtomic(pol, R"({"rules": [{"name": "x", "action": "allow",
+	    "tag": ["tag:prod"]}]})");
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	EXPECT_EQ(d.RunToExit(flags, 5000), 2);
+	EXPECT_NE(d.Log().find(pol + ": rule \"x\": unknown field \"tag\""),
+	    std::string::npos) << d.Log();
+	WriteFileAtomic(pol, R"({"rules": []})");
+	EXPECT_EQ(d.RunToExit({ "-admission-policy=" + pol }, 5000), 2);
+	EXPECT_NE(d.Log().find("-admission-policy: needs -verify-clients"),
+	    std::string::npos) << d.Log();
+}
+
+// A reload with a broken policy keeps the old one and says why; a
+// policy that no longer admits a connected node closes it (revoked).
+TEST_F(AdmissionTest, PolicyReloadKeepsOldOnErrorAndRevokes)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json", sock = d.dir + "/admin.sock";
+	WriteFileAtomic(pol, kPolicy);
+	Id staff = NewId(), server = NewId();
+	SetTs(staff, TsWho(staff.hex, "alice@example.com"));
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:prod\"]"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-admin-socket=" + sock);
+	ASSERT_TRUE(d.Start(flags));
+	Attempt a = Try(staff), b = Try(server);
+	ASSERT_TRUE(Admitted(a));
+	ASSERT_TRUE(Admitted(b));
+
+	WriteFileAtomic(pol, "{\"rules\": [{\"name\": \"x\"}]}");
+	std::string r = AdminCall(sock, "{\"v\":1,\"id\":1,\"cmd\":\"reload\"}\n");
+	EXPECT_NE(r.find("\"ok\":false"), std::string::npos) << r;
+	EXPECT_NE(r.find("admission policy: -admission-policy: " + pol +
+	    ": rule \\\"x\\\": no \\\"action\\\""), std::string::npos) << r;
+	EXPECT_TRUE(Quiet(a.c.get(), 300)) << "the old policy stays";
+
+	// Only tagged servers now: the staff laptop goes, the server stays.
+	WriteFileAtomic(pol, R"({"rules": [
+	    {"name": "prod-only", "action": "allow", "tags": ["tag:prod"]}]})");
+	size_t from = d.LogSize();
+	d.Kill(SIGHUP);
+	EXPECT_TRUE(ClosedWithin(a.c.get(), 3000));
+	EXPECT_TRUE(d.WaitLog("no longer admitted: policy_denied (tailscaled, "
+	    "rule (default))", 3000, from));
+	EXPECT_EQ(d.WaitMetric(Rej("revoked"), 1), 1);
+	EXPECT_TRUE(SendRecv(b.c.get(), b.c.get(), "still here"));
+	EXPECT_EQ(d.Metric(Matches("prod-only")), 1);
+}
+
+// With tailscaled and the admission URL both on, the webhook's request
+// carries what tailscaled said about the node.
+TEST_F(AdmissionTest, WebhookGetsTheIdentity)
+{
+	StartTs();
+	StartUrl();
+	Id id = NewId();
+	SetTs(id, TsWho(id.hex, "alice@example.com", "[\"tag:web\"]"));
+	auto flags = TsFlags();
+	flags.push_back(UrlFlag());
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(Admitted(Try(id)));
+	auto reqs = url_.Requests();
+	ASSERT_EQ(reqs.size(), 1u);
+	const std::string &body = reqs[0].body;
+	EXPECT_EQ(body.find("{\"NodePublic\":\"nodekey:" + id.hex +
+	    "\",\"Source\":\"127.0.0.1\",\"Identity\":{"), 0u) << body;
+	EXPECT_NE(body.find("\"user\":\"alice@example.com\""),
+	    std::string::npos) << body;
+	EXPECT_NE(body.find("\"tags\":[\"tag:web\"]"), std::string::npos) << body;
+}
+
+// The audit log: one line per (key, verdict) per interval with the count
+// suppressed; after a rename and a reload the lines go to a new file.
+TEST_F(AdmissionTest, AuditLogLimitsAndReopens)
+{
+	StartTs();
+	std::string audit = d.dir + "/audit.log";
+	Id id = NewId();
+	SetTs(id, TsWho(id.hex, "alice@example.com"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-log=" + audit);
+	ASSERT_TRUE(d.Start(flags));
+	for (int i = 0; i < 5; i++)
+		ASSERT_TRUE(Admitted(Try(id)));
+	EXPECT_EQ(d.WaitMetric("derpd_admission_log_lines{result=\"written\"}",
+	    1), 1);
+	EXPECT_EQ(d.WaitMetric(
+	    "derpd_admission_log_lines{result=\"suppressed\"}", 4), 4);
+	ASSERT_EQ(rename(audit.c_str(), (audit + ".1").c_str()), 0);
+	size_t from = d.LogSize();
+	d.Kill(SIGHUP);
+	ASSERT_TRUE(d.WaitLog("admission log reloaded", 3000, from));
+	Id other = NewId();
+	SetTs(other, TsWho(other.hex, "bob@example.com"));
+	EXPECT_TRUE(Admitted(Try(other)));
+	EXPECT_EQ(d.WaitMetric("derpd_admission_log_lines{result=\"written\"}",
+	    2), 2);
+	std::string now = ReadFile(audit), old = ReadFile(audit + ".1");
+	EXPECT_NE(now.find(other.hex), std::string::npos) << now;
+	EXPECT_EQ(now.find(id.hex), std::string::npos) << now;
+	EXPECT_NE(old.find(id.hex), std::string::npos) << old;
+}
+
+// test-policy: what the policy would decide now and why, from a fresh
+// whois, without touching the cache or the rule counters; another
+// request on the same connection waits for its reply (order kept).
+TEST_F(AdmissionTest, TestPolicyIsADryRun)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json", sock = d.dir + "/admin.sock";
+	WriteFileAtomic(pol, kPolicy);
+	Id contractor = NewId(), unknown = NewId();
+	SetTs(contractor, Delayed(TsWho(contractor.hex,
+	    "bob@contractor.example"), 200));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-admin-socket=" + sock);
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(d.WaitLog("admission ready", 3000));
+	size_t before = ts_.CountMatching(contractor.hex);
+
+	// Two requests in one write: the second is answered after the first.
+	std::string r = AdminCall(sock, "{\"v\":1,\"id\":1,\"cmd\":"
+	    "\"test-policy\",\"args\":{\"key\":\"nodekey:" + contractor.hex +
+	    "\"}}\n");
+	EXPECT_NE(r.find("\"id\":1,\"ok\":true"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"tailscaled\":\"ok\""), std::string::npos) << r;
+	EXPECT_NE(r.find("\"identity\":{\"node\":\"n-"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"rules\":[{\"rule\":\"prod-servers\",\"action\":"
+	    "\"allow\",\"match\":false},{\"rule\":\"no-contractors\","
+	    "\"action\":\"deny\",\"match\":true}]"), std::string::npos) << r;
+	EXPECT_NE(r.find("\"rule\":\"no-contractors\",\"verdict\":\"deny\","
+	    "\"reason\":\"policy_denied\""), std::string::npos) << r;
+
+	r = AdminCall(sock, "{\"v\":1,\"id\":2,\"cmd\":\"test-policy\","
+	    "\"args\":{\"key\":\"" + unknown.hex + "\"}}\n");
+	EXPECT_NE(r.find("\"tailscaled\":\"not_in_tailnet\",\"verdict\":"
+	    "\"deny\",\"reason\":\"not_in_tailnet\""), std::string::npos) << r;
+
+	// Nothing counted, nothing cached: the connect asks tailscaled again.
+	EXPECT_EQ(d.Metric(Matches("no-contractors")), 0);
+	EXPECT_EQ(d.Metric("derpd_admission_checks"), 0);
+	EXPECT_TRUE(Refused(Try(contractor)));
+	EXPECT_EQ(ts_.CountMatching(contractor.hex), before + 2);
+	EXPECT_EQ(d.Metric(Matches("no-contractors")), 1);
+
+	// Replies stay in order: a show behind a pending test-policy.
+	struct sockaddr_un sun;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, sock.c_str(), sizeof(sun.sun_path) - 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_NE(fd, -1);
+	ASSERT_EQ(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	std::string two = "{\"v\":1,\"id\":7,\"cmd\":\"test-policy\",\"args\":"
+	    "{\"key\":\"" + contractor.hex + "\"}}\n{\"v\":1,\"id\":8,\"cmd\":"
+	    "\"show admission\"}\n";
+	ASSERT_EQ(write(fd, two.data(), two.size()), (ssize_t)two.size());
+	shutdown(fd, SHUT_WR);
+	std::string all;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		all.append(buf, (size_t)n);
+	close(fd);
+	size_t a7 = all.find("\"id\":7,"), a8 = all.find("\"id\":8,");
+	ASSERT_NE(a7, std::string::npos) << all;
+	ASSERT_NE(a8, std::string::npos) << all;
+	EXPECT_LT(a7, a8) << all;
+
+	// A client that leaves before its answer: the daemon carries on.
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_EQ(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	std::string one = "{\"v\":1,\"id\":9,\"cmd\":\"test-policy\",\"args\":"
+	    "{\"key\":\"" + contractor.hex + "\"}}\n";
+	ASSERT_EQ(write(fd, one.data(), one.size()), (ssize_t)one.size());
+	close(fd);
+	usleep(400 * 1000);
+	r = AdminCall(sock, "{\"v\":1,\"id\":3,\"cmd\":\"show admission\"}\n");
+	EXPECT_NE(r.find("\"ok\":true"), std::string::npos) << r;
+	EXPECT_TRUE(d.Running());
+}
+
+// -admission-log=syslog: the lines go to syslog(3) (facility authpriv)
+// instead of a file; a reload has nothing to reopen.
+TEST_F(AdmissionTest, AuditLogToSyslog)
+{
+	StartTs();
+	Id id = NewId();
+	SetTs(id, TsWho(id.hex, "alice@example.com"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-log=syslog");
+	ASSERT_TRUE(d.Start(flags));
+	EXPECT_TRUE(Admitted(Try(id)));
+	EXPECT_EQ(d.WaitMetric("derpd_admission_log_lines{result=\"written\"}",
+	    1), 1);
+	size_t from = d.LogSize();
+	d.Kill(SIGHUP);
+	EXPECT_TRUE(d.WaitLog("admission log reloaded", 3000, from));
+	EXPECT_NE(access((d.dir + "/syslog").c_str(), F_OK), 0);
+}
+
+// A tag removed from a node (tailscaled now says so) closes its live
+// connection at the next -auth-reverify round (revoked), naming the rule.
+TEST_F(AdmissionTest, PolicyReverifyClosesANodeThatLostItsTag)
+{
+	StartTs();
+	std::string pol = d.dir + "/policy.json";
+	WriteFileAtomic(pol, R"({"rules": [
+	    {"name": "prod-only", "action": "allow", "tags": ["tag:prod"]}]})");
+	Id server = NewId();
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:prod\"]"));
+	auto flags = TsFlags();
+	flags.push_back("-admission-policy=" + pol);
+	flags.push_back("-auth-reverify=200ms");
+	ASSERT_TRUE(d.Start(flags));
+	Attempt a = Try(server);
+	ASSERT_TRUE(Admitted(a));
+	EXPECT_TRUE(Quiet(a.c.get(), 500)) << "re-verified and kept";
+
+	size_t from = d.LogSize();
+	SetTs(server, TsWho(server.hex, "tagged-devices", "[\"tag:dev\"]"));
+	EXPECT_TRUE(ClosedWithin(a.c.get(), 3000));
+	EXPECT_TRUE(d.WaitLog("no longer admitted: policy_denied (tailscaled, "
+	    "rule (default))", 3000, from));
+	EXPECT_EQ(d.WaitMetric(Rej("revoked"), 1), 1);
+	EXPECT_TRUE(Refused(Try(server)));
+}

@@ -179,6 +179,9 @@ type tailnet struct {
 	trapMu   sync.Mutex
 	trapReqs []string
 	ctlLog   *lockedBuffer
+	// distinctUsers gives each node a user of its own (login
+	// user-<n>@fake-control.example.net) instead of one shared user.
+	distinctUsers bool
 }
 
 func newTailnet(t *testing.T) *tailnet {
@@ -253,7 +256,7 @@ func (tn *tailnet) Start(d *derpd) {
 
 	tn.control = &testcontrol.Server{
 		DERPMap:          e2eDERPMap(d),
-		AllNodesSameUser: true,
+		AllNodesSameUser: !tn.distinctUsers,
 		AllOnline:        true,
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(tn.ctlLog, time.Now().Format("15:04:05.000 ")+format+"\n", args...)

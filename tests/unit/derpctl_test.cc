@@ -72,7 +72,7 @@ TEST(ParserTable, HasTheDocumentedCommandsInOrder)
 	const char *want[] = {
 		"show clients [prefix]", "show client <key>", "show rejects",
 		"show stats", "show admission", "show mesh", "show certs",
-		"kick <key>",
+		"kick <key>", "test-policy <key>",
 		"reload",
 		"log verbose", "log brief", "monitor",
 	};
