@@ -41,13 +41,13 @@ pkt_free(struct pkt *p)
 void
 pktq_init(struct pktq *q, unsigned depth)
 {
-	q->q_ring = q->q_inline;
-	q->q_size = PKTQ_MAX_DEPTH;
+	q->q_ring = NULL;
 	q->q_head = 0;
 	q->q_len = 0;
 	if (depth == 0 || depth > PKTQ_MAX_DEPTH)
 		depth = PKTQ_MAX_DEPTH;
 	q->q_depth = depth;
+	q->q_size = depth;
 }
 
 int
@@ -56,10 +56,13 @@ pktq_init_big(struct pktq *q, unsigned depth)
 	struct pkt **ring;
 
 	pktq_init(q, depth);
-	if (depth <= PKTQ_MAX_DEPTH)
-		return 0;
-	if ((ring = calloc(depth, sizeof(*ring))) == NULL)
+	if ((ring = calloc(depth > q->q_size ? depth : q->q_size,
+	    sizeof(*ring))) == NULL)
 		return -1;
+	if (depth <= PKTQ_MAX_DEPTH) {
+		q->q_ring = ring;
+		return 0;
+	}
 	q->q_ring = ring;
 	q->q_size = depth;
 	q->q_depth = depth;
@@ -69,12 +72,12 @@ pktq_init_big(struct pktq *q, unsigned depth)
 void
 pktq_release(struct pktq *q)
 {
-	if (q->q_ring != q->q_inline)
-		free(q->q_ring);
-	q->q_ring = q->q_inline;
-	q->q_size = PKTQ_MAX_DEPTH;
+	free(q->q_ring);
+	q->q_ring = NULL;
+	q->q_head = 0;
 	if (q->q_depth > PKTQ_MAX_DEPTH)
 		q->q_depth = PKTQ_MAX_DEPTH;
+	q->q_size = q->q_depth;
 }
 
 struct pktq_result
@@ -84,7 +87,12 @@ pktq_push(struct pktq *q, struct pkt *p,
 	struct pktq_result	 r = { 0, false };
 	int			 attempt;
 
-	for (attempt = 0; attempt < 3; attempt++) {
+	if (q->q_ring == NULL &&
+	    (q->q_ring = calloc(q->q_size, sizeof(*q->q_ring))) == NULL)
+		attempt = 3;	/* no memory: a tail drop */
+	else
+		attempt = 0;
+	for (; attempt < 3; attempt++) {
 		if (q->q_len < q->q_depth) {
 			q->q_ring[(q->q_head + q->q_len) % q->q_size] = p;
 			q->q_len++;

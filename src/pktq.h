@@ -38,13 +38,13 @@ struct pkt *pkt_new_fwd(uint32_t len);
 void	pkt_free(struct pkt *);
 
 /*
- * A ring of packet pointers: PKTQ_MAX_DEPTH inline (a client's queue), or
- * a larger one allocated by pktq_init_big (a mesh link carries the packets
- * of many clients).
+ * A ring of packet pointers: q_depth slots, allocated at the first push
+ * (a client that is never sent anything pays nothing for its queues) and
+ * kept until pktq_release; pktq_init_big allocates a larger one at once
+ * (a mesh link carries the packets of many clients).
  */
 struct pktq {
-	struct pkt	*q_inline[PKTQ_MAX_DEPTH];
-	struct pkt	**q_ring;	/* q_inline or allocated */
+	struct pkt	**q_ring;	/* NULL until the first push */
 	unsigned	 q_head;
 	unsigned	 q_len;
 	unsigned	 q_depth;	/* 1..q_size */
@@ -58,14 +58,16 @@ struct pktq_result {
 };
 
 void	pktq_init(struct pktq *, unsigned depth);
-/* A queue of depth (> PKTQ_MAX_DEPTH allowed); -1: no memory (inline). */
+/* A queue of depth (> PKTQ_MAX_DEPTH allowed), its ring allocated now;
+ * -1: no memory (then a PKTQ_MAX_DEPTH queue). */
 int	pktq_init_big(struct pktq *, unsigned depth);
-/* Release an allocated ring (after pktq_clear); inline is a no-op. */
+/* Free the ring (after pktq_clear); the queue is as after pktq_init. */
 void	pktq_release(struct pktq *);
 /*
  * Queue p. When full, evict from the head, up to 3 attempts as Go does;
  * with depth >= 1 the first eviction always makes room. Evicted packets
- * are freed and counted in the result; a tail drop frees p.
+ * are freed and counted in the result; a tail drop frees p (also when
+ * the ring cannot be allocated).
  */
 struct pktq_result pktq_push(struct pktq *, struct pkt *p,
 	    void (*dropped)(struct pkt *, int is_head, void *), void *arg);

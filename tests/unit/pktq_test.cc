@@ -54,6 +54,12 @@ Drain(struct pktq *q)
 
 }  // namespace
 
+// Frees a queue's ring at the end of a test (allocated at the first push).
+struct Released {
+	struct pktq *q;
+	~Released() { pktq_clear(q, nullptr, nullptr); pktq_release(q); }
+};
+
 TEST(Pktq, PktLayout)
 {
 	const uint32_t lens[] = { 0, 1, 32, 1280, 65536 };
@@ -75,6 +81,7 @@ TEST(Pktq, PktLayout)
 TEST(Pktq, FifoOrder)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, PKTQ_MAX_DEPTH);
 	EXPECT_EQ(pktq_len(&q), 0u);
 	EXPECT_EQ(pktq_pop(&q), nullptr);
@@ -101,6 +108,7 @@ TEST(Pktq, FifoOrder)
 TEST(Pktq, FullQueueDropsExactlyOneFromHead)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, 32);
 	Drops d;
 	for (uint32_t i = 1; i <= 32; i++)
@@ -127,6 +135,7 @@ TEST(Pktq, SteadyOverflowKeepsNewest)
 	// Many more pushes than slots: the ring wraps many times, each push
 	// evicts exactly the oldest, and the queue ends with the newest 32.
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, PKTQ_MAX_DEPTH);
 	Drops d;
 	for (uint32_t i = 1; i <= 1000; i++) {
@@ -149,6 +158,7 @@ TEST(Pktq, SmallerDepthsHonoured)
 {
 	for (unsigned depth = 1; depth <= PKTQ_MAX_DEPTH; depth++) {
 		struct pktq q;
+		Released rel_{ &q };
 		pktq_init(&q, depth);
 		Drops d;
 		for (uint32_t i = 1; i <= depth; i++) {
@@ -180,9 +190,11 @@ TEST(Pktq, SmallerDepthsHonoured)
 TEST(Pktq, DepthOutOfRangeIsClamped)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, 0);
 	EXPECT_GE(q.q_depth, 1u);
 	EXPECT_LE(q.q_depth, (unsigned)PKTQ_MAX_DEPTH);
+	EXPECT_EQ(q.q_ring, nullptr);	/* nothing until the first push */
 	pktq_init(&q, 1000);
 	EXPECT_GE(q.q_depth, 1u);
 	EXPECT_LE(q.q_depth, (unsigned)PKTQ_MAX_DEPTH);
@@ -198,6 +210,7 @@ TEST(Pktq, DepthOutOfRangeIsClamped)
 TEST(Pktq, BigRingKeepsOrderAndDropsFromTheHead)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	ASSERT_EQ(0, pktq_init_big(&q, 1000));
 	EXPECT_EQ(q.q_depth, 1000u);
 	Drops d;
@@ -212,16 +225,19 @@ TEST(Pktq, BigRingKeepsOrderAndDropsFromTheHead)
 		want.push_back(i);
 	EXPECT_EQ(Drain(&q), want);
 	pktq_release(&q);
-	EXPECT_EQ(q.q_ring, q.q_inline);
-	// Small depths stay inline.
+	EXPECT_EQ(q.q_ring, nullptr);
+	EXPECT_LE(q.q_depth, (unsigned)PKTQ_MAX_DEPTH);
+	// Small depths too: the ring now, of that depth.
 	ASSERT_EQ(0, pktq_init_big(&q, 16));
-	EXPECT_EQ(q.q_ring, q.q_inline);
+	EXPECT_NE(q.q_ring, nullptr);
+	EXPECT_EQ(q.q_depth, 16u);
 	pktq_release(&q);
 }
 
 TEST(Pktq, NullCallbackAllowed)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, 2);
 	for (uint32_t i = 1; i <= 5; i++) {
 		struct pktq_result r = pktq_push(&q, Pkt(i), nullptr, nullptr);
@@ -230,9 +246,33 @@ TEST(Pktq, NullCallbackAllowed)
 	EXPECT_EQ(Drain(&q), (std::vector<uint32_t>{ 4, 5 }));
 }
 
+// A queue that is never pushed to allocates nothing; the first push
+// allocates the ring, which stays until pktq_release.
+TEST(Pktq, RingAllocatedAtFirstPush)
+{
+	struct pktq q;
+	pktq_init(&q, 8);
+	EXPECT_EQ(q.q_ring, nullptr);
+	EXPECT_EQ(pktq_pop(&q), nullptr);
+	EXPECT_EQ(pktq_len(&q), 0u);
+	pktq_clear(&q, nullptr, nullptr);
+	pktq_release(&q);	/* nothing to free */
+	pktq_init(&q, 8);
+	pktq_push(&q, Pkt(1), nullptr, nullptr);
+	ASSERT_NE(q.q_ring, nullptr);
+	struct pkt **ring = q.q_ring;
+	EXPECT_EQ(Drain(&q), (std::vector<uint32_t>{ 1 }));
+	pktq_push(&q, Pkt(2), nullptr, nullptr);
+	EXPECT_EQ(q.q_ring, ring);	/* kept, not reallocated */
+	EXPECT_EQ(Drain(&q), (std::vector<uint32_t>{ 2 }));
+	pktq_release(&q);
+	EXPECT_EQ(q.q_ring, nullptr);
+}
+
 TEST(Pktq, ClearCallsBackForEach)
 {
 	struct pktq q;
+	Released rel_{ &q };
 	pktq_init(&q, 8);
 	Drops d;
 	for (uint32_t i = 1; i <= 11; i++)	/* wraps, evicts 1..3 */
