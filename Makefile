@@ -65,6 +65,7 @@ SRC	 = src/config.c \
 	   src/io.c \
 	   src/keys.c \
 	   src/keyset.c \
+	   src/ratelim.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/mesh.c \
@@ -74,6 +75,7 @@ SRC	 = src/config.c \
 	   src/stats.c \
 	   src/stun.c \
 	   src/stun_server.c \
+	   src/tbucket.c \
 	   src/tls.c \
 	   src/util.c \
 	   src/varz.c \
@@ -107,6 +109,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/mesh_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
+	   tests/unit/ratelim_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc
@@ -115,6 +118,7 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
+	   tests/integration/limits_test.cc \
 	   tests/integration/mesh_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
@@ -133,6 +137,7 @@ FUZZ	 = tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_keyfile.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
+	   tests/fuzz/fuzz_rateconf.c \
 	   tests/fuzz/fuzz_stun.c \
 	   tests/fuzz/fuzz_webhook.c \
 	   tests/fuzz/fuzz_ws.c

@@ -44,6 +44,11 @@ struct derpd_conf {
 	int64_t	 dc_tcp_keepalive_ms;	/* -tcp-keepalive-time */
 	int64_t	 dc_tcp_user_timeout_ms; /* -tcp-user-timeout */
 	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
+	char	 dc_bootstrap_dns[4096]; /* -bootstrap-dns-names */
+	char	 dc_unpublished_dns[4096]; /* -unpublished-bootstrap-dns-names */
+	double	 dc_accept_limit;	/* -accept-connection-limit, per second */
+	int64_t	 dc_accept_burst;	/* -accept-connection-burst */
+	char	 dc_rate_config[PATH_MAX]; /* -rate-config */
 	/* derpd extensions */
 	int	 dc_workers;		/* --workers, 0 = online CPUs */
 	int	 dc_mesh_max_routes;	/* --mesh-max-routes, per peer */
@@ -68,6 +73,7 @@ struct event_base;
 struct stun_server;
 struct control;
 struct mesh;
+struct ratelim;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -84,6 +90,7 @@ struct derpd {
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
+	struct ratelim		*d_ratelim;	/* accept and receive limits */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

@@ -17,6 +17,7 @@
 #include "control.h"
 #include "derpd.h"
 #include "keys.h"
+#include "ratelim.h"
 #include "listener.h"
 #include "log.h"
 #include "mesh.h"
@@ -92,6 +93,7 @@ main(int argc, char **argv)
 	struct derpd_conf	 conf;
 	struct derpd		 env;
 	struct event		*ev_term, *ev_int, *ev_hup;
+	struct ratelim		*limits;
 	char			 err[1024], bound[80], hex[KEY_TEXT_SIZE];
 	int			 fds[DERPD_MAX_WORKERS], fds80[DERPD_MAX_WORKERS];
 	int			 i;
@@ -114,6 +116,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "derpd: %s\n", err);
 		return 2;
 	}
+	/* -rate-config is read now: a bad file is a config error. */
+	if ((limits = ratelim_new(&conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "derpd: %s\n", err);
+		return 2;
+	}
 	log_init(conf.dc_verbose, conf.dc_syslog);
 	event_set_log_callback(libevent_log_cb);
 	signal(SIGPIPE, SIG_IGN);
@@ -125,6 +132,7 @@ main(int argc, char **argv)
 
 	memset(&env, 0, sizeof(env));
 	env.d_conf = &conf;
+	env.d_ratelim = limits;
 	env.d_start_time = (int64_t)time(NULL);
 	util_hash_seed(env.d_hash_seed);
 	debug_env(&env);
@@ -255,6 +263,7 @@ main(int argc, char **argv)
 	stun_server_free(env.d_stun);
 	peers_free(env.d_peers);
 	tls_free(env.d_tls);
+	ratelim_free(env.d_ratelim);
 	keys_free(env.d_key);
 	event_base_free(env.d_base);
 	libevent_global_shutdown();

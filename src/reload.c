@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "derpd.h"
+#include "ratelim.h"
 #include "log.h"
 #include "reload.h"
 #include "tls.h"
@@ -27,6 +28,8 @@ derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 		reload_note(rep, "admission", RELOAD_UNCHANGED, NULL);
 	else
 		auth_reload(env->d_auth, rep);
+	if (env->d_ratelim != NULL)
+		ratelim_reload(env->d_ratelim, rep);
 	for (int i = 0; i < rep->rr_n; i++) {
 		if (rep->rr_parts[i].rp_status == RELOAD_FAILED)
 			log_warnx("%s: reload failed for %s, the old one is "
