@@ -50,7 +50,8 @@ QAR	 = @echo "  AR      $@";
 endif
 
 # Everything in src/ but main.c goes into libderpd.a.
-SRC	 = src/config.c \
+SRC	 = src/bootdns.c \
+	   src/config.c \
 	   src/conn.c \
 	   src/conn_auth.c \
 	   src/conn_ctl.c \
@@ -99,6 +100,7 @@ TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
+	   tests/unit/bootdns_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
 	   tests/unit/frame_test.cc \
@@ -116,6 +118,7 @@ UNIT	 = tests/unit/config_test.cc \
 
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
+	   tests/integration/bootdns_test.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/limits_test.cc \

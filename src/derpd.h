@@ -74,6 +74,7 @@ struct stun_server;
 struct control;
 struct mesh;
 struct ratelim;
+struct bootdns;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -91,6 +92,7 @@ struct derpd {
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
 	struct ratelim		*d_ratelim;	/* accept and receive limits */
+	struct bootdns		*d_bootdns;	/* /bootstrap-dns answers */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "bootdns.h"
 #include "config.h"
 #include "conn.h"
 #include "control.h"
@@ -181,6 +182,10 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 
+	/* Resolved on this loop; workers read the answers. */
+	if ((env.d_bootdns = bootdns_new(env.d_base, conf.dc_bootstrap_dns,
+	    conf.dc_unpublished_dns)) == NULL)
+		fatalx("-bootstrap-dns-names: cannot start the resolver");
 	env.d_auth_conf = &conf.dc_auth;
 	if (auth_conf_enabled(&conf.dc_auth)) {
 		/* The engine shares the main loop with signals and STUN. */
@@ -259,6 +264,7 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	event_free(ev_hup);
 	control_free(env.d_control);
+	bootdns_free(env.d_bootdns);
 	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);
 	peers_free(env.d_peers);

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 
 #include "auth.h"
+#include "bootdns.h"
 #include "derpd.h"
 #include "ratelim.h"
 #include "mesh.h"
@@ -241,6 +242,8 @@ varz_render(struct derpd *env, struct evbuffer *out)
 		auth_varz(env->d_auth, out);
 	if (env->d_ratelim != NULL)
 		ratelim_varz(env->d_ratelim, out);
+	if (env->d_bootdns != NULL)
+		bootdns_varz(env->d_bootdns, out);
 	if (env->d_varz_hook.vh_render != NULL)
 		env->d_varz_hook.vh_render(env->d_varz_hook.vh_arg, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
@@ -353,6 +356,8 @@ varz_vars(struct derpd *env, cJSON *root)
 	cJSON_AddStringToObject(root, "version", DERPD_VERSION);
 	if (env->d_ratelim != NULL)
 		ratelim_vars(env->d_ratelim, root, d);
+	if (env->d_bootdns != NULL)
+		bootdns_vars(env->d_bootdns, root);
 	free(sum);
 	/* derpd's own: what derpctl show stats says. */
 	varz_ctl_stats(env, cJSON_AddObjectToObject(root, "derpd"));
