@@ -10,6 +10,7 @@
 #   make soak       15,000 clients and hostile traffic against an ASan derpd
 #                   for at most 5 minutes; prints its figures and checks
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        a Debian package (contrib/debian/build.sh, dpkg-deb)
 
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
@@ -50,7 +51,9 @@ QAR	 = @echo "  AR      $@";
 endif
 
 # Everything in src/ but main.c goes into libderpd.a.
-SRC	 = src/bootdns.c \
+SRC	 = src/acme.c \
+	   src/acme_msg.c \
+	   src/bootdns.c \
 	   src/config.c \
 	   src/conn.c \
 	   src/conn_auth.c \
@@ -70,6 +73,7 @@ SRC	 = src/bootdns.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/mesh.c \
+	   src/notify.c \
 	   src/peer.c \
 	   src/pktq.c \
 	   src/reload.c \
@@ -94,21 +98,25 @@ AUTH	 = auth/auth.c \
 ADMIN	 = admin/derpctl.c \
 	   admin/output_json.c \
 	   admin/output_text.c \
-	   admin/parser.c
+	   admin/parser.c \
+	   admin/top.c
 
 TESTLIB	 = tests/lib/derpc.c
 
-UNIT	 = tests/unit/config_test.cc \
+UNIT	 = tests/unit/acme_test.cc \
+	   tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
 	   tests/unit/bootdns_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
+	   tests/unit/derpctl_top_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
 	   tests/unit/keys_test.cc \
 	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \
 	   tests/unit/mesh_test.cc \
+	   tests/unit/notify_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/ratelim_test.cc \
@@ -123,16 +131,19 @@ INTEG	 = tests/integration/harness.cc \
 	   tests/integration/http_test.cc \
 	   tests/integration/limits_test.cc \
 	   tests/integration/mesh_test.cc \
+	   tests/integration/notify_test.cc \
 	   tests/integration/relay_test.cc \
 	   tests/integration/control_test.cc \
 	   tests/integration/errors_test.cc \
 	   tests/integration/tls_test.cc \
+	   tests/integration/top_test.cc \
 	   tests/integration/websocket_test.cc
 
 # libFuzzer harnesses: tests/fuzz/fuzz_<name>.c defines
 # LLVMFuzzerTestOneInput; seeds in tests/fuzz/corpus/<name>/, crashes
 # kept as tests/fuzz/regress/<name>/ (tests/fuzz/README).
-FUZZ	 = tests/fuzz/fuzz_allowlist.c \
+FUZZ	 = tests/fuzz/fuzz_acme.c \
+	   tests/fuzz/fuzz_allowlist.c \
 	   tests/fuzz/fuzz_clientinfo.c \
 	   tests/fuzz/fuzz_control.c \
 	   tests/fuzz/fuzz_frame.c \
@@ -187,6 +198,10 @@ $(B)/tests/unit/derpctl_test: $(B)/tests/unit/derpctl_test.o $(B)/admin/parser.o
 	$(B)/admin/output_text.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
+$(B)/tests/unit/derpctl_top_test: $(B)/tests/unit/derpctl_top_test.o \
+	$(B)/admin/top.o $(TLOBJ) $(B)/libderpd.a
+	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
+
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(TLOBJ) $(B)/libderpd.a
 	$(QLD)$(CXX) $(LDFLAGS) -o $@ $^ $(GTEST) $(LIBS)
 
@@ -204,7 +219,7 @@ deps:
 JOBS	?= 2
 
 CHECK_TIERS = check-unit check-fuzz-replay check-integration check-interop \
-	    check-man
+	    check-man check-deb
 
 check: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
@@ -311,24 +326,42 @@ bench: $(B)/derpd $(B)/loadgen
 
 UNITDIR	?= /etc/systemd/system
 COMPDIR	?= $(PREFIX)/share/bash-completion/completions
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 install: $(B)/derpd $(B)/derpctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/derpd $(DESTDIR)$(SBINDIR)/derpd
 	install -m 0755 $(B)/derpctl $(DESTDIR)$(SBINDIR)/derpctl
 	install -m 0644 man/derpd.8 man/derpctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 man/derpd-admission.7 man/derpd-control.7 \
 	    $(DESTDIR)$(MANDIR)/man7/
-	install -m 0644 contrib/systemd/derpd.service $(DESTDIR)$(UNITDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' contrib/systemd/derpd.service.in \
+	    >$(DESTDIR)$(UNITDIR)/derpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/derpd.service
+	install -m 0644 contrib/systemd/derpd.sysusers \
+	    $(DESTDIR)$(SYSUSERSDIR)/derpd.conf
+	install -m 0644 contrib/systemd/derpd.tmpfiles \
+	    $(DESTDIR)$(TMPFILESDIR)/derpd.conf
 	install -m 0644 contrib/completion/derpctl.bash \
 	    $(DESTDIR)$(COMPDIR)/derpctl
+
+# make deb: $(B)/deb/derpd_<version>_<arch>.deb with dpkg-deb alone
+# (contrib/debian/build.sh: make install with PREFIX=/usr into a staging
+# root). check-deb runs lintian on it and checks its contents.
+deb: $(B)/derpd $(B)/derpctl
+	@sh contrib/debian/build.sh $(B)
+
+check-deb: deb
+	@sh contrib/debian/check.sh $(B)
 
 clean:
 	rm -rf build
 
 .PHONY: all deps check check-unit check-fuzz-replay check-integration \
-	check-interop check-man fuzz \
+	check-interop check-man check-deb deb fuzz \
 	asan tsan soak run bench install clean
 
 -include $(LIBOBJ:.o=.d) $(B)/src/main.d $(TLOBJ:.o=.d) \

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: ISC */
 /* derpctl.c: send one command to derpd's admin socket and show the reply. */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -8,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +22,7 @@
 
 #include "output.h"
 #include "parser.h"
+#include "top.h"
 #include "util.h"
 
 #define CTL_SOCKET_DEFAULT	"/run/derpd/derpd.sock"
@@ -50,6 +54,7 @@ usage(void)
 	    "commands:\n");
 	for (i = 0; parse_cmds[i].cc_pattern != NULL; i++)
 		fprintf(stderr, "\t%s\n", parse_cmds[i].cc_pattern);
+	fprintf(stderr, "\ttop [-d seconds] [-n count]\n");
 	exit(1);
 }
 
@@ -305,6 +310,9 @@ ctl_show(const struct output *out, const struct parse_result *res,
 	case CTL_SHOW_MESH:
 		out->mesh(r);
 		break;
+	case CTL_SHOW_CERTS:
+		out->certs(r);
+		break;
 	case CTL_KICK:
 		out->kick(r);
 		break;
@@ -353,6 +361,245 @@ ctl_monitor(int fd, struct linebuf *lb, const struct output *out)
 	}
 }
 
+/*
+ * derpctl top: "show clients" every interval on one connection, rated
+ * and drawn by top.c. The terminal (no echo, no line buffering, the
+ * alternate screen) is put back by an atexit handler, so errx paths
+ * restore it too.
+ */
+#define TOP_MAX_INTERVAL_MS	3600000
+
+struct top_tty {
+	struct termios	 tt_saved;
+	int		 tt_raw;	/* stdin's modes were changed */
+	int		 tt_ansi;	/* stdout is a terminal */
+};
+
+static struct top_tty		 top_tty;	/* for the atexit handler */
+static volatile sig_atomic_t	 top_stop, top_winch;
+
+static void
+top_restore(void)
+{
+	if (top_tty.tt_ansi) {
+		fputs("\033[?25h\033[?1049l", stdout);
+		fflush(stdout);
+	}
+	if (top_tty.tt_raw)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &top_tty.tt_saved);
+}
+
+static void
+top_signal(int sig)
+{
+	if (sig == SIGWINCH)
+		top_winch = 1;
+	else
+		top_stop = 1;
+}
+
+static void
+top_terminal(void)
+{
+	struct termios		 raw;
+	struct sigaction	 sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = top_signal;	/* no SA_RESTART: poll returns */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGWINCH, &sa, NULL) == -1)
+		err(1, "sigaction");
+	if (atexit(top_restore) != 0)
+		errx(1, "atexit");
+	if (isatty(STDIN_FILENO) &&
+	    tcgetattr(STDIN_FILENO, &top_tty.tt_saved) == 0) {
+		raw = top_tty.tt_saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0)
+			top_tty.tt_raw = 1;
+	}
+	if (isatty(STDOUT_FILENO)) {
+		top_tty.tt_ansi = 1;
+		fputs("\033[?1049h\033[?25l\033[H\033[2J", stdout);
+	}
+}
+
+/* One show clients; returns the message (for cJSON_Delete), *clients. */
+static cJSON *
+top_sample(int fd, struct linebuf *lb, int id, const cJSON **clients)
+{
+	struct reply	 r;
+	const cJSON	*rid, *ok;
+	cJSON		*msg;
+	char		 req[96], *line;
+	size_t		 len;
+	int64_t		 deadline;
+	int		 partial = 0;
+
+	len = (size_t)snprintf(req, sizeof(req),
+	    "{\"v\":%d,\"id\":%d,\"cmd\":\"show clients\"}\n", CTL_VERSION, id);
+	deadline = (int64_t)util_now_ms() + CTL_TIMEOUT_MS;
+	ctl_send(fd, req, len, deadline);
+	if ((line = ctl_readline(fd, lb, deadline, &len, &partial)) == NULL)
+		errx(1, "derpd closed the connection");
+	msg = ctl_parse(line, len, &r);
+	rid = cJSON_GetObjectItemCaseSensitive(r.r_msg, "id");
+	if (!cJSON_IsNumber(rid) || rid->valuedouble != id)
+		errx(1, "reply from derpd does not match the request: %.80s",
+		    line);
+	ok = cJSON_GetObjectItemCaseSensitive(r.r_msg, "ok");
+	if (!cJSON_IsTrue(ok))
+		ctl_fail(&r);
+	*clients = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(r.r_msg, "result"), "clients");
+	if (!cJSON_IsArray(*clients))
+		errx(1, "show clients: no clients in the reply");
+	return msg;
+}
+
+static void
+top_draw(struct top_frame *tf, const struct top_row *rows, size_t n)
+{
+	struct winsize	 ws;
+
+	tf->tf_ansi = top_tty.tt_ansi;
+	tf->tf_width = tf->tf_height = 0;
+	if (tf->tf_ansi && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 &&
+	    ws.ws_col > 0 && ws.ws_row > 0) {
+		tf->tf_width = ws.ws_col;
+		tf->tf_height = ws.ws_row;
+	}
+	top_render(stdout, tf, rows, n);
+	if (!tf->tf_ansi)
+		putchar('\n');
+	ctl_flush();
+}
+
+/* Wait until deadline; 1 when the user asked to quit. */
+static int
+top_wait(int *in, int64_t deadline, struct top_frame *tf,
+    const struct top_row *rows, size_t n)
+{
+	struct pollfd	 pfd;
+	char		 buf[64];
+	ssize_t		 r, i;
+	int		 k;
+
+	for (;;) {
+		if (top_stop)
+			return 1;
+		if (top_winch) {
+			top_winch = 0;
+			top_draw(tf, rows, n);
+		}
+		if (ms_left(deadline) == 0)
+			return 0;
+		pfd.fd = *in;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		k = poll(&pfd, 1, ms_left(deadline));
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (k == -1)
+			err(1, "poll");
+		if (k == 0 || *in == -1)
+			continue;
+		r = read(*in, buf, sizeof(buf));
+		if (r == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0) {		/* no more input: only the timer */
+			*in = -1;
+			continue;
+		}
+		for (i = 0; i < r; i++)
+			if (buf[i] == 'q' || buf[i] == 'Q')
+				return 1;
+	}
+}
+
+static int
+ctl_top(const char *path, int argc, char *argv[])
+{
+	struct top_frame	 tf;
+	struct top_row		*rows = NULL;
+	struct linebuf		 lb;
+	const cJSON		*cur, *prev = NULL;
+	cJSON			*msg, *prevmsg = NULL;
+	double			 secs = 2;
+	char			*end;
+	size_t			 n = 0, total, cap;
+	long long		 count = 0, frames = 0;
+	uint64_t		 now, then = 0;
+	int			 ch, fd, in = STDIN_FILENO, id = 0;
+
+	optind = 0;		/* glibc: start again on top's own words */
+	while ((ch = getopt(argc, argv, "+d:n:")) != -1) {
+		switch (ch) {
+		case 'd':
+			errno = 0;
+			secs = strtod(optarg, &end);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    !(secs >= 0.1 && secs * 1000 <= TOP_MAX_INTERVAL_MS))
+				errx(1, "top -d: %s: want seconds from 0.1 to "
+				    "%d", optarg, TOP_MAX_INTERVAL_MS / 1000);
+			break;
+		case 'n':
+			errno = 0;
+			count = strtoll(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    count < 1 || count > INT32_MAX)
+				errx(1, "top -n: %s: want a count from 1 to %d",
+				    optarg, INT32_MAX);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	fd = ctl_connect(path);
+	memset(&lb, 0, sizeof(lb));
+	memset(&tf, 0, sizeof(tf));
+	tf.tf_socket = path;
+	tf.tf_interval_ms = (int)(secs * 1000);
+	top_terminal();
+	for (;;) {
+		now = util_now_ms();
+		msg = top_sample(fd, &lb, ++id, &cur);
+		cap = (size_t)cJSON_GetArraySize(cur);
+		free(rows);
+		if ((rows = calloc(cap > 0 ? cap : 1, sizeof(*rows))) == NULL)
+			err(1, NULL);
+		n = top_rate(prev, cur, prev != NULL ?
+		    (double)(now - then) / 1000.0 : 0, rows, cap, &total);
+		tf.tf_time = time(NULL);
+		tf.tf_clients = total;
+		top_draw(&tf, rows, n);
+		cJSON_Delete(prevmsg);
+		prevmsg = msg;
+		prev = cur;
+		then = now;
+		if (count > 0 && ++frames >= count)
+			break;
+		/* The first rates come after a second at most. */
+		if (top_wait(&in, (int64_t)now + (id == 1 &&
+		    tf.tf_interval_ms > 1000 ? 1000 : tf.tf_interval_ms),
+		    &tf, rows, n))
+			break;
+	}
+	cJSON_Delete(prevmsg);
+	free(rows);
+	free(lb.lb_buf);
+	close(fd);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -387,6 +634,11 @@ main(int argc, char *argv[])
 	argv += optind;
 	if (argc == 0)
 		usage();
+	if (strcmp(argv[0], "top") == 0) {
+		if (out == &json_output)
+			errx(1, "top: -j is not supported; use show clients");
+		return ctl_top(path, argc, argv);
+	}
 	if (parse_command(argc, argv, &res, errbuf, sizeof(errbuf)) == -1)
 		errx(1, "%s", errbuf);
 

@@ -32,6 +32,7 @@ struct output {
 	void	(*stats)(const struct reply *);
 	void	(*admission)(const struct reply *);
 	void	(*mesh)(const struct reply *);		/* show mesh */
+	void	(*certs)(const struct reply *);		/* show certs */
 	void	(*kick)(const struct reply *);
 	void	(*reload)(const struct reply *);
 	void	(*log)(const struct reply *);

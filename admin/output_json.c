@@ -136,6 +136,7 @@ const struct output json_output = {
 	.stats = json_result,
 	.admission = json_result,
 	.mesh = json_result,
+	.certs = json_result,
 	.kick = json_result,
 	.reload = json_result,
 	.log = json_result,

@@ -538,6 +538,87 @@ text_mesh(const struct reply *r)
 	table_cleanup(&t);
 }
 
+/* A time as local time and how far from the reply, or "-". */
+static const char *
+fmt_when(const struct reply *r, const cJSON *o, const char *name, char *buf,
+    size_t len)
+{
+	uint64_t	 v;
+	char		 ts[64], age[32];
+	int64_t		 d;
+
+	if (get_u64(o, name, &v) == -1 || v == 0 || v > INT64_MAX)
+		return "-";
+	fmt_localtime((time_t)v, ts, sizeof(ts));
+	ts[40] = '\0';		/* room for the age in a cell */
+	d = (int64_t)v - (int64_t)r->r_time;
+	fmt_age(d < 0 ? -d : d, age, sizeof(age));
+	snprintf(buf, len, "%.40s (%.31s %.31s)", ts, d <= 0 ? age : "in", d <= 0 ?
+	    "ago" : age);
+	return buf;
+}
+
+/* One block per certificate: what is served, and for ACME its state. */
+static void
+text_certs(const struct reply *r)
+{
+	char		 b[CELL_MAX];
+	const char	*cell[2], *e;
+	const cJSON	*c, *a, *f, *x;
+	struct table	 t;
+	int		 first = 1;
+
+	cJSON_ArrayForEach(c, body_array(r, "certs")) {
+		if (!first)
+			putchar('\n');
+		first = 0;
+		printf("%s\n", get_str(c, "name") ? get_str(c, "name") : "-");
+		table_init(&t, 2, NULL);
+#define ROW(n, v)	do { cell[0] = "  " n; cell[1] = (v); \
+			    table_row(&t, cell); } while (0)
+		ROW("mode", get_str(c, "mode"));
+		if (cJSON_IsTrue(member(c, "present"))) {
+			ROW("file", get_str(c, "source"));
+			ROW("issuer", get_str(c, "issuer"));
+			ROW("serial", get_str(c, "serial"));
+			ROW("sha256", get_str(c, "sha256"));
+			ROW("not before", fmt_when(r, c, "not_before", b,
+			    sizeof(b)));
+			ROW("not after", fmt_when(r, c, "not_after", b,
+			    sizeof(b)));
+		} else
+			ROW("certificate", "none yet");
+		if (cJSON_IsObject(a = member(c, "acme"))) {
+			ROW("acme state", get_str(a, "state"));
+			ROW("directory", get_str(a, "directory"));
+			e = get_str(a, "challenge");
+			ROW("challenge", e != NULL && e[0] ? e : "-");
+			ROW("next renewal", fmt_when(r, a, "next_attempt", b,
+			    sizeof(b)));
+			ROW("last attempt", fmt_when(r, a, "last_attempt", b,
+			    sizeof(b)));
+			ROW("last success", fmt_when(r, a, "last_success", b,
+			    sizeof(b)));
+			ROW("orders", fmt_u64(a, "attempts", b, sizeof(b)));
+			ROW("issued", fmt_u64(a, "issued", b, sizeof(b)));
+			if (cJSON_IsObject(f = member(a, "failures")))
+				cJSON_ArrayForEach(x, f) {
+					char lab[64];
+					snprintf(lab, sizeof(lab), "  failed: %s",
+					    x->string);
+					cell[0] = lab;
+					cell[1] = fmt_value(x, b, sizeof(b));
+					table_row(&t, cell);
+				}
+			e = get_str(a, "last_error");
+			ROW("last error", e != NULL && e[0] ? e : "-");
+		}
+#undef ROW
+		table_print(&t);
+		table_cleanup(&t);
+	}
+}
+
 static void
 text_kick(const struct reply *r)
 {
@@ -621,6 +702,7 @@ const struct output text_output = {
 	.stats = text_stats,
 	.admission = text_admission,
 	.mesh = text_mesh,
+	.certs = text_certs,
 	.kick = text_kick,
 	.reload = text_reload,
 	.log = text_log,

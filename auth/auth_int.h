@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "auth.h"
+#include "auth_curl.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,12 +75,7 @@ const struct auth_conf *auth_conf_of(struct auth *);
 struct auth_curl *auth_curl_of(struct auth *);
 void	auth_count_backend_request(struct auth *, const char *backend);
 
-/* libcurl multi-socket glue on the engine base (auth_curl.c). */
-struct auth_curl *auth_curl_new(struct event_base *base);
-void	auth_curl_free(struct auth_curl *);
-/* Add an easy handle; done(easy, result, arg) runs on completion. */
-int	auth_curl_add(struct auth_curl *, void *easy,
-	    void (*done)(void *easy, int curlcode, void *arg), void *arg);
+/* libcurl multi-socket glue on the engine base: auth_curl.h. */
 
 #define AUTH_MAX_BACKENDS	3
 

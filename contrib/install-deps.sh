@@ -4,10 +4,12 @@
 set -eu
 # clang, libfuzzer-14-dev and libclang-rt-14-dev (the ASan/UBSan/libFuzzer
 # runtimes, which Debian 12's clang does not pull in) are for make fuzz;
-# iproute2 (ip) sets up the network namespace one HTTP test makes.
+# iproute2 (ip) sets up the network namespace one HTTP test makes;
+# lintian checks the .deb (make check-deb; about 20 s to install); tmux is
+# the terminal the derpctl top test runs in.
 PKGS="build-essential pkg-config libssl-dev libsodium-dev libevent-dev
 libcurl4-openssl-dev libcjson-dev libwslay-dev libgtest-dev mandoc openssl curl
-ca-certificates clang libfuzzer-14-dev libclang-rt-14-dev iproute2"
+ca-certificates clang libfuzzer-14-dev libclang-rt-14-dev iproute2 lintian tmux"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acme.h"
+#include "acme_msg.h"
 #include "config.h"
 #include "mesh.h"
 #include "util.h"
@@ -46,8 +48,21 @@ static const struct flag_def flags[] = {
 	{ "dev", FT_BOOL, OFF(dc_dev), 0, 1,
 	    "development mode: 127.0.0.1:3340, plain HTTP, ephemeral key", NULL },
 	{ "version", FT_BOOL, OFF(dc_version), 0, 1, "print version and exit", NULL },
-	STR("certmode", dc_certmode, "certificate mode: manual"),
-	STR("certdir", dc_certdir, "directory of <hostname>.crt and .key"),
+	STR("certmode", dc_certmode,
+	    "certificate mode: manual, letsencrypt or gcp"),
+	STR("certdir", dc_certdir,
+	    "certificates: ACME cache, or <hostname>.crt and .key"),
+	STR("acme-email", dc_acme_email, "ACME account contact email"),
+	STR("acme-eab-kid", dc_acme_eab_kid,
+	    "ACME External Account Binding key id (gcp)"),
+	STR("acme-eab-key", dc_acme_eab_key,
+	    "ACME EAB HMAC key, base64 or base64url (gcp)"),
+	{ "acme-ip-certs", FT_BOOL, OFF(dc_acme_ip_certs), 0, 1,
+	    "Let's Encrypt certificates for the addresses clients reach", NULL },
+	STR("acme-directory", dc_acme_directory,
+	    "ACME directory URL (default: by -certmode)"),
+	{ "tls", FT_BOOL, OFF(dc_tls_any_port), 0, 1,
+	    "serve TLS on -a whatever its port (derper: :443 only)", NULL },
 	STR("hostname", dc_hostname, "TLS host name"),
 	STR("home", dc_home, "home page: \"\", blank, or an http(s) URL"),
 	STR("mesh-psk-file", dc_mesh_psk_file, "file with the 64-hex mesh key"),
@@ -112,11 +127,6 @@ static const struct flag_def flags[] = {
 	 * which is accepted and changes nothing. "$HOME" in a default is
 	 * the environment's HOME.
 	 */
-	NOSUP("acme-eab-kid", FT_STRING, "ACME EAB key id", ""),
-	NOSUP("acme-eab-key", FT_STRING, "ACME EAB HMAC key", ""),
-	NOSUP("acme-email", FT_STRING, "ACME contact email", ""),
-	NOSUP("acme-ip-certs", FT_BOOL, "Let's Encrypt IP certificates",
-	    "false"),
 	NOSUP("secrets-url", FT_STRING, "setec server URL", ""),
 	NOSUP("secrets-path-prefix", FT_STRING, "setec secret prefix",
 	    "prod/derp"),
@@ -450,6 +460,83 @@ file_exists(const char *p)
 }
 
 /*
+ * The certificate flags in TLS mode, with derper's messages (its
+ * certProviderByCertMode); fills the ACME directory by mode.
+ */
+static int
+config_certmode(struct derpd_conf *c, char *err, size_t errlen)
+{
+	bool	 ip = util_is_ip_literal(c->dc_hostname);
+	bool	 le = strcmp(c->dc_certmode, "letsencrypt") == 0;
+	bool	 gcp = strcmp(c->dc_certmode, "gcp") == 0;
+	uint8_t	 k[512];
+
+	/* A typo is an error even where derper would not look at it. */
+	if (!le && !gcp && strcmp(c->dc_certmode, "manual") != 0) {
+		snprintf(err, errlen, "-certmode: unsupport cert mode: \"%s\" "
+		    "(want manual, letsencrypt or gcp)", c->dc_certmode);
+		return -1;
+	}
+	if (!c->dc_tls)
+		return 0;
+	if (c->dc_acme_ip_certs && !le) {
+		snprintf(err, errlen, "-acme-ip-certs: --acme-ip-certs requires "
+		    "--certmode=letsencrypt");
+		return -1;
+	}
+	if (!le && !gcp)
+		return 0;
+	if (c->dc_acme_ip_certs && c->dc_http_port == -1) {
+		snprintf(err, errlen, "-acme-ip-certs: needs -http-port: IP "
+		    "address certificates are validated by HTTP-01");
+		return -1;
+	}
+	if (ip && gcp) {
+		snprintf(err, errlen, "-hostname: --certmode=gcp requires "
+		    "--hostname to be a DNS name, not an IP address");
+		return -1;
+	}
+	if (ip && !c->dc_acme_ip_certs) {
+		snprintf(err, errlen, "-hostname: --hostname is an IP address; "
+		    "use --certmode=manual for a self-signed cert, or set "
+		    "--acme-ip-certs to get LetsEncrypt IP address certs");
+		return -1;
+	}
+	if (gcp && (c->dc_acme_eab_kid[0] == '\0' ||
+	    c->dc_acme_eab_key[0] == '\0')) {
+		snprintf(err, errlen, "-certmode: --certmode=gcp requires "
+		    "--acme-eab-kid and --acme-eab-key flags");
+		return -1;
+	}
+	if (gcp && c->dc_acme_email[0] == '\0') {
+		snprintf(err, errlen, "-certmode: --certmode=gcp requires "
+		    "--acme-email flag");
+		return -1;
+	}
+	if (c->dc_acme_eab_key[0] != '\0' &&
+	    acme_b64_decode(c->dc_acme_eab_key, k, sizeof(k)) <= 0) {
+		snprintf(err, errlen, "-acme-eab-key: invalid base64 encoding "
+		    "for EAB key");
+		return -1;
+	}
+	if ((c->dc_acme_eab_kid[0] == '\0') != (c->dc_acme_eab_key[0] ==
+	    '\0')) {
+		snprintf(err, errlen, "-acme-eab-kid: needs -acme-eab-key, and "
+		    "the other way round");
+		return -1;
+	}
+	if (c->dc_acme_directory[0] == '\0')
+		util_strlcpy(c->dc_acme_directory, gcp ? ACME_DIR_GCP :
+		    ACME_DIR_LETSENCRYPT, sizeof(c->dc_acme_directory));
+	else if (strncmp(c->dc_acme_directory, "https://", 8) != 0) {
+		snprintf(err, errlen, "-acme-directory: \"%s\" is not an "
+		    "https:// URL", c->dc_acme_directory);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Validate the whole configuration and fill the derived values. Long on
  * purpose: one check per flag or combination, each with its own message,
  * in the order an operator reads derpd(8).
@@ -489,6 +576,7 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 			return -1;
 		}
 		c->dc_tls = !c->dc_dev && (port == 443 ||
+		    c->dc_tls_any_port ||
 		    strcmp(c->dc_certmode, "manual") == 0);
 	}
 	if (c->dc_stun_port < 0 || c->dc_stun_port > 65535) {
@@ -501,20 +589,8 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 		    c->dc_http_port);
 		return -1;
 	}
-	if (strcmp(c->dc_certmode, "manual") != 0 &&
-	    strcmp(c->dc_certmode, "letsencrypt") != 0) {
-		snprintf(err, errlen, "-certmode: \"%s\" is %s", c->dc_certmode,
-		    strcmp(c->dc_certmode, "gcp") == 0 ?
-		    "not supported yet by derpd; use -certmode=manual" :
-		    "unknown (want manual or letsencrypt)");
+	if (config_certmode(c, err, errlen) == -1)
 		return -1;
-	}
-	if (c->dc_tls && strcmp(c->dc_certmode, "letsencrypt") == 0) {
-		snprintf(err, errlen, "-certmode: letsencrypt (the default) is "
-		    "not supported yet by derpd; use -certmode=manual with "
-		    "-certdir and -hostname, or a non-443 -a for plain HTTP");
-		return -1;
-	}
 	if (c->dc_home[0] != '\0' && strcmp(c->dc_home, "blank") != 0 &&
 	    strncmp(c->dc_home, "http://", 7) != 0 &&
 	    strncmp(c->dc_home, "https://", 8) != 0) {

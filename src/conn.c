@@ -398,7 +398,11 @@ conn_io_event(void *arg, enum io_event ev, const char *detail)
 
 	switch (ev) {
 	case IO_CONNECTED:
-		if (c->c_state == CONN_TLS_HANDSHAKE)
+		if (c->c_state == CONN_TLS_HANDSHAKE && io_is_acme_challenge(
+		    c->c_io))
+			conn_close(c, CLOSE_ACME_CHALLENGE, "TLS-ALPN-01 "
+			    "validation handshake done");
+		else if (c->c_state == CONN_TLS_HANDSHAKE)
 			conn_set_state(c, CONN_HTTP_HEAD);
 		else if (c->c_link != NULL)
 			io_flush(c->c_io);	/* our upgrade request */

@@ -16,6 +16,7 @@
 #include "derpd.h"
 #include "http.h"
 #include "io.h"
+#include "tls.h"
 #include "util.h"
 #include "varz.h"
 #include "ws.h"
@@ -264,6 +265,20 @@ conn_route(struct conn *c, struct http_req *req)
 	case HTTP_BOOTSTRAP_DNS:
 		conn_http_debug(c, act, resp, req->hr_query);
 		break;
+	case HTTP_ACME_CHALLENGE: {
+		char ans[TLS_ANSWER_MAX];
+		const char *tok = req->hr_path + sizeof(HTTP_ACME_PREFIX);
+		if (c->c_env->d_tls != NULL &&
+		    tls_http_challenge(c->c_env->d_tls, tok, ans, sizeof(ans))) {
+			conn_log(c, "acme: answered the HTTP-01 challenge");
+			conn_http_respond(c, 200, NULL, "text/plain", ans,
+			    resp->hp_head_only);
+		} else
+			conn_http_respond(c, 404, NULL,
+			    "text/plain; charset=utf-8", "Not Found\n",
+			    resp->hp_head_only);
+		break;
+	}
 	case HTTP_RESPOND:
 		if (resp->hp_note != NULL)
 			conn_log(c, "%s: %s", resp->hp_note, req->hr_upgrade);

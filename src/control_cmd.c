@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "conn.h"
 #include "control.h"
@@ -211,6 +212,90 @@ cmd_show_mesh(struct ctl_call *k)
 	return 0;
 }
 
+static void
+cert_json(cJSON *o, const struct tls_cert_info *ci)
+{
+	cJSON_AddBoolToObject(o, "present", ci->ci_present);
+	if (!ci->ci_present)
+		return;
+	cJSON_AddStringToObject(o, "source", ci->ci_source);
+	cJSON_AddStringToObject(o, "issuer", ci->ci_issuer);
+	cJSON_AddStringToObject(o, "serial", ci->ci_serial);
+	cJSON_AddStringToObject(o, "sha256", ci->ci_sha256);
+	cJSON_AddNumberToObject(o, "not_before", (double)ci->ci_not_before);
+	cJSON_AddNumberToObject(o, "not_after", (double)ci->ci_not_after);
+}
+
+/* The "acme" member: the account's state and counters, the target's
+ * schedule and last error. */
+static void
+acme_json(cJSON *o, struct acme *am, const struct acme_target_info *ti)
+{
+	struct acme_status	 st;
+	cJSON			*a, *f;
+
+	acme_status(am, &st);
+	a = cJSON_AddObjectToObject(o, "acme");
+	cJSON_AddStringToObject(a, "state", st.as_state);
+	cJSON_AddStringToObject(a, "directory", st.as_directory);
+	cJSON_AddStringToObject(a, "challenge", st.as_challenge);
+	cJSON_AddStringToObject(a, "last_error", ti->ati_last_error);
+	cJSON_AddNumberToObject(a, "last_attempt", (double)ti->ati_last_attempt);
+	cJSON_AddNumberToObject(a, "last_success", (double)ti->ati_last_success);
+	cJSON_AddNumberToObject(a, "next_attempt", (double)ti->ati_next);
+	cJSON_AddNumberToObject(a, "attempts", (double)st.as_attempts);
+	cJSON_AddNumberToObject(a, "issued", (double)st.as_issued);
+	f = cJSON_AddObjectToObject(a, "failures");
+	for (int i = 0; acme_fail_reasons[i] != NULL; i++)
+		if (st.as_fail[i] > 0)
+			cJSON_AddNumberToObject(f, acme_fail_reasons[i],
+			    (double)st.as_fail[i]);
+}
+
+/*
+ * The certificates served and, with ACME, how they are kept: -hostname's
+ * (none for an IP-only -acme-ip-certs relay), then one per address of
+ * -acme-ip-certs.
+ */
+static int
+cmd_show_certs(struct ctl_call *k)
+{
+	struct derpd		*env = k->k_ct->ct_env;
+	cJSON			*arr = cJSON_AddArrayToObject(k->k_res, "certs");
+	cJSON			*o;
+	struct tls_cert_info	 ci;
+	struct acme_target_info	*ti;
+	size_t			 n;
+
+	if (env->d_tls == NULL)
+		return 0;	/* plain HTTP: no certificate */
+	if ((ti = calloc(TLS_MAX_IPS + 1, sizeof(*ti))) == NULL)
+		return ctl_fail(k, "internal", "out of memory");
+	if (tls_has_hostname_cert(env->d_tls)) {
+		tls_cert_info(env->d_tls, &ci);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", ci.ci_name);
+		cJSON_AddStringToObject(o, "mode", env->d_conf->dc_certmode);
+		cert_json(o, &ci);
+		if (env->d_acme != NULL &&
+		    acme_targets(env->d_acme, ti, 1) == 1)
+			acme_json(o, env->d_acme, &ti[0]);
+		cJSON_AddItemToArray(arr, o);
+	}
+	n = acme_targets(env->d_acme_ip, ti, TLS_MAX_IPS + 1);
+	for (size_t i = 0; i < n; i++) {
+		tls_ip_info(env->d_tls, ti[i].ati_name, &ci);
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", ti[i].ati_name);
+		cJSON_AddStringToObject(o, "mode", "letsencrypt-ip");
+		cert_json(o, &ci);
+		acme_json(o, env->d_acme_ip, &ti[i]);
+		cJSON_AddItemToArray(arr, o);
+	}
+	free(ti);
+	return 0;
+}
+
 static int
 cmd_kick(struct ctl_call *k)
 {
@@ -317,6 +402,7 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ .cmd_name = "show admission", .cmd_ro_ok = 1,
 	    .cmd_fn = cmd_show_admission },
 	{ .cmd_name = "show mesh", .cmd_ro_ok = 1, .cmd_fn = cmd_show_mesh },
+	{ .cmd_name = "show certs", .cmd_ro_ok = 1, .cmd_fn = cmd_show_certs },
 	{ .cmd_name = "kick", .cmd_fn = cmd_kick },
 	{ .cmd_name = "reload", .cmd_fn = cmd_reload },
 	{ .cmd_name = "log verbose", .cmd_fn = cmd_log_verbose },

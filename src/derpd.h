@@ -49,7 +49,13 @@ struct derpd_conf {
 	double	 dc_accept_limit;	/* -accept-connection-limit, per second */
 	int64_t	 dc_accept_burst;	/* -accept-connection-burst */
 	char	 dc_rate_config[PATH_MAX]; /* -rate-config */
+	char	 dc_acme_email[256];	/* -acme-email */
+	char	 dc_acme_eab_kid[256];	/* -acme-eab-kid */
+	char	 dc_acme_eab_key[512];	/* -acme-eab-key */
+	bool	 dc_acme_ip_certs;	/* -acme-ip-certs */
 	/* derpd extensions */
+	char	 dc_acme_directory[1024]; /* --acme-directory ("": by mode) */
+	bool	 dc_tls_any_port;	/* --tls: TLS whatever -a's port */
 	int	 dc_workers;		/* --workers, 0 = online CPUs */
 	int	 dc_mesh_max_routes;	/* --mesh-max-routes, per peer */
 	int64_t	 dc_handshake_timeout_ms; /* --handshake-timeout */
@@ -75,6 +81,7 @@ struct control;
 struct mesh;
 struct ratelim;
 struct bootdns;
+struct acme;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
 struct derpd {
@@ -93,6 +100,8 @@ struct derpd {
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
 	struct ratelim		*d_ratelim;	/* accept and receive limits */
 	struct bootdns		*d_bootdns;	/* /bootstrap-dns answers */
+	struct acme		*d_acme;	/* -hostname's ACME, or NULL */
+	struct acme		*d_acme_ip;	/* -acme-ip-certs, or NULL */
 	struct client_events	 d_events;	/* set by control_new */
 	struct varz_hook	 d_varz_hook;	/* set by control_new */
 	struct auth_conf	*d_auth_conf;

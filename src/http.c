@@ -535,6 +535,17 @@ route_robots(const struct http_req *req, const struct http_route_ctx *ctx,
 	return respond(resp, 200, TEXT_PLAIN, "User-agent: *\nDisallow: /\n");
 }
 
+/* HTTP-01: the caller looks the token (the path's last part) up. */
+static enum http_action
+route_acme(const struct http_req *req, const struct http_route_ctx *ctx,
+    struct http_resp *resp)
+{
+	(void)req;
+	(void)ctx;
+	(void)resp;
+	return HTTP_ACME_CHALLENGE;
+}
+
 /* derper wraps it in its browser headers; the body is the caller's. */
 static enum http_action
 route_bootstrap_dns(const struct http_req *req,
@@ -669,6 +680,8 @@ static const struct http_route routes[] = {
 	    .rt_fn = route_generate_204 },
 	{ .rt_path = "/debug", .rt_subtree = true, .rt_any_port = true,
 	    .rt_fn = route_debug },
+	{ .rt_path = HTTP_ACME_PREFIX, .rt_subtree = true,
+	    .rt_any_port = true, .rt_fn = route_acme },
 	{ .rt_path = "/derp", .rt_fn = route_derp },
 	{ .rt_path = "/derp/probe", .rt_fn = route_probe },
 	{ .rt_path = "/derp/latency-check", .rt_fn = route_probe },

@@ -103,7 +103,11 @@ enum http_action {
 	HTTP_DEBUG_TRAFFIC,	/* a line per client */
 	/* /bootstrap-dns: 200, hp_extra and hp_ctype set; the caller's body. */
 	HTTP_BOOTSTRAP_DNS,
+	/* An ACME HTTP-01 request: the caller answers the token after
+	 * HTTP_ACME_PREFIX "/" (200 with the key authorization, or 404). */
+	HTTP_ACME_CHALLENGE,
 };
+#define HTTP_ACME_PREFIX	"/.well-known/acme-challenge"
 
 #define HTTP_EXTRA_MAX	(HTTP_PATH_MAX + 2 * HTTP_VALUE_MAX + 512)
 #define HTTP_BODY_MAX	2048

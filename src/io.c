@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 
 #include "io.h"
+#include "tls.h"
 #include "util.h"
 #include "ws.h"
 
@@ -271,6 +272,12 @@ io_arm_wtimer(struct io *io)
 	tv.tv_sec = (time_t)(io->i_wtimeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)((io->i_wtimeout_ms % 1000) * 1000);
 	evtimer_add(io->i_wtimer, &tv);
+}
+
+bool
+io_is_acme_challenge(struct io *io)
+{
+	return io->i_ssl != NULL && tls_ssl_is_challenge(io->i_ssl);
 }
 
 /* Drive the TLS handshake. Returns 1 when done, 0 to wait, -1 failed. */

@@ -78,6 +78,8 @@ void	io_set_low_mark(struct io *, size_t bytes);
  * call it.
  */
 int	io_start_ws(struct io *);
+/* The TLS handshake was an ACME TLS-ALPN-01 validation (tls.c). */
+bool	io_is_acme_challenge(struct io *);
 /* WebSocket only: queue a close frame after the output framed so far. */
 void	io_ws_close(struct io *, uint16_t code, const char *reason);
 bool	io_is_ws(const struct io *);

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "bootdns.h"
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "listener.h"
 #include "log.h"
 #include "mesh.h"
+#include "notify.h"
 #include "peer.h"
 #include "reload.h"
 #include "stun_server.h"
@@ -46,6 +48,7 @@ signal_stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" :
 	    "SIGTERM");
+	notify_send("STOPPING=1\nSTATUS=shutting down");
 	event_base_loopbreak(env->d_base);
 }
 
@@ -182,6 +185,13 @@ main(int argc, char **argv)
 	    evsignal_add(ev_hup, NULL) == -1)
 		fatalx("cannot install signal handlers");
 
+	if (tls_is_acme(env.d_tls) && tls_has_hostname_cert(env.d_tls) &&
+	    (env.d_acme = acme_new(&env, false, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (tls_ip_certs(env.d_tls) && (env.d_acme_ip = acme_new(&env, true,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+
 	/* Resolved on this loop; workers read the answers. */
 	if ((env.d_bootdns = bootdns_new(env.d_base, conf.dc_bootstrap_dns,
 	    conf.dc_unpublished_dns)) == NULL)
@@ -246,8 +256,15 @@ main(int argc, char **argv)
 	for (i = 0; i < env.d_nworkers; i++)
 		if (worker_start(env.d_workers[i]) == -1)
 			fatalx("cannot start worker %d", i);
+	/* Every listener is up: a challenge can be answered. */
+	if (env.d_acme != NULL)
+		acme_start(env.d_acme);
+	if (env.d_acme_ip != NULL)
+		acme_start(env.d_acme_ip);
 
+	/* Every listener (TCP, STUN, admin socket) is bound by now. */
 	log_info("ready");
+	notify_ready("ready");
 	event_base_dispatch(env.d_base);
 
 	/* Orderly teardown: stop everyone, then free in reverse. */
@@ -263,6 +280,8 @@ main(int argc, char **argv)
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);
+	acme_free(env.d_acme);
+	acme_free(env.d_acme_ip);
 	control_free(env.d_control);
 	bootdns_free(env.d_bootdns);
 	auth_free(env.d_auth);

@@ -7,6 +7,7 @@
 #include "derpd.h"
 #include "ratelim.h"
 #include "log.h"
+#include "notify.h"
 #include "reload.h"
 #include "tls.h"
 #include "util.h"
@@ -17,6 +18,7 @@ derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 	char	 err[256];
 
 	memset(rep, 0, sizeof(*rep));
+	notify_reloading();
 	if (env->d_tls == NULL)
 		reload_note(rep, "certificates", RELOAD_UNCHANGED, NULL);
 	else if (tls_reload(env->d_tls, err, sizeof(err)) == -1)
@@ -39,5 +41,7 @@ derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 			log_info("%s: reload: %s reloaded", who,
 			    rep->rr_parts[i].rp_name);
 	}
+	notify_ready(rep->rr_failed > 0 ? "ready; the last reload failed, "
+	    "see the log" : "ready");
 	return rep->rr_failed > 0 ? -1 : 0;
 }

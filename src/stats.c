@@ -44,6 +44,7 @@ static const char *const close_names[CLOSE__COUNT] = {
 	[CLOSE_WS_TOO_LARGE] = "ws_message_too_large",
 	[CLOSE_WS_TEXT] = "ws_text_message",
 	[CLOSE_WS_PROTOCOL] = "ws_protocol_error",
+	[CLOSE_ACME_CHALLENGE] = "acme_challenge",
 };
 
 void

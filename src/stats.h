@@ -98,6 +98,7 @@ enum close_reason {
 	CLOSE_WS_TOO_LARGE,		/* WebSocket message over the cap */
 	CLOSE_WS_TEXT,			/* WebSocket text message */
 	CLOSE_WS_PROTOCOL,		/* WebSocket framing error, ping flood */
+	CLOSE_ACME_CHALLENGE,	/* a TLS-ALPN-01 validation, done */
 	CLOSE__COUNT
 };
 

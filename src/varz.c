@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "acme.h"
 #include "auth.h"
 #include "bootdns.h"
 #include "derpd.h"
@@ -196,6 +197,7 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)g.pg_route_del_other,
 	    (unsigned long long)g.pg_routes);
 	varz_mesh(out, env);
+	acme_varz(env->d_acme, env->d_acme_ip, out);
 	for (int h = 0; h < HIST__COUNT; h++) {
 		size_t nb;
 		const uint64_t *b = stats_hist_bounds(h, &nb);

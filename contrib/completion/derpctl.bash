@@ -13,11 +13,13 @@ _derpctl_patterns=(
 	"show stats"
 	"show admission"
 	"show mesh"
+	"show certs"
 	"kick <key>"
 	"reload"
 	"log verbose"
 	"log brief"
 	"monitor"
+	"top"
 )
 
 # Keys of the connected clients, one per line; nothing if derpd is not

@@ -111,3 +111,14 @@ printf '{"PrivateKey":"nodekey:%s"}' "$MESH" >keyfile/wrong-prefix.json
 printf '%s\n' "$MESH" >meshkey/plain.txt
 printf ' \t%s\r\n\r\n' "$MESH" | tr 'a-f' 'A-F' >meshkey/upper-crlf.txt
 printf '%s0\n' "$MESH" >meshkey/too-long.txt
+
+# acme: first byte picks the parser (0 directory, 1 order, 2 authorization,
+# 3 problem, 4 Retry-After, 5 base64), the rest is what a CA sends.
+mkdir -p acme
+printf '\000{"newNonce":"https://ca/n","newAccount":"https://ca/a","newOrder":"https://ca/o","meta":{"externalAccountRequired":true,"profiles":{"shortlived":"s"}}}' >acme/dir
+printf '\001{"status":"valid","authorizations":["https://ca/z/1"],"finalize":"https://ca/f","certificate":"https://ca/c"}' >acme/order
+printf '\002{"status":"pending","identifier":{"type":"dns","value":"localhost"},"challenges":[{"type":"http-01","url":"https://ca/c/1","token":"abc_-","status":"pending"},{"type":"tls-alpn-01","url":"u","token":"t","error":{"detail":"x"}}]}' >acme/authz
+printf '\003{"type":"urn:ietf:params:acme:error:badNonce","detail":"bad nonce"}' >acme/problem
+printf '\004Sun, 06 Nov 1994 08:49:37 GMT' >acme/retry
+printf '\00430' >acme/retry2
+printf '\005c2VjcmV0LWtleQ==' >acme/b64

@@ -481,4 +481,103 @@ TEST_F(TlsTest, Tls12OnlyForwardSecretAead)
 	}
 }
 
+
+// ---- -certmode letsencrypt without a CA (the Pebble tests are in the
+// interop tier): the cache, an unreachable CA, the account key's mode.
+
+class AcmeTest : public TlsTest {
+protected:
+	std::vector<std::string> AcmeArgs(const std::string &host)
+	{
+		// Port 1 on loopback: nothing listens, the CA is unreachable.
+		return { "--certmode=letsencrypt", "--tls", "--hostname=" + host,
+		    "--certdir=" + certdir(),
+		    "--acme-directory=https://127.0.0.1:1/directory" };
+	}
+	// The autocert cache file <certdir>/<host>: key, then certificate.
+	void WriteCache(const std::string &host, unsigned mode)
+	{
+		ASSERT_EQ(0, mkdir(certdir().c_str(), 0700));
+		std::string crt = d.dir + "/c.crt", key = d.dir + "/c.key";
+		ASSERT_EQ("", MakeCert(crt, key, host, "DNS:" + host));
+		std::string both = ReadFile(key) + ReadFile(crt);
+		std::string path = certdir() + "/" + host;
+		FILE *f = fopen(path.c_str(), "w");
+		ASSERT_NE(nullptr, f);
+		fwrite(both.data(), 1, both.size(), f);
+		fclose(f);
+		ASSERT_EQ(0, chmod(path.c_str(), mode));
+	}
+};
+
+// No certificate and no CA: derpd runs, says why, retries; TLS handshakes
+// fail until a certificate arrives (derper does the same).
+TEST_F(AcmeTest, UnreachableCaKeepsRunningWithoutCertificate)
+{
+	ASSERT_TRUE(d.Start(AcmeArgs("derp.test")));
+	EXPECT_TRUE(d.tls);
+	EXPECT_TRUE(d.WaitLog("(unreachable)", 10000)) << d.Log();
+	EXPECT_NE(std::string::npos, d.Log().find("the current certificate "
+	    "stays, next attempt in")) << d.Log();
+	derpc_opts o = d.Opts();
+	o.sni = "derp.test";
+	char e[512] = "";
+	derpc *c = derpc_dial(&o, e, sizeof(e));
+	EXPECT_EQ(nullptr, c) << "handshake succeeded without a certificate";
+	if (c != nullptr)
+		derpc_close(c);
+	// The account key was created, 0600, in derper's place.
+	struct stat st;
+	ASSERT_EQ(0, stat((certdir() + "/acme_account+key").c_str(), &st));
+	EXPECT_EQ(0600u, st.st_mode & 0777);
+	EXPECT_TRUE(d.Running());
+}
+
+// A valid certificate in the cache is served at once; nothing is ordered.
+TEST_F(AcmeTest, CachedCertificateIsServed)
+{
+	WriteCache("derp.test", 0600);
+	d.sni = "derp.test";
+	ASSERT_TRUE(d.Start(AcmeArgs("derp.test")));
+	std::string err;
+	derpc_opts o = d.Opts();
+	o.sni = "derp.test";
+	Client c = d.Connect(o, &err);
+	ASSERT_TRUE(c) << err;
+	EXPECT_EQ(CertFileSHA256(d.dir + "/c.crt"), LeafSHA256(c.get()));
+	CheckMetaCert(c.get(), d.server_hex);
+	EXPECT_NE(std::string::npos, d.Log().find("from the certificate cache"))
+	    << d.Log();
+	EXPECT_EQ(std::string::npos, d.Log().find("acme: ordering")) << d.Log();
+}
+
+// A group-readable account key is refused at startup, naming the file.
+TEST_F(AcmeTest, GroupReadableAccountKeyIsRefused)
+{
+	ASSERT_EQ(0, mkdir(certdir().c_str(), 0700));
+	std::string k = certdir() + "/acme_account+key";
+	ASSERT_EQ("", MakeCert(d.dir + "/x.crt", k, "x", "DNS:x", 0640));
+	int st = d.RunToExit(AcmeArgs("derp.test"), 5000);
+	EXPECT_NE(0, st);
+	EXPECT_NE(-1, st) << "derpd had to be killed";
+	EXPECT_NE(std::string::npos, d.Log().find("acme_account+key")) << d.Log();
+	EXPECT_NE(std::string::npos, d.Log().find("chmod 600")) << d.Log();
+}
+
+// A group-readable cache file is not served (and will be replaced by
+// the next certificate, written 0600).
+TEST_F(AcmeTest, GroupReadableCacheIsNotServed)
+{
+	WriteCache("derp.test", 0640);
+	ASSERT_TRUE(d.Start(AcmeArgs("derp.test")));
+	EXPECT_NE(std::string::npos, d.Log().find("chmod 600")) << d.Log();
+	derpc_opts o = d.Opts();
+	o.sni = "derp.test";
+	char e[512] = "";
+	derpc *c = derpc_dial(&o, e, sizeof(e));
+	EXPECT_EQ(nullptr, c);
+	if (c != nullptr)
+		derpc_close(c);
+}
+
 }  // namespace

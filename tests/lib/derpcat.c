@@ -219,10 +219,30 @@ main(int argc, char **argv)
 				rc = 1;
 				break;
 			}
-			int r = derpc_recv_packet(c, src, data, sizeof(data),
-			    &n, left);
+			struct derpc_frame f;
+			int r = derpc_recv_frame(c, &f, left);
 			if (r == DERPC_EOF)
 				break;
+			if (r == DERPC_OK && f.type != FRAME_RECV_PACKET) {
+				/* A sender that leaves sends PeerGone. */
+				if (f.type == FRAME_KEEP_ALIVE ||
+				    f.type == FRAME_PEER_GONE ||
+				    f.type == FRAME_PEER_PRESENT ||
+				    f.type == FRAME_HEALTH) {
+					got--;
+					continue;
+				}
+				fprintf(stderr, "derpcat: recv: unexpected "
+				    "frame type 0x%02x\n", f.type);
+				rc = 1;
+				break;
+			}
+			if (r == DERPC_OK && f.len < 32) {
+				fprintf(stderr, "derpcat: recv: RecvPacket "
+				    "without a source key\n");
+				rc = 1;
+				break;
+			}
 			if (r != DERPC_OK) {
 				fprintf(stderr, "derpcat: recv: %s\n",
 				    r == DERPC_TIMEOUT ? "timed out" :
@@ -230,6 +250,10 @@ main(int argc, char **argv)
 				rc = 1;
 				break;
 			}
+			memcpy(src, f.payload, 32);
+			n = f.len - 32 < sizeof(data) ? f.len - 32 :
+			    sizeof(data);
+			memcpy(data, f.payload + 32, n);
 			util_key_format(src, NODEKEY_PREFIX, hex);
 			fprintf(stderr, "derpcat: %zu bytes from %s\n", n, hex);
 			fwrite(data, 1, n, stdout);

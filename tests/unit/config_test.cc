@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "acme.h"
 #include "config.h"
 
 namespace {
@@ -210,8 +211,6 @@ TEST_F(Config, UnsupportedDerperFlags)
 {
 	const std::vector<std::vector<std::string>> cases = {
 		{ "-secrets-url=https://setec" },
-		{ "-acme-ip-certs" },
-		{ "-acme-email=a@b" },
 		{ "-ace" },
 	};
 	for (const auto &args : cases) {
@@ -227,8 +226,7 @@ TEST_F(Config, UnsupportedDerperFlags)
 	for (const auto &args : std::vector<std::vector<std::string>>{
 	    { "-ace=true" },
 	    { "-secrets-path-prefix", "dev/derp" },
-	    { "-secrets-cache-dir=/var/cache/x" },
-	    { "-acme-ip-certs=1" } }) {
+	    { "-secrets-cache-dir=/var/cache/x" } }) {
 		std::string e = ParseErr(args);
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
 	}
@@ -437,17 +435,89 @@ TEST_F(Config, Help)
 	EXPECT_EQ(r, CONFIG_HELP);
 }
 
-TEST_F(Config, DefaultListenNeedsCertmode)
+TEST_F(Config, DefaultListenIsLetsEncrypt)
 {
-	ASSERT_EQ(Parse({ "-c", "/tmp/derpd-test.key" }), CONFIG_OK);
-	EXPECT_EQ(Finish(), -1);
-	EXPECT_NE(std::string(err_).find("-certmode"), std::string::npos)
-	    << err_;
+	// derper's defaults: :443, -certmode letsencrypt, Let's Encrypt.
+	ASSERT_EQ(Parse({ "-c", "/tmp/derpd-test.key", "-hostname",
+	    "derp.example.net" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_TRUE(c_.dc_tls);
+	EXPECT_STREQ(c_.dc_acme_directory, ACME_DIR_LETSENCRYPT);
 	config_defaults(&c_);
-	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":https" }), CONFIG_OK);
-	EXPECT_EQ(Finish(), -1);
-	EXPECT_NE(std::string(err_).find("-certmode"), std::string::npos)
-	    << err_;
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", ":https", "-hostname", "d.e",
+	    "-acme-directory", "https://ca.internal/dir" }), CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_acme_directory, "https://ca.internal/dir");
+	// -tls: TLS (so ACME) on any port; derper serves TLS on :443 only.
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:8443", "-tls" }),
+	    CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_TRUE(c_.dc_tls);
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-a", "127.0.0.1:8443" }),
+	    CONFIG_OK);
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_FALSE(c_.dc_tls);
+}
+
+// derper's certProviderByCertMode messages, word for word.
+TEST_F(Config, AcmeCombinations)
+{
+	struct {
+		std::vector<std::string> args;
+		const char *want;
+	} cases[] = {
+		{ { "-hostname", "192.0.2.1" }, "--hostname is an IP address; "
+		    "use --certmode=manual for a self-signed cert, or set "
+		    "--acme-ip-certs to get LetsEncrypt IP address certs" },
+		{ { "-certmode", "gcp", "-hostname", "192.0.2.1" },
+		    "--certmode=gcp requires --hostname to be a DNS name, not an "
+		    "IP address" },
+		{ { "-certmode", "gcp", "-hostname", "d.e" }, "--certmode=gcp "
+		    "requires --acme-eab-kid and --acme-eab-key flags" },
+		{ { "-certmode", "gcp", "-hostname", "d.e", "-acme-eab-kid", "k",
+		    "-acme-eab-key", "c2VjcmV0" }, "--certmode=gcp requires "
+		    "--acme-email flag" },
+		{ { "-hostname", "d.e", "-acme-eab-kid", "k", "-acme-eab-key",
+		    "not base64!" }, "invalid base64 encoding for EAB key" },
+		{ { "-hostname", "d.e", "-acme-eab-kid", "k" }, "-acme-eab-key" },
+		{ { "-hostname", "d.e", "-acme-directory", "http://ca/dir" },
+		    "not an https:// URL" },
+		{ { "-certmode", "bogus", "-a", ":8080" }, "unsupport cert mode" },
+		{ { "-certmode", "manual", "-acme-ip-certs" },
+		    "--acme-ip-certs requires --certmode=letsencrypt" },
+		{ { "-certmode", "gcp", "-hostname", "d.e", "-acme-ip-certs" },
+		    "--acme-ip-certs requires --certmode=letsencrypt" },
+		{ { "-hostname", "192.0.2.1", "-acme-ip-certs", "-http-port",
+		    "-1" }, "needs -http-port" },
+	};
+	for (const auto &tc : cases) {
+		std::vector<std::string> args = { "-c", "/tmp/k" };
+		args.insert(args.end(), tc.args.begin(), tc.args.end());
+		config_defaults(&c_);
+		ASSERT_EQ(Parse(args), CONFIG_OK) << Join(args);
+		EXPECT_EQ(Finish(), -1) << Join(args);
+		EXPECT_NE(std::string(err_).find(tc.want), std::string::npos)
+		    << err_;
+	}
+	// An IP-only relay, and a name with IP certificates beside it.
+	for (const char *host : { "192.0.2.1", "2001:db8::1", "d.e" }) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-hostname", host,
+		    "-acme-ip-certs" }), CONFIG_OK);
+		ASSERT_EQ(Finish(), 0) << host << ": " << err_;
+		EXPECT_TRUE(c_.dc_acme_ip_certs);
+	}
+	// gcp with all three: Google's directory; both base64 forms of a key.
+	for (const char *key : { "c2VjcmV0LWtleQ", "c2VjcmV0LWtleQ==" }) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode", "gcp", "-hostname",
+		    "d.e", "-acme-eab-kid", "k", "-acme-eab-key", key,
+		    "-acme-email", "ops@d.e" }), CONFIG_OK);
+		ASSERT_EQ(Finish(), 0) << err_;
+		EXPECT_STREQ(c_.dc_acme_directory, ACME_DIR_GCP);
+	}
 }
 
 TEST_F(Config, NonTlsPortIsPlainHttp)
@@ -508,7 +578,7 @@ TEST_F(Config, UnknownCertmodeRejected)
 	EXPECT_NE(std::string(err_).find("certmode"), std::string::npos);
 	config_defaults(&c_);
 	ASSERT_EQ(Parse({ "-c", "/tmp/k", "-certmode=gcp" }), CONFIG_OK);
-	EXPECT_EQ(Finish(), -1);
+	EXPECT_EQ(Finish(), -1);	/* no EAB, no email */
 	EXPECT_NE(std::string(err_).find("certmode"), std::string::npos);
 }
 

@@ -71,7 +71,8 @@ TEST(ParserTable, HasTheDocumentedCommandsInOrder)
 {
 	const char *want[] = {
 		"show clients [prefix]", "show client <key>", "show rejects",
-		"show stats", "show admission", "show mesh", "kick <key>",
+		"show stats", "show admission", "show mesh", "show certs",
+		"kick <key>",
 		"reload",
 		"log verbose", "log brief", "monitor",
 	};
@@ -126,6 +127,8 @@ INSTANTIATE_TEST_SUITE_P(EveryPattern, ParserFull, ::testing::Values(
 	"show admission", 0, nullptr, ""},
     FullCase{{"show", "mesh"}, CTL_SHOW_MESH, "show mesh", "show mesh", 0,
 	nullptr, ""},
+    FullCase{{"show", "certs"}, CTL_SHOW_CERTS, "show certs", "show certs",
+	0, nullptr, ""},
     FullCase{{"kick", kMixed}, CTL_KICK, "kick", "kick <key>", 1, "key",
 	"nodekey:" + kMixedLower},
     FullCase{{"reload"}, CTL_RELOAD, "reload", "reload", 0, nullptr, ""},
