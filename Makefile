@@ -53,6 +53,7 @@ endif
 # Everything in src/ but main.c goes into libderpd.a.
 SRC	 = src/acme.c \
 	   src/acme_msg.c \
+	   src/bootdns.c \
 	   src/config.c \
 	   src/conn.c \
 	   src/conn_auth.c \
@@ -68,6 +69,7 @@ SRC	 = src/acme.c \
 	   src/io.c \
 	   src/keys.c \
 	   src/keyset.c \
+	   src/ratelim.c \
 	   src/listener.c \
 	   src/log.c \
 	   src/mesh.c \
@@ -78,6 +80,7 @@ SRC	 = src/acme.c \
 	   src/stats.c \
 	   src/stun.c \
 	   src/stun_server.c \
+	   src/tbucket.c \
 	   src/tls.c \
 	   src/util.c \
 	   src/varz.c \
@@ -106,6 +109,7 @@ TESTLIB	 = tests/lib/derpc.c
 UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
+	   tests/unit/bootdns_test.cc \
 	   tests/unit/control_test.cc \
 	   tests/unit/derpctl_test.cc \
 	   tests/unit/derpctl_top_test.cc \
@@ -119,14 +123,17 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/policy_test.cc \
+	   tests/unit/ratelim_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc
 
 INTEG	 = tests/integration/harness.cc \
 	   tests/integration/admission_test.cc \
+	   tests/integration/bootdns_test.cc \
 	   tests/integration/hostile_test.cc \
 	   tests/integration/http_test.cc \
+	   tests/integration/limits_test.cc \
 	   tests/integration/mesh_test.cc \
 	   tests/integration/notify_test.cc \
 	   tests/integration/relay_test.cc \
@@ -149,6 +156,7 @@ FUZZ	 = tests/fuzz/fuzz_acme.c \
 	   tests/fuzz/fuzz_localapi.c \
 	   tests/fuzz/fuzz_meshkey.c \
 	   tests/fuzz/fuzz_policy.c \
+	   tests/fuzz/fuzz_rateconf.c \
 	   tests/fuzz/fuzz_stun.c \
 	   tests/fuzz/fuzz_webhook.c \
 	   tests/fuzz/fuzz_ws.c

@@ -362,6 +362,10 @@ text_client(const struct reply *r)
 		ROW("packets out", fmt_u64(c, "packets_out", b[0], CELL_MAX));
 		ROW("bytes out", fmt_u64(c, "bytes_out", b[0], CELL_MAX));
 		ROW("drops", fmt_u64(c, "drops", b[0], CELL_MAX));
+		ROW("rate limited reads", fmt_u64(c, "rate_limited_reads", b[0],
+		    CELL_MAX));
+		ROW("rate limited ms", fmt_u64(c, "rate_limited_ms", b[0],
+		    CELL_MAX));
 		ROW("admitted by", fmt_admitted(c, b[3], CELL_MAX));
 #undef ROW
 		table_print(&t);

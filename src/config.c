@@ -19,6 +19,7 @@ enum flag_type {
 	FT_INT,
 	FT_DURATION,
 	FT_FLOAT,
+	FT_INT64,
 };
 
 struct flag_def {
@@ -72,6 +73,16 @@ static const struct flag_def flags[] = {
 	    "TCP_USER_TIMEOUT on accepted sockets", NULL },
 	{ "tcp-write-timeout", FT_DURATION, OFF(dc_tcp_write_timeout_ms), 0, 1,
 	    "per-frame write timeout for non-mesh clients; 0 none", NULL },
+	STR("bootstrap-dns-names", dc_bootstrap_dns,
+	    "names served at /bootstrap-dns, comma-separated"),
+	STR("unpublished-bootstrap-dns-names", dc_unpublished_dns,
+	    "names served at /bootstrap-dns?q=name only; name[/txtname],..."),
+	{ "accept-connection-limit", FT_FLOAT, OFF(dc_accept_limit), 0, 1,
+	    "new connections accepted per second on the listener", NULL },
+	{ "accept-connection-burst", FT_INT64, OFF(dc_accept_burst), 0, 1,
+	    "burst for -accept-connection-limit", NULL },
+	STR("rate-config", dc_rate_config,
+	    "JSON file of the per-client receive rate, reloaded on SIGHUP"),
 	{ "mesh-max-routes", FT_INT, OFF(dc_mesh_max_routes), 0, 1,
 	    "most keys one -mesh-with peer may announce", NULL },
 	{ "workers", FT_INT, OFF(dc_workers), 0, 1,
@@ -125,14 +136,6 @@ static const struct flag_def flags[] = {
 	    "prod/derp"),
 	NOSUP("secrets-cache-dir", FT_STRING, "setec cache directory",
 	    "$HOME/.cache/derper-secrets"),
-	NOSUP("bootstrap-dns-names", FT_STRING, "bootstrap DNS names", ""),
-	NOSUP("unpublished-bootstrap-dns-names", FT_STRING,
-	    "unpublished bootstrap DNS names", ""),
-	NOSUP("accept-connection-limit", FT_FLOAT, "accept rate limit",
-	    "+Inf"),
-	NOSUP("accept-connection-burst", FT_INT, "accept burst",
-	    "9223372036854775807"),
-	NOSUP("rate-config", FT_STRING, "per-client rate limit file", ""),
 	NOSUP("ace", FT_BOOL, "experimental CONNECT proxy", "false"),
 };
 
@@ -153,6 +156,8 @@ config_defaults(struct derpd_conf *c)
 	c->dc_tcp_write_timeout_ms = 2 * 1000;
 	c->dc_handshake_timeout_ms = 10 * 1000;
 	c->dc_mesh_max_routes = 1000000;
+	c->dc_accept_limit = INFINITY;
+	c->dc_accept_burst = INT64_MAX;
 	auth_conf_defaults(&c->dc_auth);
 }
 
@@ -209,8 +214,22 @@ flag_default_text(const struct flag_def *fd, const struct derpd_conf *d,
 			fmt_duration(v, out, len);
 		break;
 	}
-	case FT_FLOAT:
+	case FT_FLOAT: {
+		double v;
+		memcpy(&v, p, sizeof(v));
+		if (isinf(v) && v > 0)
+			snprintf(out, len, "+Inf");
+		else if (v != 0)
+			snprintf(out, len, "%g", v);
 		break;
+	}
+	case FT_INT64: {
+		int64_t v;
+		memcpy(&v, p, sizeof(v));
+		if (v != 0)
+			snprintf(out, len, "%lld", (long long)v);
+		break;
+	}
 	}
 }
 
@@ -227,7 +246,8 @@ config_usage(FILE *f)
 		fprintf(f, "  -%s%s\n    \t%s%s%s%s%s\n", flags[i].f_name,
 		    flags[i].f_type == FT_BOOL ? "" :
 		    flags[i].f_type == FT_DURATION ? " duration" :
-		    flags[i].f_type == FT_INT ? " int" :
+		    flags[i].f_type == FT_INT ||
+		    flags[i].f_type == FT_INT64 ? " int" :
 		    flags[i].f_type == FT_FLOAT ? " float" : " string",
 		    flags[i].f_help,
 		    flags[i].f_supported ? "" : " (not supported yet: only "
@@ -261,6 +281,7 @@ nosup_is_default(const struct flag_def *fd, const char *v)
 	}
 	case FT_STRING:
 	case FT_DURATION:
+	case FT_INT64:
 		break;
 	}
 	if (strncmp(fd->f_default, "$HOME", 5) == 0) {
@@ -340,7 +361,28 @@ flag_set(struct derpd_conf *c, const struct flag_def *fd, const char *v,
 			goto bad;
 		memcpy(p, &ms, sizeof(ms));
 		break;
-	case FT_FLOAT:
+	case FT_FLOAT: {
+		/* Go's ParseFloat: decimal, +Inf, Inf; no NaN, no hex. */
+		double d;
+		if (*v == '\0' || strchr(v, 'x') != NULL ||
+		    strchr(v, 'X') != NULL)
+			goto bad;
+		errno = 0;
+		d = strtod(v, &end);
+		if (*end != '\0' || isnan(d) || (errno == ERANGE && d != 0))
+			goto bad;
+		memcpy(p, &d, sizeof(d));
+		break;
+	}
+	case FT_INT64:
+		errno = 0;
+		ll = strtoll(v, &end, 0);
+		if (errno != 0 || *v == '\0' || *end != '\0')
+			goto bad;
+		{
+			int64_t iv = ll;
+			memcpy(p, &iv, sizeof(iv));
+		}
 		break;
 	}
 	return 0;
@@ -624,6 +666,16 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "-mesh-with: %s", why);
 			return -1;
 		}
+	}
+	if (c->dc_accept_limit < 0) {
+		snprintf(err, errlen, "-accept-connection-limit: must not be "
+		    "negative");
+		return -1;
+	}
+	if (c->dc_accept_burst < 0) {
+		snprintf(err, errlen, "-accept-connection-burst: must not be "
+		    "negative");
+		return -1;
 	}
 	if (c->dc_mesh_max_routes < 1) {
 		snprintf(err, errlen, "-mesh-max-routes: must be at least 1");

@@ -179,6 +179,9 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	}
 	event_free(c->c_timer);
 	c->c_timer = NULL;
+	if (c->c_rl_timer != NULL)
+		event_free(c->c_rl_timer);
+	c->c_rl_timer = NULL;
 	/*
 	 * The socket is closed at reap, a slice at a time (worker.c): when
 	 * thousands of clients leave at once, closing each in its own read

@@ -42,6 +42,8 @@ struct conn_info {
 	bool		 ci_home, ci_mesh, ci_prober, ci_dup, ci_cached;
 	uint64_t	 ci_pkts_in, ci_bytes_in, ci_pkts_out, ci_bytes_out;
 	uint64_t	 ci_drops;
+	uint64_t	 ci_rl_waits;	/* -rate-config: frames delayed */
+	uint64_t	 ci_rl_wait_ms;	/* -rate-config: time delayed */
 };
 
 /*

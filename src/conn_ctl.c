@@ -65,6 +65,8 @@ list_one(void *obj, bool active, void *arg)
 	r->ci_pkts_out = stats_get(&c->c_pkts_out);
 	r->ci_bytes_out = stats_get(&c->c_bytes_out);
 	r->ci_drops = __atomic_load_n(&c->c_drops, __ATOMIC_RELAXED);
+	r->ci_rl_waits = stats_get(&c->c_rl.rl_waits);
+	r->ci_rl_wait_ms = stats_get(&c->c_rl.rl_wait_ms);
 }
 
 size_t

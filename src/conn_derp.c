@@ -578,6 +578,57 @@ frame_is_handled(uint8_t type)
 	}
 }
 
+/* The receive limiter's wait is over: read on (owner thread). */
+static void
+conn_rl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->c_state != CONN_ACTIVE)
+		return;
+	/*
+	 * The paid-for frame and what follows it are in the input already;
+	 * a resumed read only calls back for new bytes, so handle them here.
+	 */
+	io_resume_read(c->c_io);
+	conn_read_frames(c);
+}
+
+/*
+ * -rate-config: charge the frame at the head of the input (once) to c's
+ * receive limiter. 1 when c may go on; 0 when reading is paused until
+ * the timer, which is how the client's sending is slowed: the kernel's
+ * buffer fills and TCP tells the client to wait. Frames stay whole.
+ */
+static int
+conn_rl_charge(struct conn *c, uint32_t len)
+{
+	struct timeval	 tv;
+	uint64_t	 wait;
+
+	if (c->c_rl_charged)
+		return 1;
+	c->c_rl_charged = 1;
+	wait = ratelim_charge(c->c_env->d_ratelim, &c->c_rl, c->c_mesh != 0,
+	    len);
+	if (wait == 0)
+		return 1;
+	if (c->c_rl_timer == NULL && (c->c_rl_timer = evtimer_new(
+	    worker_base(c->c_w), conn_rl_cb, c)) == NULL) {
+		conn_close(c, CLOSE_NO_MEMORY, "rate limit timer");
+		return 0;
+	}
+	if (wait > 3600ULL * 1000000000ULL)
+		wait = 3600ULL * 1000000000ULL;
+	tv.tv_sec = (time_t)(wait / 1000000000ULL);
+	tv.tv_usec = (suseconds_t)(wait % 1000000000ULL / 1000);
+	io_pause_read(c->c_io);
+	evtimer_add(c->c_rl_timer, &tv);
+	return 0;
+}
+
 /* Parse and handle every complete frame in the input buffer. */
 void
 conn_read_frames(struct conn *c)
@@ -598,6 +649,8 @@ conn_read_frames(struct conn *c)
 			    "%s", type, len, why);
 			return;
 		}
+		if (!conn_rl_charge(c, len))
+			return;
 		if (!dup_noted &&
 		    __atomic_load_n(&c->c_dup, __ATOMIC_RELAXED)) {
 			/* Any frame makes a duplicate the active one. */
@@ -607,6 +660,7 @@ conn_read_frames(struct conn *c)
 		if (!frame_is_handled(type)) {
 			/* Unknown types are read and thrown away, any size. */
 			evbuffer_drain(in, FRAME_HDR_LEN);
+			c->c_rl_charged = 0;
 			c->c_discard = len;
 			STAT_INC(worker_stats(c->c_w), STAT_UNKNOWN_FRAMES);
 			continue;
@@ -614,6 +668,7 @@ conn_read_frames(struct conn *c)
 		if (avail < FRAME_HDR_LEN + (size_t)len)
 			return;
 		evbuffer_drain(in, FRAME_HDR_LEN);
+		c->c_rl_charged = 0;
 		conn_frame(c, in, type, len);
 	}
 }

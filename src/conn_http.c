@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 
+#include "bootdns.h"
 #include "conn.h"
 #include "conn_int.h"
 #include "derpd.h"
@@ -101,10 +102,22 @@ debug_traffic(struct derpd *env, struct evbuffer *b)
 	free(rows);
 }
 
-/* A debug page (the route said which and set its headers). */
+/* /bootstrap-dns: derper's answer for the "q" parameter, if any. */
+static void
+bootstrap_dns(struct derpd *env, const char *query, struct evbuffer *b)
+{
+	char	 q[HTTP_PATH_MAX];
+
+	if (env->d_bootdns == NULL)
+		return;
+	bootdns_answer(env->d_bootdns, http_query_get(query, "q", q,
+	    sizeof(q)) == 1 ? q : NULL, b);
+}
+
+/* A page built here (the route said which and set its headers). */
 static void
 conn_http_debug(struct conn *c, enum http_action act,
-    const struct http_resp *resp)
+    const struct http_resp *resp, const char *query)
 {
 	struct evbuffer	*b;
 	char		 msg[256];
@@ -137,6 +150,9 @@ conn_http_debug(struct conn *c, enum http_action act,
 		break;
 	case HTTP_DEBUG_TRAFFIC:
 		debug_traffic(c->c_env, b);
+		break;
+	case HTTP_BOOTSTRAP_DNS:
+		bootstrap_dns(c->c_env, query, b);
 		break;
 	default:
 		break;
@@ -246,7 +262,8 @@ conn_route(struct conn *c, struct http_req *req)
 	case HTTP_DEBUG_VARS:
 	case HTTP_DEBUG_CHECK:
 	case HTTP_DEBUG_TRAFFIC:
-		conn_http_debug(c, act, resp);
+	case HTTP_BOOTSTRAP_DNS:
+		conn_http_debug(c, act, resp, req->hr_query);
 		break;
 	case HTTP_ACME_CHALLENGE: {
 		char ans[TLS_ANSWER_MAX];

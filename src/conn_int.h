@@ -23,6 +23,7 @@
 
 #include "frame.h"
 #include "keyset.h"
+#include "ratelim.h"
 #include "log.h"
 #include "pktq.h"
 #include "stats.h"
@@ -106,6 +107,10 @@ struct conn {
 	double			 c_nothere_tokens;
 	uint64_t		 c_nothere_ms;
 	uint32_t		 c_keepalive_ms;
+	/* -rate-config: the receive limiter; reading paused while it waits */
+	struct rate_client	 c_rl;
+	struct event		*c_rl_timer;	/* NULL until first needed */
+	int			 c_rl_charged;	/* the head frame is paid for */
 	/* keys this conn delivered packets to (PeerGone on leave) */
 	struct keyset		 c_sent;
 	/* a mesh peer's conn: (source, destination) pairs it delivered */

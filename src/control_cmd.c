@@ -80,6 +80,10 @@ clients_json(const struct conn_info *rows, size_t n, cJSON *arr)
 		cJSON_AddNumberToObject(o, "bytes_out",
 		    (double)r->ci_bytes_out);
 		cJSON_AddNumberToObject(o, "drops", (double)r->ci_drops);
+		cJSON_AddNumberToObject(o, "rate_limited_reads",
+		    (double)r->ci_rl_waits);
+		cJSON_AddNumberToObject(o, "rate_limited_ms",
+		    (double)r->ci_rl_wait_ms);
 		cJSON_AddStringToObject(o, "admitted_by", r->ci_admitted_by);
 		cJSON_AddBoolToObject(o, "admit_cached", r->ci_cached);
 		cJSON_AddItemToArray(arr, o);

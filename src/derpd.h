@@ -44,6 +44,11 @@ struct derpd_conf {
 	int64_t	 dc_tcp_keepalive_ms;	/* -tcp-keepalive-time */
 	int64_t	 dc_tcp_user_timeout_ms; /* -tcp-user-timeout */
 	int64_t	 dc_tcp_write_timeout_ms; /* -tcp-write-timeout */
+	char	 dc_bootstrap_dns[4096]; /* -bootstrap-dns-names */
+	char	 dc_unpublished_dns[4096]; /* -unpublished-bootstrap-dns-names */
+	double	 dc_accept_limit;	/* -accept-connection-limit, per second */
+	int64_t	 dc_accept_burst;	/* -accept-connection-burst */
+	char	 dc_rate_config[PATH_MAX]; /* -rate-config */
 	char	 dc_acme_email[256];	/* -acme-email */
 	char	 dc_acme_eab_kid[256];	/* -acme-eab-kid */
 	char	 dc_acme_eab_key[512];	/* -acme-eab-key */
@@ -74,6 +79,8 @@ struct event_base;
 struct stun_server;
 struct control;
 struct mesh;
+struct ratelim;
+struct bootdns;
 struct acme;
 
 /* The daemon environment; everything hangs off it (STYLE rule 10). */
@@ -91,6 +98,8 @@ struct derpd {
 	struct auth		*d_auth;	/* NULL: admission off */
 	struct control		*d_control;	/* NULL: no admin socket */
 	struct mesh		*d_meshnet;	/* NULL: no -mesh-with */
+	struct ratelim		*d_ratelim;	/* accept and receive limits */
+	struct bootdns		*d_bootdns;	/* /bootstrap-dns answers */
 	struct acme		*d_acme;	/* -hostname's ACME, or NULL */
 	struct acme		*d_acme_ip;	/* -acme-ip-certs, or NULL */
 	struct client_events	 d_events;	/* set by control_new */

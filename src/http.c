@@ -546,14 +546,86 @@ route_acme(const struct http_req *req, const struct http_route_ctx *ctx,
 	return HTTP_ACME_CHALLENGE;
 }
 
+/* derper wraps it in its browser headers; the body is the caller's. */
 static enum http_action
 route_bootstrap_dns(const struct http_req *req,
     const struct http_route_ctx *ctx, struct http_resp *resp)
 {
 	(void)req;
 	(void)ctx;
-	/* No names configured: an empty body, as derper sends. */
-	return respond(resp, 200, "application/json", NULL);
+	snprintf(resp->hp_extra, sizeof(resp->hp_extra), BROWSER_HEADERS);
+	resp->hp_code = 200;
+	resp->hp_ctype = "application/json";
+	return HTTP_BOOTSTRAP_DNS;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode s[0..n) into out (query rules). 0, -1 bad escape, -2 too long. */
+static int
+query_unescape(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t	 o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 ||
+			    (lo = hexval(s[i + 2])) < 0)
+				return -1;
+			c = hi << 4 | lo;
+			i += 2;
+		} else if (c == '+')
+			c = ' ';
+		if (o + 1 >= outlen)
+			return -2;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int
+http_query_get(const char *query, const char *name, char *out,
+    size_t outlen)
+{
+	const char	*p = query;
+	char		 key[HTTP_PATH_MAX];
+
+	if (outlen == 0)
+		return -1;
+	while (*p != '\0') {
+		const char	*end = strchr(p, '&'), *eq;
+		size_t		 n = end ? (size_t)(end - p) : strlen(p);
+
+		eq = memchr(p, '=', n);
+		if (memchr(p, ';', n) == NULL && query_unescape(p, eq ?
+		    (size_t)(eq - p) : n, key, sizeof(key)) == 0 &&
+		    strcmp(key, name) == 0) {
+			int rv = eq ? query_unescape(eq + 1, n - (size_t)(eq +
+			    1 - p), out, outlen) : (out[0] = '\0', 0);
+			if (rv == 0)
+				return 1;
+			if (rv == -2)
+				return -1;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return 0;
 }
 
 static const char home_html[] =

@@ -101,6 +101,8 @@ enum http_action {
 	HTTP_DEBUG_VARS,	/* every counter as JSON */
 	HTTP_DEBUG_CHECK,	/* the consistency check (200 or 500) */
 	HTTP_DEBUG_TRAFFIC,	/* a line per client */
+	/* /bootstrap-dns: 200, hp_extra and hp_ctype set; the caller's body. */
+	HTTP_BOOTSTRAP_DNS,
 	/* An ACME HTTP-01 request: the caller answers the token after
 	 * HTTP_ACME_PREFIX "/" (200 with the key authorization, or 404). */
 	HTTP_ACME_CHALLENGE,
@@ -131,6 +133,15 @@ struct http_resp {
  */
 bool	http_debug_allowed(const struct http_req *req,
 	    const struct http_route_ctx *ctx);
+
+/*
+ * The first value of parameter name in a query string (what follows '?'),
+ * decoded as Go's url.ParseQuery does: pairs split at '&', a pair with
+ * ';' or a bad %-escape skipped, '+' a space. 1 with out set, 0 when
+ * absent, -1 when it does not fit in outlen. Pure.
+ */
+int	http_query_get(const char *query, const char *name, char *out,
+	    size_t outlen);
 
 /*
  * Route a parsed request: the table of paths derpd serves, as derper

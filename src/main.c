@@ -13,11 +13,13 @@
 
 #include "acme.h"
 #include "auth.h"
+#include "bootdns.h"
 #include "config.h"
 #include "conn.h"
 #include "control.h"
 #include "derpd.h"
 #include "keys.h"
+#include "ratelim.h"
 #include "listener.h"
 #include "log.h"
 #include "mesh.h"
@@ -95,6 +97,7 @@ main(int argc, char **argv)
 	struct derpd_conf	 conf;
 	struct derpd		 env;
 	struct event		*ev_term, *ev_int, *ev_hup;
+	struct ratelim		*limits;
 	char			 err[1024], bound[80], hex[KEY_TEXT_SIZE];
 	int			 fds[DERPD_MAX_WORKERS], fds80[DERPD_MAX_WORKERS];
 	int			 i;
@@ -117,6 +120,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "derpd: %s\n", err);
 		return 2;
 	}
+	/* -rate-config is read now: a bad file is a config error. */
+	if ((limits = ratelim_new(&conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "derpd: %s\n", err);
+		return 2;
+	}
 	log_init(conf.dc_verbose, conf.dc_syslog);
 	event_set_log_callback(libevent_log_cb);
 	signal(SIGPIPE, SIG_IGN);
@@ -128,6 +136,7 @@ main(int argc, char **argv)
 
 	memset(&env, 0, sizeof(env));
 	env.d_conf = &conf;
+	env.d_ratelim = limits;
 	env.d_start_time = (int64_t)time(NULL);
 	util_hash_seed(env.d_hash_seed);
 	debug_env(&env);
@@ -183,6 +192,10 @@ main(int argc, char **argv)
 	    err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 
+	/* Resolved on this loop; workers read the answers. */
+	if ((env.d_bootdns = bootdns_new(env.d_base, conf.dc_bootstrap_dns,
+	    conf.dc_unpublished_dns)) == NULL)
+		fatalx("-bootstrap-dns-names: cannot start the resolver");
 	env.d_auth_conf = &conf.dc_auth;
 	if (auth_conf_enabled(&conf.dc_auth)) {
 		/* The engine shares the main loop with signals and STUN. */
@@ -273,10 +286,12 @@ main(int argc, char **argv)
 	acme_free(env.d_acme);
 	acme_free(env.d_acme_ip);
 	control_free(env.d_control);
+	bootdns_free(env.d_bootdns);
 	auth_free(env.d_auth);
 	stun_server_free(env.d_stun);
 	peers_free(env.d_peers);
 	tls_free(env.d_tls);
+	ratelim_free(env.d_ratelim);
 	keys_free(env.d_key);
 	event_base_free(env.d_base);
 	libevent_global_shutdown();

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "derpd.h"
+#include "ratelim.h"
 #include "log.h"
 #include "notify.h"
 #include "reload.h"
@@ -37,6 +38,8 @@ derpd_reload(struct derpd *env, const char *who, struct reload_report *rep)
 		for (int i = 0; i < env->d_nworkers; i++)
 			worker_tick_now(env->d_workers[i]);
 	}
+	if (env->d_ratelim != NULL)
+		ratelim_reload(env->d_ratelim, rep);
 	for (int i = 0; i < rep->rr_n; i++) {
 		if (rep->rr_parts[i].rp_status == RELOAD_FAILED)
 			log_warnx("%s: reload failed for %s, the old one is "

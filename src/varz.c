@@ -11,7 +11,9 @@
 
 #include "acme.h"
 #include "auth.h"
+#include "bootdns.h"
 #include "derpd.h"
+#include "ratelim.h"
 #include "mesh.h"
 #include "peer.h"
 #include "stats.h"
@@ -240,6 +242,10 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
+	if (env->d_ratelim != NULL)
+		ratelim_varz(env->d_ratelim, out);
+	if (env->d_bootdns != NULL)
+		bootdns_varz(env->d_bootdns, out);
 	if (env->d_varz_hook.vh_render != NULL)
 		env->d_varz_hook.vh_render(env->d_varz_hook.vh_arg, out);
 	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
@@ -275,6 +281,8 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	    (double)g.pg_dup_conns);
 	cJSON_AddNumberToObject(st, "uptime_sec",
 	    (double)(time(NULL) - env->d_start_time));
+	if (env->d_ratelim != NULL)
+		ratelim_ctl_stats(env->d_ratelim, st);
 	for (int r = 0; r < DROP__COUNT; r++) {
 		cJSON *o = cJSON_AddObjectToObject(dr, stats_drop_name(r));
 		cJSON_AddNumberToObject(o, "disco",
@@ -348,6 +356,10 @@ varz_vars(struct derpd *env, cJSON *root)
 	cJSON_AddNumberToObject(root, "process_start_unix_time",
 	    (double)env->d_start_time);
 	cJSON_AddStringToObject(root, "version", DERPD_VERSION);
+	if (env->d_ratelim != NULL)
+		ratelim_vars(env->d_ratelim, root, d);
+	if (env->d_bootdns != NULL)
+		bootdns_vars(env->d_bootdns, root);
 	free(sum);
 	/* derpd's own: what derpctl show stats says. */
 	varz_ctl_stats(env, cJSON_AddObjectToObject(root, "derpd"));

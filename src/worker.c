@@ -17,7 +17,9 @@
 #include <event2/listener.h>
 
 #include "derpd.h"
+#include "ratelim.h"
 #include "log.h"
+#include "util.h"
 #include "worker.h"
 
 /* Callbacks per loop pass before the loop polls again (fairness). */
@@ -71,8 +73,24 @@ static void
 worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct worker *w = arg;
+	struct worker	*w = arg;
+	uint64_t	 held;
 
+	/*
+	 * Over -accept-connection-limit: accepted and closed at once, as
+	 * derper does, so the client learns now and the kernel's queue
+	 * does not fill. The HTTP port in TLS mode is not limited (derper).
+	 */
+	if (l != w->w_lis80 && !ratelim_accept(w->w_env->d_ratelim)) {
+		close(fd);
+		if (log_rate_allow(&w->w_lograte, util_now_ms(), 1, 5, &held))
+			log_warnx("worker %d: connection closed at accept: "
+			    "over -accept-connection-limit%s", w->w_id,
+			    held ? " (and others, held back)" : "");
+		else
+			STAT_INC(&w->w_stats, STAT_LOG_HELD);
+		return;
+	}
 	w->w_ops->wo_accept(w, fd, sa, (socklen_t)salen,
 	    l == w->w_lis80 ? 1 : 0);
 }

@@ -106,6 +106,19 @@ check_parse(const char *buf, size_t head_len)
 	    (strlen(req.hr_challenge) >= HTTP_VALUE_MAX));
 	if (http_challenge_ok(&req))
 		FUZZ_ASSERT(strlen(req.hr_challenge) <= 64);
+	/* /bootstrap-dns?q=: a decoded value is no longer than the query. */
+	{
+		char	 v[HTTP_PATH_MAX], small[4];
+		int	 rv = http_query_get(req.hr_query, "q", v, sizeof(v));
+
+		FUZZ_ASSERT(rv == 0 || rv == 1);
+		if (rv == 1)
+			FUZZ_ASSERT(strlen(v) <= ql);
+		rv = http_query_get(req.hr_query, "q", small, sizeof(small));
+		FUZZ_ASSERT(rv >= -1 && rv <= 1);
+		if (rv == 1)
+			FUZZ_ASSERT(strlen(small) < sizeof(small));
+	}
 }
 
 int

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -209,12 +210,7 @@ TEST_F(Config, UnknownFlagNamed)
 TEST_F(Config, UnsupportedDerperFlags)
 {
 	const std::vector<std::vector<std::string>> cases = {
-		{ "-bootstrap-dns-names=a.example" },
-		{ "-unpublished-bootstrap-dns-names=a" },
 		{ "-secrets-url=https://setec" },
-		{ "-rate-config=/etc/rate.json" },
-		{ "-accept-connection-limit=10" },
-		{ "-accept-connection-burst", "5" },
 		{ "-ace" },
 	};
 	for (const auto &args : cases) {
@@ -228,10 +224,9 @@ TEST_F(Config, UnsupportedDerperFlags)
 	}
 	// Not the default: refused.
 	for (const auto &args : std::vector<std::vector<std::string>>{
-	    { "-ace=true" }, { "-accept-connection-limit", "100" },
-	    { "-accept-connection-burst=9223372036854775806" },
+	    { "-ace=true" },
 	    { "-secrets-path-prefix", "dev/derp" },
-	    { "-secrets-cache-dir=/var/cache/x" }, { "-rate-config", " " } }) {
+	    { "-secrets-cache-dir=/var/cache/x" } }) {
 		std::string e = ParseErr(args);
 		EXPECT_NE(e.find("not supported yet"), std::string::npos) << e;
 	}
@@ -262,6 +257,41 @@ TEST_F(Config, DerperDefaultsOfUnsupportedFlagsAreAccepted)
 		config_defaults(&c_);
 		EXPECT_EQ(Parse(args), CONFIG_OK) << Join(args) << ": " << err_;
 	}
+}
+
+// The limit flags are derper's: a float (with Go's Inf spellings) and an
+// int64; nonsense names the flag.
+TEST_F(Config, AcceptLimitFlags)
+{
+	config_defaults(&c_);
+	EXPECT_TRUE(std::isinf(c_.dc_accept_limit));
+	EXPECT_EQ(c_.dc_accept_burst, INT64_MAX);
+	ASSERT_EQ(Parse({ "-accept-connection-limit=2.5",
+	    "-accept-connection-burst", "9223372036854775806",
+	    "-rate-config=/etc/rate.json", "-bootstrap-dns-names=a,b",
+	    "-unpublished-bootstrap-dns-names", "c/d" }), CONFIG_OK) << err_;
+	EXPECT_EQ(c_.dc_accept_limit, 2.5);
+	EXPECT_EQ(c_.dc_accept_burst, INT64_MAX - 1);
+	EXPECT_STREQ(c_.dc_rate_config, "/etc/rate.json");
+	EXPECT_STREQ(c_.dc_bootstrap_dns, "a,b");
+	EXPECT_STREQ(c_.dc_unpublished_dns, "c/d");
+	for (const char *bad : { "-accept-connection-limit=x",
+	    "-accept-connection-limit=NaN", "-accept-connection-limit=",
+	    "-accept-connection-burst=1.5",
+	    "-accept-connection-burst=99999999999999999999" }) {
+		std::string e = ParseErr({ bad });
+		EXPECT_NE(e.find("accept-connection"), std::string::npos) << e;
+	}
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-dev", "-accept-connection-limit=-1" }), CONFIG_OK);
+	ASSERT_EQ(config_finish(&c_, err_, sizeof(err_)), -1);
+	EXPECT_NE(std::string(err_).find("-accept-connection-limit"),
+	    std::string::npos) << err_;
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-dev", "-accept-connection-burst=-1" }), CONFIG_OK);
+	ASSERT_EQ(config_finish(&c_, err_, sizeof(err_)), -1);
+	EXPECT_NE(std::string(err_).find("-accept-connection-burst"),
+	    std::string::npos) << err_;
 }
 
 // -mesh-with is derper's list; a bad list names the flag and the entry.

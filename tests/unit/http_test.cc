@@ -741,10 +741,14 @@ TEST(HttpRoute, ProbesRobotsBootstrapConnect)
 	EXPECT_STREQ(rb.resp.hp_body, "User-agent: *\nDisallow: /\n");
 	EXPECT_NE(std::string(rb.resp.hp_extra).find("X-Frame-Options: DENY"),
 	    std::string::npos);
-	Routed bd = Route("GET", "/bootstrap-dns");
+	// derper's handler in its browser headers; the body is bootdns'.
+	Routed bd = Route("GET", "/bootstrap-dns?q=x");
+	EXPECT_EQ(bd.act, HTTP_BOOTSTRAP_DNS);
 	EXPECT_EQ(bd.resp.hp_code, 200);
 	EXPECT_STREQ(bd.resp.hp_ctype, "application/json");
-	EXPECT_STREQ(bd.resp.hp_body, "");
+	EXPECT_NE(std::string(bd.resp.hp_extra).find("X-Frame-Options: DENY"),
+	    std::string::npos);
+	EXPECT_TRUE(Route("HEAD", "/bootstrap-dns").resp.hp_head_only);
 	EXPECT_EQ(Route("CONNECT", "derp.example:443", "", true, true)
 	    .resp.hp_code, 403);
 }
@@ -784,4 +788,29 @@ TEST(HttpRoute, HomePage)
 	EXPECT_EQ(redir.resp.hp_code, 302);
 	EXPECT_EQ(std::string(redir.resp.hp_extra),
 	    std::string(hdrs) + "Location: https://example.com/x\r\n");
+}
+
+// Go's url.ParseQuery then Get: the first good pair of that name.
+TEST(HttpQuery, GetDecodesAsGo)
+{
+	char v[32];
+
+	EXPECT_EQ(http_query_get("q=a.example", "q", v, sizeof(v)), 1);
+	EXPECT_STREQ(v, "a.example");
+	EXPECT_EQ(http_query_get("x=1&q=b%2Ec+d&q=second", "q", v,
+	    sizeof(v)), 1);
+	EXPECT_STREQ(v, "b.c d");
+	EXPECT_EQ(http_query_get("%71=enc", "q", v, sizeof(v)), 1);
+	EXPECT_STREQ(v, "enc");
+	EXPECT_EQ(http_query_get("q", "q", v, sizeof(v)), 1);
+	EXPECT_STREQ(v, "");
+	// A bad escape or a ';' makes the pair skipped, not the query.
+	EXPECT_EQ(http_query_get("q=%zz&q=ok", "q", v, sizeof(v)), 1);
+	EXPECT_STREQ(v, "ok");
+	EXPECT_EQ(http_query_get("q=a;b&q=c", "q", v, sizeof(v)), 1);
+	EXPECT_STREQ(v, "c");
+	EXPECT_EQ(http_query_get("q=%4", "q", v, sizeof(v)), 0);
+	EXPECT_EQ(http_query_get("", "q", v, sizeof(v)), 0);
+	EXPECT_EQ(http_query_get("qq=1&&=2", "q", v, sizeof(v)), 0);
+	EXPECT_EQ(http_query_get("q=0123456789", "q", v, 5), -1);
 }
