@@ -69,6 +69,7 @@ SRC	 = src/config.c \
 	   src/log.c \
 	   src/mesh.c \
 	   src/peer.c \
+	   src/procstat.c \
 	   src/pktq.c \
 	   src/reload.c \
 	   src/stats.c \
