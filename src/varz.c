@@ -462,6 +462,63 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	free(sum);
 }
 
+/*
+ * derper's expvar forms of the families added for parity: histograms as
+ * {"bound": cumulative count, ..., "+Inf": count}, label maps as objects.
+ */
+static void
+varz_vars_more(struct derpd *env, cJSON *root, cJSON *d,
+    const struct stats *sum)
+{
+	struct procstat	 ps;
+	cJSON		*o;
+	char		 k[24];
+
+	procstat_read(&ps);
+	if (ps.pr_open_fds >= 0)
+		cJSON_AddNumberToObject(d, "gauge_current_file_descriptors",
+		    (double)ps.pr_open_fds);
+	cJSON_AddNumberToObject(d, "average_queue_duration_ms",
+	    stats_queue_avg(sum));
+	o = cJSON_AddObjectToObject(d, "counter_tcp_rtt");
+	for (int b = 0; b < RTT__COUNT; b++)
+		if (sum->st_tcp_rtt[b] > 0)
+			cJSON_AddNumberToObject(o, stats_rtt_name(b),
+			    (double)sum->st_tcp_rtt[b]);
+	for (int h = 0; h < HIST__COUNT; h++) {
+		size_t		 nb;
+		const uint64_t	*bd = stats_hist_bounds(h, &nb);
+		uint64_t	 cum = 0;
+		char		 name[64];
+
+		snprintf(name, sizeof(name), "counter_%s", stats_hist_name(h));
+		o = cJSON_AddObjectToObject(d, name);
+		for (size_t i = 0; i < nb; i++) {
+			cum += sum->st_hist[h][i];
+			snprintf(k, sizeof(k), "%llu", (unsigned long long)bd[i]);
+			cJSON_AddNumberToObject(o, k, (double)cum);
+		}
+		cJSON_AddNumberToObject(o, "+Inf", (double)sum->st_hist_count[h]);
+	}
+	if (env->d_conf->dc_tls) {
+		o = cJSON_AddObjectToObject(root, "tls_listener");
+		cJSON_AddNumberToObject(o, "counter_accepted_connections",
+		    (double)sum->st_c[STAT_TCP_ACCEPTS]);
+		cJSON_AddNumberToObject(o, "counter_rejected_connections",
+		    (double)sum->st_c[STAT_ACCEPTS_LIMITED]);
+	}
+	o = cJSON_AddObjectToObject(root, "derper_tls_request_version");
+	cJSON_AddNumberToObject(o, "1.2",
+	    (double)sum->st_c[STAT_TLS12_REQUESTS]);
+	cJSON_AddNumberToObject(o, "1.3",
+	    (double)sum->st_c[STAT_TLS13_REQUESTS]);
+	o = cJSON_AddObjectToObject(root, "gauge_derper_tls_active_version");
+	cJSON_AddNumberToObject(o, "1.2",
+	    (double)(int64_t)sum->st_c[STAT_TLS12_ACTIVE]);
+	cJSON_AddNumberToObject(o, "1.3",
+	    (double)(int64_t)sum->st_c[STAT_TLS13_ACTIVE]);
+}
+
 void
 varz_vars(struct derpd *env, cJSON *root)
 {
@@ -501,6 +558,7 @@ varz_vars(struct derpd *env, cJSON *root)
 	cJSON_AddNumberToObject(d, "packet_forwarder_delete_other_value",
 	    (double)g.pg_route_del_other);
 	cJSON_AddStringToObject(d, "version", DERPD_VERSION);
+	varz_vars_more(env, root, d, sum);
 	/* derper's top-level keys that have a meaning here. */
 	stun = cJSON_AddObjectToObject(root, "stun");
 	kind = cJSON_AddObjectToObject(stun, "counter_addrfamily");
