@@ -108,6 +108,7 @@ UNIT	 = tests/unit/config_test.cc \
 	   tests/unit/mesh_test.cc \
 	   tests/unit/peer_test.cc \
 	   tests/unit/pktq_test.cc \
+	   tests/unit/procstat_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc
