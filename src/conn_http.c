@@ -195,7 +195,7 @@ conn_start_ws(struct conn *c, struct http_req *req, bool derp)
 /*
  * derper's derper_tls_request_version and derper_tls_active_version: a
  * request over TLS by version, and the connection it came on while it is
- * open (until conn_close). -min 1.2, so no other version happens.
+ * open (until conn_close). tls.c accepts TLS 1.2 and 1.3 only.
  */
 static void
 conn_count_tls(struct conn *c)
