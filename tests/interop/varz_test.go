@@ -429,3 +429,35 @@ func TestVarzParityWithDerper(t *testing.T) {
 	t.Logf("derper families present in derpd (%d): %s", len(present), strings.Join(present, " "))
 	t.Logf("derper families absent in derpd (%d): %s", len(absent), strings.Join(absent, ", "))
 }
+
+// TestVarzWebSocketIsNotTCP: a DERP client over WebSocket is a DERP
+// upgrade (derp_accepts) and, as derper counts it, derp_tcp_rtt's
+// non-tcp; a raw client is sampled instead.
+func TestVarzWebSocketIsNotTCP(t *testing.T) {
+	if !wsTagged {
+		t.Skip("built without -tags ts_debug_websockets (run.sh sets it)")
+	}
+	d := startDerpd(t, derpdOpts{NoSTUN: true})
+	raw := d.newClient(t, "raw", key.NewNode())
+	startRecv(t, "raw", raw).expectServerInfo(t)
+	// Not t.Parallel: the variable is process-wide while this runs.
+	t.Setenv("TS_DEBUG_DERP_WS_CLIENT", "1")
+	ws := d.newClient(t, "ws", key.NewNode())
+	startRecv(t, "ws", ws).expectServerInfo(t)
+	_, fams := scrape(t, d.httpClient(), d.BaseURL())
+	for _, c := range []struct {
+		name string
+		kv   []string
+		want float64
+	}{
+		{"derp_accepts", nil, 2},
+		{"derp_websocket_accepts", nil, 1},
+		{"derp_tcp_rtt", []string{"le", "non-tcp"}, 1},
+		{"derp_tcp_rtt", []string{"le", "error"}, 0},
+		{"derper_tls_request_version", []string{"version", "1.3"}, 0},
+	} {
+		if v := value(t, fams, c.name, c.kv...); v != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.kv, v, c.want)
+		}
+	}
+}
