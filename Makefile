@@ -75,6 +75,7 @@ SRC	 = src/acme.c \
 	   src/mesh.c \
 	   src/notify.c \
 	   src/peer.c \
+	   src/procstat.c \
 	   src/pktq.c \
 	   src/reload.c \
 	   src/stats.c \
@@ -124,6 +125,7 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/pktq_test.cc \
 	   tests/unit/policy_test.cc \
 	   tests/unit/ratelim_test.cc \
+	   tests/unit/procstat_test.cc \
 	   tests/unit/stun_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc

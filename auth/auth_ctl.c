@@ -17,29 +17,37 @@ auth_varz(struct auth *a, struct evbuffer *out)
 	struct auth_counters ac;
 
 	auth_counters(a, &ac);
-	evbuffer_add_printf(out, "# TYPE derpd_admission_checks counter\n"
+	evbuffer_add_printf(out, "# HELP derpd_admission_checks admission "
+	    "checks asked for\n# TYPE derpd_admission_checks counter\n"
 	    "derpd_admission_checks %llu\n"
+	    "# HELP derpd_admission_cache how checks were answered\n"
 	    "# TYPE derpd_admission_cache counter\n"
 	    "derpd_admission_cache{result=\"hit\"} %llu\n"
 	    "derpd_admission_cache{result=\"miss\"} %llu\n"
 	    "derpd_admission_cache{result=\"joined\"} %llu\n"
+	    "# HELP derpd_admission_queued checks that waited in the queue\n"
 	    "# TYPE derpd_admission_queued counter\n"
 	    "derpd_admission_queued %llu\n",
 	    (unsigned long long)ac.ac_checks, (unsigned long long)ac.ac_hits,
 	    (unsigned long long)ac.ac_misses, (unsigned long long)ac.ac_joined,
 	    (unsigned long long)ac.ac_queued_total);
-	evbuffer_add_printf(out,
+	evbuffer_add_printf(out, "# HELP derpd_admission_backend_requests "
+	    "requests made to each backend\n"
 	    "# TYPE derpd_admission_backend_requests counter\n");
 	for (int i = 0; i < AUTH_MAX_BACKENDS && ac.ac_backend[i] != NULL; i++)
 		evbuffer_add_printf(out, "derpd_admission_backend_requests"
 		    "{backend=\"%s\"} %llu\n", ac.ac_backend[i],
 		    (unsigned long long)ac.ac_backend_reqs[i]);
-	evbuffer_add_printf(out, "# TYPE derpd_admission_rejects counter\n");
+	evbuffer_add_printf(out, "# HELP derpd_admission_rejects connections "
+	    "refused by admission, by reason\n"
+	    "# TYPE derpd_admission_rejects counter\n");
 	for (int r = 1; r < AUTH_REASON__COUNT; r++)
 		evbuffer_add_printf(out, "derpd_admission_rejects{reason=\"%s\"}"
 		    " %llu\n", auth_reason_name((enum auth_reason)r),
 		    (unsigned long long)ac.ac_rejects[r]);
-	evbuffer_add_printf(out, "# TYPE derpd_admission_results counter\n");
+	evbuffer_add_printf(out, "# HELP derpd_admission_results outcomes "
+	    "of checks, by reason\n"
+	    "# TYPE derpd_admission_results counter\n");
 	for (int r = 0; r < AUTH_REASON__COUNT; r++)
 		evbuffer_add_printf(out, "derpd_admission_results{reason=\"%s\"}"
 		    " %llu\n", auth_reason_name((enum auth_reason)r),

@@ -574,7 +574,7 @@ bootdns_varz(struct bootdns *b, struct evbuffer *out)
 	    "bootstrap_dns_unpublished_percent_misses %llu\n"
 	    "# HELP bootstrap_dns_queried_domains distinct ?q= names seen "
 	    "(the set is cleared past 500)\n"
-	    "# TYPE bootstrap_dns_queried_domains gauge\n"
+	    "# TYPE bootstrap_dns_queried_domains counter\n"
 	    "bootstrap_dns_queried_domains %zu\n"
 	    "# HELP derpd_bootstrap_dns_lookup_failures bootstrap names that "
 	    "failed to resolve\n"

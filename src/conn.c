@@ -159,6 +159,10 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	else
 		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
 	stats_close(worker_stats(w), r);
+	if (c->c_tls_active != -1) {
+		STAT_DEC(worker_stats(w), (enum stat_id)c->c_tls_active);
+		c->c_tls_active = -1;
+	}
 	if (c->c_state == CONN_ACTIVE && c->c_link == NULL)
 		STAT_DEC(worker_stats(w), STAT_DERP_CONNECTIONS);
 	conn_set_state(c, CONN_CLOSING);
@@ -277,6 +281,7 @@ conn_alloc(struct worker *w, const struct sockaddr *sa, socklen_t salen)
 	c->c_nothere_tokens = 3;
 	c->c_nothere_ms = c->c_connected_ms;
 	c->c_resp_reason = CLOSE_HTTP_DONE;
+	c->c_tls_active = -1;
 	c->c_keepalive_ms = DERPD_KEEPALIVE_MS +
 	    randombytes_uniform(DERPD_KEEPALIVE_JITTER_MS);
 	conn_queue_init(c);
@@ -326,7 +331,9 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	SSL		*ssl = NULL;
 	int		 tls = env->d_conf->dc_tls && !port80;
 
-	STAT_INC(worker_stats(w), STAT_ACCEPTS);
+	/* derp_accepts counts upgrades (conn_start_derp), as derper. */
+	STAT_INC(worker_stats(w), port80 ? STAT_TCP_ACCEPTS_80 :
+	    STAT_TCP_ACCEPTS);
 	if ((c = conn_alloc(w, sa, salen)) == NULL) {
 		log_warnx("accept: out of memory");
 		stats_close(worker_stats(w), CLOSE_NO_MEMORY);
@@ -442,11 +449,71 @@ static const struct io_cbs conn_io_cbs = {
 	.ic_event = conn_io_event,
 };
 
+#define RTT_SAMPLE_MS	10000	/* derper's statsInterval */
+
+/* derper's rule: WebSocket is not TCP; TLS is, under the TLS. */
+void
+conn_rtt_start(struct conn *c)
+{
+	struct tcp_info	 ti;
+	socklen_t	 len = sizeof(ti);
+
+	c->c_ka_due_ms = util_now_ms() + c->c_keepalive_ms;
+	c->c_rtt_due_ms = 0;
+	if (io_is_ws(c->c_io))
+		stats_add(&worker_stats(c->c_w)->st_tcp_rtt[RTT_NON_TCP], 1);
+	else if (getsockopt(io_fd(c->c_io), IPPROTO_TCP, TCP_INFO, &ti,
+	    &len) == -1)
+		stats_add(&worker_stats(c->c_w)->st_tcp_rtt[RTT_ERROR], 1);
+	else
+		c->c_rtt_due_ms = util_now_ms() + RTT_SAMPLE_MS;
+	conn_timer_set(c, c->c_rtt_due_ms != 0 &&
+	    c->c_rtt_due_ms < c->c_ka_due_ms ? RTT_SAMPLE_MS :
+	    c->c_keepalive_ms);
+}
+
+/*
+ * An active client's one timer: a keepalive every c_keepalive_ms and,
+ * between them, derper's TCP RTT sample every 10 seconds.
+ */
+static void
+conn_active_timer(struct conn *c)
+{
+	uint64_t	 now = util_now_ms(), next;
+	uint8_t		 ka[FRAME_HDR_LEN];
+
+	if (c->c_rtt_due_ms != 0 && now >= c->c_rtt_due_ms) {
+		struct tcp_info	 ti;
+		socklen_t	 len = sizeof(ti);
+
+		if (getsockopt(io_fd(c->c_io), IPPROTO_TCP, TCP_INFO, &ti,
+		    &len) == 0)
+			stats_tcp_rtt(worker_stats(c->c_w), ti.tcpi_rtt);
+		c->c_rtt_due_ms = now + RTT_SAMPLE_MS;
+	}
+	if (now >= c->c_ka_due_ms) {
+		if (conn_out_has_room(c)) {
+			evbuffer_add(io_output(c->c_io), ka,
+			    frame_build_keepalive(ka));
+			stats_observe(worker_stats(c->c_w),
+			    HIST_BUFFERED_WRITE_FRAMES, 1);
+			io_flush(c->c_io);
+			/* A failed write closed c and freed the timer. */
+			if (c->c_state != CONN_ACTIVE)
+				return;
+		}
+		c->c_ka_due_ms = now + c->c_keepalive_ms;
+	}
+	next = c->c_ka_due_ms;
+	if (c->c_rtt_due_ms != 0 && c->c_rtt_due_ms < next)
+		next = c->c_rtt_due_ms;
+	conn_timer_set(c, next > now ? next - now : 1);
+}
+
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn	*c = arg;
-	uint8_t		 ka[FRAME_HDR_LEN];
 
 	(void)fd;
 	(void)what;
@@ -479,15 +546,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, CLOSE_WRITE_TIMEOUT, "response not taken");
 		break;
 	case CONN_ACTIVE:
-		if (conn_out_has_room(c)) {
-			evbuffer_add(io_output(c->c_io), ka,
-			    frame_build_keepalive(ka));
-			io_flush(c->c_io);
-			/* A failed write closed c and freed the timer. */
-			if (c->c_state != CONN_ACTIVE)
-				break;
-		}
-		conn_timer_set(c, c->c_keepalive_ms);
+		conn_active_timer(c);
 		break;
 	case CONN_CLOSING:
 	case CONN_MESH_DIAL:

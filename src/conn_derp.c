@@ -166,6 +166,8 @@ conn_start_derp(struct conn *c, const struct http_req *req)
 	char		 hex[65];
 	int		 fast = strcmp(req->hr_fast_start, "1") == 0;
 
+	/* derper's derp_accepts: every upgrade, raw or WebSocket. */
+	STAT_INC(worker_stats(c->c_w), STAT_ACCEPTS);
 	c->c_notideal = req->hr_ideal_node[0] != '\0';
 	if (!fast) {
 		util_hex_encode(c->c_env->d_key->sk_pub, 32, hex);
@@ -331,7 +333,7 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	    env->d_conf->dc_tcp_write_timeout_ms);
 	io_set_low_mark(c->c_io, DERPD_OUT_HIGH_WATER / 4);
 	evtimer_del(c->c_timer);
-	conn_timer_set(c, c->c_keepalive_ms);
+	conn_rtt_start(c);
 }
 
 /* Room for more frames in the output buffer? */

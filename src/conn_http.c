@@ -210,6 +210,31 @@ conn_start_ws(struct conn *c, struct http_req *req, bool derp)
 }
 
 /*
+ * derper's derper_tls_request_version and derper_tls_active_version: a
+ * request over TLS by version, and the connection it came on while it is
+ * open (until conn_close). tls.c accepts TLS 1.2 and 1.3 only.
+ */
+static void
+conn_count_tls(struct conn *c)
+{
+	int		 v;
+	enum stat_id	 req, act;
+
+	if (!c->c_tls)
+		return;
+	v = io_tls_version(c->c_io);
+	if (v != TLS1_2_VERSION && v != TLS1_3_VERSION)
+		return;
+	req = v == TLS1_3_VERSION ? STAT_TLS13_REQUESTS : STAT_TLS12_REQUESTS;
+	act = v == TLS1_3_VERSION ? STAT_TLS13_ACTIVE : STAT_TLS12_ACTIVE;
+	STAT_INC(worker_stats(c->c_w), req);
+	if (c->c_tls_active == -1) {
+		STAT_INC(worker_stats(c->c_w), act);
+		c->c_tls_active = (int)act;
+	}
+}
+
+/*
  * Answer a parsed request as the route table says (http_route). req is
  * the caller's scratch copy: the WebSocket path rewrites it.
  */
@@ -245,6 +270,7 @@ conn_route(struct conn *c, struct http_req *req)
 		ctx.rc_dev_client_ip = ip;
 	}
 	STAT_INC(worker_stats(c->c_w), STAT_HTTP_REQUESTS);
+	conn_count_tls(c);
 	log_debug("conn %llu %s: %s %s", (unsigned long long)c->c_id,
 	    c->c_addr, req->hr_method, req->hr_path);
 	if ((resp = malloc(sizeof(*resp))) == NULL) {

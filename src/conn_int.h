@@ -111,6 +111,9 @@ struct conn {
 	struct rate_client	 c_rl;
 	struct event		*c_rl_timer;	/* NULL until first needed */
 	int			 c_rl_charged;	/* the head frame is paid for */
+	uint64_t		 c_ka_due_ms;	/* ACTIVE: next keepalive */
+	uint64_t		 c_rtt_due_ms;	/* next RTT sample; 0: none */
+	int			 c_tls_active;	/* STAT_TLS1x_ACTIVE held, or -1 */
 	/* keys this conn delivered packets to (PeerGone on leave) */
 	struct keyset		 c_sent;
 	/* a mesh peer's conn: (source, destination) pairs it delivered */
@@ -204,6 +207,10 @@ void	conn_kick(struct conn *, enum close_reason r);
 void	conn_flush(struct conn *, int from_list);
 /* Room for more frames in c's output buffer? */
 int	conn_out_has_room(const struct conn *);
+
+/* conn.c, derp_tcp_rtt */
+/* c went ACTIVE: count it as derper would and arm its RTT samples. */
+void	conn_rtt_start(struct conn *);
 
 /* conn_http.c */
 /* Read and answer the request head (state CONN_HTTP_HEAD); may close. */

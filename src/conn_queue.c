@@ -115,6 +115,7 @@ conn_enqueue_pkt(struct worker *from, struct conn *c, struct pkt *p)
 	struct drop_ctx	 d = { worker_stats(from), c };
 	int		 sched = 0;
 
+	p->p_enq_ms = util_now_ms();	/* derp_average_queue_duration_ms */
 	pthread_mutex_lock(&c->c_qlock);
 	if (c->c_closed) {
 		pthread_mutex_unlock(&c->c_qlock);
@@ -254,6 +255,8 @@ conn_flush_batch(struct conn *c, struct evbuffer *out, struct pkt **batch,
 {
 	struct stats	*st = worker_stats(c->c_w);
 	size_t		 total = 0;
+	/* derper's queue time and frames per flush: its clients only. */
+	uint64_t	 now = c->c_link == NULL && nb > 0 ? util_now_ms() : 0;
 
 	for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
 		total += m->cm_len;
@@ -266,6 +269,9 @@ conn_flush_batch(struct conn *c, struct evbuffer *out, struct pkt **batch,
 		STAT_ADD(st, STAT_BYTES_SENT, p->p_len);
 		stats_add(&c->c_pkts_out, 1);
 		stats_add(&c->c_bytes_out, p->p_len);
+		if (now != 0)
+			stats_queue_time(st, now > p->p_enq_ms ?
+			    now - p->p_enq_ms : 0);
 		if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
 			stats_drop(st, DROP_NO_MEMORY, p->p_disco, p->p_len);
 		pkt_free(p);
@@ -346,6 +352,10 @@ conn_flush(struct conn *c, int from_list)
 			    HIST_MESH_UPDATE_BATCH, nctl);
 			loops++;
 		}
+		if (c->c_link == NULL)
+			stats_observe(worker_stats(c->c_w),
+			    HIST_BUFFERED_WRITE_FRAMES,
+			    nb + (ctl != NULL ? nctl : 0));
 		conn_flush_batch(c, out, batch, nb, ctl);
 		io_flush(c->c_io);
 		if (c->c_state == CONN_CLOSING)

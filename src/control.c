@@ -411,12 +411,17 @@ events_cb(evutil_socket_t fd, short what, void *arg)
 static const struct {
 	const char	*name;
 	size_t		 off;
+	const char	*help;
 } ctl_counters[] = {
-	{ "derpd_admin_read_pauses", offsetof(struct control, ct_read_pauses) },
+	{ "derpd_admin_read_pauses", offsetof(struct control, ct_read_pauses),
+	    "times an admin connection's requests were not read: replies "
+	    "unread" },
 	{ "derpd_admin_event_queue_drops",
-	    offsetof(struct control, ct_evq_drops) },
+	    offsetof(struct control, ct_evq_drops),
+	    "events left out for every monitor: queue full" },
 	{ "derpd_admin_monitor_events_dropped",
-	    offsetof(struct control, ct_mon_drops) },
+	    offsetof(struct control, ct_mon_drops),
+	    "events left out for a monitor that was behind" },
 };
 
 static uint64_t
@@ -436,7 +441,8 @@ control_varz(struct control *ct, struct evbuffer *out)
 {
 	for (size_t i = 0; i < sizeof(ctl_counters) / sizeof(ctl_counters[0]);
 	    i++)
-		evbuffer_add_printf(out, "# TYPE %s counter\n%s %llu\n",
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n"
+		    "%s %llu\n", ctl_counters[i].name, ctl_counters[i].help,
 		    ctl_counters[i].name, ctl_counters[i].name,
 		    (unsigned long long)ctl_counter(ct, i));
 }

@@ -216,6 +216,18 @@ io_is_ws(const struct io *io)
 	return io->i_ws != NULL;
 }
 
+int
+io_fd(const struct io *io)
+{
+	return io->i_fd;
+}
+
+int
+io_tls_version(const struct io *io)
+{
+	return io->i_ssl != NULL ? SSL_version(io->i_ssl) : 0;
+}
+
 void
 io_pause_read(struct io *io)
 {

@@ -83,6 +83,10 @@ bool	io_is_acme_challenge(struct io *);
 /* WebSocket only: queue a close frame after the output framed so far. */
 void	io_ws_close(struct io *, uint16_t code, const char *reason);
 bool	io_is_ws(const struct io *);
+/* The socket (stays the io's), for getsockopt. */
+int	io_fd(const struct io *);
+/* The negotiated TLS version (TLS1_2_VERSION...), 0 for plain TCP. */
+int	io_tls_version(const struct io *);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,14 @@ extern "C" {
 #endif
 
 enum stat_id {
-	STAT_ACCEPTS,
+	STAT_ACCEPTS,			/* DERP upgrades (raw and WebSocket) */
+	STAT_TCP_ACCEPTS,		/* TCP accepts on -a's listener */
+	STAT_TCP_ACCEPTS_80,		/* TCP accepts on -http-port */
+	STAT_ACCEPTS_LIMITED,		/* refused by an accept limit */
+	STAT_TLS12_REQUESTS,		/* HTTP requests over TLS 1.2 */
+	STAT_TLS13_REQUESTS,
+	STAT_TLS12_ACTIVE,		/* gauge: those still open */
+	STAT_TLS13_ACTIVE,		/* gauge */
 	STAT_CONNECTIONS,		/* gauge */
 	STAT_DERP_CONNECTIONS,		/* gauge: past ServerInfo */
 	STAT_HOME_CONNECTIONS,		/* gauge */
@@ -102,13 +109,37 @@ enum close_reason {
 	CLOSE__COUNT
 };
 
-/* Histograms with derper's names and buckets (cumulative, as Prometheus). */
+/*
+ * Histograms with derper's names and buckets. Each bucket counts the
+ * values up to its bound and above the one before (the last slot: above
+ * every bound); varz makes them cumulative, as Prometheus wants.
+ */
 enum hist_id {
 	HIST_MESH_UPDATE_BATCH,	/* watcher updates written per batch */
 	HIST_MESH_UPDATE_LOOPS,	/* batches per wakeup of a watcher */
+	HIST_BUFFERED_WRITE_FRAMES, /* frames written per flush */
 	HIST__COUNT
 };
-#define HIST_MAX_BUCKETS	11
+#define HIST_MAX_BUCKETS	16
+
+/*
+ * derper's derp_tcp_rtt buckets: a DERP connection's TCP round-trip time
+ * (TCP_INFO), sampled every 10 seconds; non_tcp and error once per
+ * connection that cannot be sampled.
+ */
+enum rtt_bucket {
+	RTT_10MS,
+	RTT_20MS,
+	RTT_50MS,
+	RTT_100MS,
+	RTT_150MS,
+	RTT_250MS,
+	RTT_500MS,
+	RTT_INF,
+	RTT_NON_TCP,
+	RTT_ERROR,
+	RTT__COUNT
+};
 
 /* One worker's counters; single writer, read by anyone (relaxed). */
 struct stats {
@@ -116,9 +147,18 @@ struct stats {
 	uint64_t	 st_drop_pkts[DROP__COUNT][KIND__COUNT];
 	uint64_t	 st_drop_bytes[DROP__COUNT][KIND__COUNT];
 	uint64_t	 st_close[CLOSE__COUNT];
-	uint64_t	 st_hist[HIST__COUNT][HIST_MAX_BUCKETS];
+	uint64_t	 st_hist[HIST__COUNT][HIST_MAX_BUCKETS + 1];
 	uint64_t	 st_hist_sum[HIST__COUNT];
 	uint64_t	 st_hist_count[HIST__COUNT];
+	uint64_t	 st_tcp_rtt[RTT__COUNT];
+	/*
+	 * derper's average queue time: an exponential moving average
+	 * (alpha 0.1) of the whole milliseconds a packet waited in a
+	 * client's queue, kept per worker (a double's bits) and averaged
+	 * over the workers that have a sample (st_queue_samples) on read.
+	 */
+	uint64_t	 st_queue_avg_bits;
+	uint64_t	 st_queue_samples;
 };
 
 /* Add v (may wrap for gauges) to a single-writer counter. */
@@ -146,6 +186,14 @@ void	stats_observe(struct stats *, enum hist_id h, uint64_t v);
 /* h's name (without derp_), its bucket bounds and their number. */
 const char *stats_hist_name(enum hist_id h);
 const uint64_t *stats_hist_bounds(enum hist_id h, size_t *n);
+/* Count one TCP round-trip time sample of rtt_us microseconds. */
+void	stats_tcp_rtt(struct stats *, uint32_t rtt_us);
+/* rtt_bucket b's label value (derper's: "10ms" .. "inf", "non-tcp"). */
+const char *stats_rtt_name(enum rtt_bucket b);
+/* A packet waited ms in a queue: update the average (owner thread). */
+void	stats_queue_time(struct stats *, uint64_t ms);
+/* The average queue time of a block (of a sum: the workers' mean). */
+double	stats_queue_avg(const struct stats *);
 /* Sum n per-worker blocks into out. */
 void	stats_sum(const struct stats *const *in, size_t n, struct stats *out);
 const char *stats_drop_name(enum drop_reason);

@@ -16,6 +16,7 @@
 #include "ratelim.h"
 #include "mesh.h"
 #include "peer.h"
+#include "procstat.h"
 #include "stats.h"
 #include "stun_server.h"
 #include "varz.h"
@@ -30,52 +31,98 @@ struct metric {
 	 * level when it starts with '/'; NULL for derpd's own.
 	 */
 	const char	*m_expvar;
+	const char	*m_help;
 };
 
 static const struct metric metrics[] = {
-	{ "derp_accepts", "counter", STAT_ACCEPTS, "accepts" },
+	{ "derp_accepts", "counter", STAT_ACCEPTS, "accepts",
+	    "DERP connections accepted: upgrades, raw and WebSocket" },
 	{ "derp_current_connections", "gauge",
-	    STAT_DERP_CONNECTIONS, "gauge_current_connections" },
-	{ "derpd_current_sockets", "gauge", STAT_CONNECTIONS, NULL },
+	    STAT_DERP_CONNECTIONS, "gauge_current_connections",
+	    "DERP clients past the handshake" },
+	{ "derpd_current_sockets", "gauge", STAT_CONNECTIONS, NULL,
+	    "open TCP connections of any kind, in TLS or HTTP too" },
 	{ "derp_current_home_connections", "gauge",
-	    STAT_HOME_CONNECTIONS, "gauge_current_home_connections" },
+	    STAT_HOME_CONNECTIONS, "gauge_current_home_connections",
+	    "clients whose NotePreferred says this is their home" },
 	{ "derp_current_notideal_connections", "gauge",
-	    STAT_NOTIDEAL_CONNECTIONS, "gauge_current_notideal_connections" },
-	{ "derp_watchers", "gauge", STAT_WATCHERS, "gauge_watchers" },
+	    STAT_NOTIDEAL_CONNECTIONS, "gauge_current_notideal_connections",
+	    "clients whose upgrade carried Ideal-Node" },
+	{ "derp_watchers", "gauge", STAT_WATCHERS, "gauge_watchers",
+	    "mesh peers subscribed with WatchConns" },
 	{ "derp_packets_received", "counter",
-	    STAT_PACKETS_RECEIVED, "packets_received" },
+	    STAT_PACKETS_RECEIVED, "packets_received",
+	    "packets received from clients and mesh peers" },
 	{ "derp_bytes_received", "counter",
-	    STAT_BYTES_RECEIVED, "bytes_received" },
-	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT, "packets_sent" },
-	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT, "bytes_sent" },
+	    STAT_BYTES_RECEIVED, "bytes_received",
+	    "payload bytes of derp_packets_received" },
+	{ "derp_packets_sent", "counter", STAT_PACKETS_SENT, "packets_sent",
+	    "packets written to clients and mesh links" },
+	{ "derp_bytes_sent", "counter", STAT_BYTES_SENT, "bytes_sent",
+	    "payload bytes of derp_packets_sent" },
 	{ "derp_packets_forwarded_in", "counter",
-	    STAT_PACKETS_FORWARDED_IN, "packets_forwarded_in" },
+	    STAT_PACKETS_FORWARDED_IN, "packets_forwarded_in",
+	    "ForwardPacket frames received from mesh peers" },
 	{ "derp_packets_forwarded_out", "counter",
-	    STAT_PACKETS_FORWARDED_OUT, "packets_forwarded_out" },
-	{ "derp_got_ping", "counter", STAT_GOT_PING, "got_ping" },
-	{ "derp_sent_pong", "counter", STAT_SENT_PONG, "sent_pong" },
-	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED, NULL },
+	    STAT_PACKETS_FORWARDED_OUT, "packets_forwarded_out",
+	    "packets sent on to a mesh peer" },
+	{ "derp_got_ping", "counter", STAT_GOT_PING, "got_ping",
+	    "Ping frames received" },
+	{ "derp_sent_pong", "counter", STAT_SENT_PONG, "sent_pong",
+	    "Pong frames sent" },
+	{ "derpd_pings_ignored", "counter", STAT_PINGS_IGNORED, NULL,
+	    "pings not answered: the client's output was full" },
 	{ "derp_peer_gone_disconnected_frames", "counter",
-	    STAT_PEER_GONE_DISCONNECTED, "peer_gone_disconnected_frames" },
+	    STAT_PEER_GONE_DISCONNECTED, "peer_gone_disconnected_frames",
+	    "PeerGone (disconnected) frames sent" },
 	{ "derp_peer_gone_not_here_frames", "counter",
-	    STAT_PEER_GONE_NOT_HERE, "peer_gone_not_here_frames" },
+	    STAT_PEER_GONE_NOT_HERE, "peer_gone_not_here_frames",
+	    "PeerGone (not here) frames sent" },
 	{ "derp_home_moves_in", "counter",
-	    STAT_HOME_MOVES_IN, "home_moves_in" },
+	    STAT_HOME_MOVES_IN, "home_moves_in",
+	    "clients that made this their home after connecting" },
 	{ "derp_home_moves_out", "counter",
-	    STAT_HOME_MOVES_OUT, "home_moves_out" },
+	    STAT_HOME_MOVES_OUT, "home_moves_out",
+	    "clients that moved their home away after connecting" },
 	{ "derp_sclient_write_timeouts", "counter",
-	    STAT_WRITE_TIMEOUTS, "sclient_write_timeouts" },
+	    STAT_WRITE_TIMEOUTS, "sclient_write_timeouts",
+	    "connections closed by the write timeout" },
 	{ "derp_unknown_frames", "counter",
-	    STAT_UNKNOWN_FRAMES, "unknown_frames" },
+	    STAT_UNKNOWN_FRAMES, "unknown_frames",
+	    "frames of unknown type, ignored" },
 	{ "derp_total_dup_client_conns", "counter",
-	    STAT_TOTAL_DUP_CLIENT_CONNS, "counter_total_dup_client_conns" },
-	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS, NULL },
-	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD, NULL },
-	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS, NULL },
-	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS, NULL },
+	    STAT_TOTAL_DUP_CLIENT_CONNS, "counter_total_dup_client_conns",
+	    "connections that registered a key already connected" },
+	{ "derpd_control_frames_dropped", "counter", STAT_CTL_DROPS, NULL,
+	    "PeerGone frames not queued: the connection's cap was reached" },
+	{ "derpd_log_lines_held_back", "counter", STAT_LOG_HELD, NULL,
+	    "peer-caused log lines held back by the rate limit" },
+	{ "derpd_http_requests", "counter", STAT_HTTP_REQUESTS, NULL,
+	    "HTTP request heads parsed, upgrades included" },
+	{ "derpd_accept_errors", "counter", STAT_ACCEPT_ERRORS, NULL,
+	    "failed accept(2) calls" },
 	{ "derp_websocket_accepts", "counter",
-	    STAT_WEBSOCKET_ACCEPTS, "/derp_websocket_accepts" },
+	    STAT_WEBSOCKET_ACCEPTS, "/derp_websocket_accepts",
+	    "DERP over WebSocket connections accepted" },
 };
+
+/* HELP and TYPE of a family. */
+static void
+varz_head(struct evbuffer *out, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+/* A family of one sample. */
+static void
+varz_one(struct evbuffer *out, const char *name, const char *type,
+    const char *help, long long v)
+{
+	varz_head(out, name, type, help);
+	evbuffer_add_printf(out, "%s %lld\n", name, v);
+}
 
 /* One drop family: a line per reason and kind. */
 /* The mesh peers of --mesh-with: link states and what went through. */
@@ -153,6 +200,150 @@ varz_snapshot(struct derpd *env, struct peers_gauges *g)
 	return sum;
 }
 
+/* The registry's gauges and counters. */
+static void
+varz_registry(struct evbuffer *out, const struct peers_gauges *g)
+{
+	varz_one(out, "derp_clients_local", "gauge", "distinct keys "
+	    "connected here", (long long)g->pg_keys);
+	varz_one(out, "derp_clients_total", "gauge", "keys of the region: "
+	    "here and through mesh peers",
+	    (long long)(g->pg_keys + g->pg_remote_keys));
+	varz_one(out, "derp_clients_remote", "gauge", "keys known only "
+	    "through mesh peers", (long long)g->pg_remote_keys);
+	varz_one(out, "derp_current_dup_client_keys", "gauge", "keys "
+	    "connected more than once", (long long)g->pg_dup_keys);
+	varz_one(out, "derp_current_dup_client_conns", "gauge", "connections "
+	    "of keys connected more than once", (long long)g->pg_dup_conns);
+	varz_one(out, "derp_multiforwarder_created", "counter", "keys that "
+	    "became reachable through a second mesh peer",
+	    (long long)g->pg_multi_created);
+	varz_one(out, "derp_multiforwarder_deleted", "counter", "keys that "
+	    "went back to one mesh peer", (long long)g->pg_multi_deleted);
+	varz_one(out, "derp_packet_forwarder_delete_other_value", "counter",
+	    "PeerGone from a mesh peer for a key it had no route for",
+	    (long long)g->pg_route_del_other);
+	varz_one(out, "derpd_mesh_routes", "gauge", "(key, mesh peer) routes "
+	    "learned", (long long)g->pg_routes);
+}
+
+/* The histograms, cumulative as Prometheus wants. */
+static void
+varz_hists(struct evbuffer *out, const struct stats *sum)
+{
+	static const char *const help[HIST__COUNT] = {
+		[HIST_MESH_UPDATE_BATCH] = "PeerPresent and PeerGone updates "
+		    "written to a mesh watcher in one batch",
+		[HIST_MESH_UPDATE_LOOPS] = "batches per wake-up of a mesh "
+		    "watcher",
+		[HIST_BUFFERED_WRITE_FRAMES] = "frames written to a client "
+		    "per flush",
+	};
+
+	for (int h = 0; h < HIST__COUNT; h++) {
+		const char	*n = stats_hist_name(h);
+		size_t		 nb;
+		const uint64_t	*b = stats_hist_bounds(h, &nb);
+		uint64_t	 cum = 0;
+
+		evbuffer_add_printf(out, "# HELP derp_%s %s\n"
+		    "# TYPE derp_%s histogram\n", n, help[h], n);
+		for (size_t i = 0; i < nb; i++) {
+			cum += sum->st_hist[h][i];
+			evbuffer_add_printf(out, "derp_%s_bucket{le=\"%llu\"} "
+			    "%llu\n", n, (unsigned long long)b[i],
+			    (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "derp_%s_bucket{le=\"+Inf\"} %llu\n"
+		    "derp_%s_sum %llu\nderp_%s_count %llu\n", n,
+		    (unsigned long long)sum->st_hist_count[h], n,
+		    (unsigned long long)sum->st_hist_sum[h], n,
+		    (unsigned long long)sum->st_hist_count[h]);
+	}
+}
+
+/*
+ * derper's TLS families: the listener's (only with TLS, as derper) and
+ * requests by TLS version.
+ */
+static void
+varz_tls(struct evbuffer *out, struct derpd *env, const struct stats *sum)
+{
+	/* tls_listener_*: ratelim_varz (the accept limit counts them). */
+	(void)env;
+	varz_head(out, "derper_tls_request_version", "counter",
+	    "HTTP requests over TLS by TLS version");
+	evbuffer_add_printf(out,
+	    "derper_tls_request_version{version=\"1.2\"} %llu\n"
+	    "derper_tls_request_version{version=\"1.3\"} %llu\n",
+	    (unsigned long long)sum->st_c[STAT_TLS12_REQUESTS],
+	    (unsigned long long)sum->st_c[STAT_TLS13_REQUESTS]);
+	varz_head(out, "derper_tls_active_version", "gauge",
+	    "open TLS connections that made a request, by TLS version");
+	evbuffer_add_printf(out,
+	    "derper_tls_active_version{version=\"1.2\"} %lld\n"
+	    "derper_tls_active_version{version=\"1.3\"} %lld\n",
+	    (long long)sum->st_c[STAT_TLS12_ACTIVE],
+	    (long long)sum->st_c[STAT_TLS13_ACTIVE]);
+}
+
+/* The process_* families (Prometheus's client names) and derper's. */
+static void
+varz_process(struct evbuffer *out, struct derpd *env)
+{
+	struct procstat	 ps;
+
+	procstat_read(&ps);
+	if (ps.pr_cpu_seconds >= 0) {
+		varz_head(out, "process_cpu_seconds_total", "counter",
+		    "Total user and system CPU time spent in seconds.");
+		evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+		    ps.pr_cpu_seconds);
+		varz_one(out, "process_resident_memory_bytes", "gauge",
+		    "Resident memory size in bytes.", ps.pr_resident_bytes);
+		varz_one(out, "process_virtual_memory_bytes", "gauge",
+		    "Virtual memory size in bytes.", ps.pr_virtual_bytes);
+	}
+	if (ps.pr_max_virtual_bytes >= 0) {
+		varz_head(out, "process_virtual_memory_max_bytes", "gauge",
+		    "Maximum amount of virtual memory available in bytes.");
+		evbuffer_add_printf(out, "process_virtual_memory_max_bytes "
+		    "%.17g\n", ps.pr_max_virtual_bytes);
+	}
+	if (ps.pr_open_fds >= 0) {
+		varz_one(out, "process_open_fds", "gauge",
+		    "Number of open file descriptors.", ps.pr_open_fds);
+		varz_one(out, "derp_current_file_descriptors", "gauge",
+		    "open file descriptors", ps.pr_open_fds);
+	}
+	if (ps.pr_max_fds >= 0)
+		varz_one(out, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.", ps.pr_max_fds);
+	varz_head(out, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.");
+	evbuffer_add_printf(out, "process_start_time_seconds %.2f\n",
+	    ps.pr_start_time >= 0 ? ps.pr_start_time :
+	    (double)env->d_start_time);
+	if (ps.pr_net_rx_bytes >= 0) {
+		varz_one(out, "process_network_receive_bytes_total", "counter",
+		    "Number of bytes received by the process over the "
+		    "network.", ps.pr_net_rx_bytes);
+		varz_one(out, "process_network_transmit_bytes_total",
+		    "counter", "Number of bytes sent by the process over the "
+		    "network.", ps.pr_net_tx_bytes);
+	}
+	if (ps.pr_boot_time >= 0)
+		varz_one(out, "node_boot_time_seconds", "gauge",
+		    "the host's boot time, unix seconds", ps.pr_boot_time);
+	varz_one(out, "process_start_unix_time", "untyped",
+	    "start time, unix seconds", (long long)env->d_start_time);
+	varz_one(out, "uptime_sec", "counter", "seconds since start",
+	    (long long)(time(NULL) - env->d_start_time));
+	varz_head(out, "version", "gauge", "the version of the binary");
+	evbuffer_add_printf(out, "version{version=\"%s\",binary=\"derpd\"} "
+	    "1\n", DERPD_VERSION);
+}
+
 void
 varz_render(struct derpd *env, struct evbuffer *out)
 {
@@ -162,84 +353,65 @@ varz_render(struct derpd *env, struct evbuffer *out)
 	if ((sum = varz_snapshot(env, &g)) == NULL)
 		return;
 	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
-		evbuffer_add_printf(out, "# TYPE %s %s\n%s %lld\n",
-		    metrics[i].m_name, metrics[i].m_type, metrics[i].m_name,
-		    (long long)sum->st_c[metrics[i].m_id]);
-	evbuffer_add_printf(out, "# TYPE derp_packets_received_kind counter\n"
+		varz_one(out, metrics[i].m_name, metrics[i].m_type,
+		    metrics[i].m_help, (long long)sum->st_c[metrics[i].m_id]);
+	varz_head(out, "derpd_tcp_accepts", "counter", "TCP connections "
+	    "accepted, by listener (main: -a, http: -http-port)");
+	evbuffer_add_printf(out, "derpd_tcp_accepts{listener=\"main\"} %llu\n"
+	    "derpd_tcp_accepts{listener=\"http\"} %llu\n",
+	    (unsigned long long)sum->st_c[STAT_TCP_ACCEPTS],
+	    (unsigned long long)sum->st_c[STAT_TCP_ACCEPTS_80]);
+	varz_head(out, "derp_packets_received_kind", "counter",
+	    "derp_packets_received by kind");
+	evbuffer_add_printf(out,
 	    "derp_packets_received_kind{kind=\"disco\"} %llu\n"
 	    "derp_packets_received_kind{kind=\"other\"} %llu\n",
 	    (unsigned long long)sum->st_c[STAT_PACKETS_RECEIVED_DISCO],
 	    (unsigned long long)sum->st_c[STAT_PACKETS_RECEIVED_OTHER]);
-	evbuffer_add_printf(out, "# TYPE derp_clients_local gauge\n"
-	    "derp_clients_local %llu\n# TYPE derp_clients_total gauge\n"
-	    "derp_clients_total %llu\n# TYPE derp_clients_remote gauge\n"
-	    "derp_clients_remote %llu\n"
-	    "# TYPE derp_current_dup_client_keys gauge\n"
-	    "derp_current_dup_client_keys %llu\n"
-	    "# TYPE derp_current_dup_client_conns gauge\n"
-	    "derp_current_dup_client_conns %llu\n"
-	    "# TYPE derp_multiforwarder_created counter\n"
-	    "derp_multiforwarder_created %llu\n"
-	    "# TYPE derp_multiforwarder_deleted counter\n"
-	    "derp_multiforwarder_deleted %llu\n"
-	    "# TYPE derp_packet_forwarder_delete_other_value counter\n"
-	    "derp_packet_forwarder_delete_other_value %llu\n"
-	    "# HELP derpd_mesh_routes (key, mesh peer) routes learned\n"
-	    "# TYPE derpd_mesh_routes gauge\n"
-	    "derpd_mesh_routes %llu\n",
-	    (unsigned long long)g.pg_keys,
-	    (unsigned long long)(g.pg_keys + g.pg_remote_keys),
-	    (unsigned long long)g.pg_remote_keys,
-	    (unsigned long long)g.pg_dup_keys,
-	    (unsigned long long)g.pg_dup_conns,
-	    (unsigned long long)g.pg_multi_created,
-	    (unsigned long long)g.pg_multi_deleted,
-	    (unsigned long long)g.pg_route_del_other,
-	    (unsigned long long)g.pg_routes);
+	varz_registry(out, &g);
 	varz_mesh(out, env);
 	acme_varz(env->d_acme, env->d_acme_ip, out);
-	for (int h = 0; h < HIST__COUNT; h++) {
-		size_t nb;
-		const uint64_t *b = stats_hist_bounds(h, &nb);
-
-		evbuffer_add_printf(out, "# TYPE derp_%s histogram\n",
-		    stats_hist_name(h));
-		for (size_t i = 0; i < nb; i++)
-			evbuffer_add_printf(out, "derp_%s_bucket{le=\"%llu\"} "
-			    "%llu\n", stats_hist_name(h), (unsigned long long)b[i],
-			    (unsigned long long)sum->st_hist[h][i]);
-		evbuffer_add_printf(out, "derp_%s_bucket{le=\"+Inf\"} %llu\n"
-		    "derp_%s_sum %llu\nderp_%s_count %llu\n", stats_hist_name(h),
-		    (unsigned long long)sum->st_hist_count[h], stats_hist_name(h),
-		    (unsigned long long)sum->st_hist_sum[h], stats_hist_name(h),
-		    (unsigned long long)sum->st_hist_count[h]);
-	}
+	varz_hists(out, sum);
+	varz_head(out, "derp_average_queue_duration_ms", "gauge", "moving "
+	    "average (alpha 0.1) of the milliseconds a packet waits in a "
+	    "client's queue");
+	evbuffer_add_printf(out, "derp_average_queue_duration_ms %.6g\n",
+	    stats_queue_avg(sum));
+	varz_head(out, "derp_tcp_rtt", "counter", "TCP round-trip time "
+	    "samples of DERP connections, every 10 s, by bucket");
+	for (int b = 0; b < RTT__COUNT; b++)
+		evbuffer_add_printf(out, "derp_tcp_rtt{le=\"%s\"} %llu\n",
+		    stats_rtt_name(b), (unsigned long long)sum->st_tcp_rtt[b]);
 	varz_drops(out, "derp_packets_dropped", "DERP packets", sum->st_drop_pkts);
 	varz_drops(out, "derp_bytes_dropped", "DERP bytes", sum->st_drop_bytes);
-	evbuffer_add_printf(out, "# HELP derpd_connections_closed "
-	    "connections closed by reason\n"
-	    "# TYPE derpd_connections_closed counter\n");
+	varz_head(out, "derpd_connections_closed", "counter",
+	    "connections closed by reason");
 	for (int r = 0; r < CLOSE__COUNT; r++)
 		evbuffer_add_printf(out, "derpd_connections_closed{reason=\"%s\"}"
 		    " %llu\n", stats_close_name(r),
 		    (unsigned long long)sum->st_close[r]);
-	evbuffer_add_printf(out, "# TYPE stun_requests counter\n"
+	varz_tls(out, env, sum);
+	varz_head(out, "stun_requests", "counter", "STUN datagrams by "
+	    "disposition");
+	evbuffer_add_printf(out,
 	    "stun_requests{disposition=\"success\"} %llu\n"
 	    "stun_requests{disposition=\"not_stun\"} %llu\n"
 	    "stun_requests{disposition=\"read_error\"} %llu\n"
-	    "stun_requests{disposition=\"write_error\"} %llu\n"
-	    "# TYPE stun_addrfamily counter\n"
-	    "stun_addrfamily{family=\"ipv4\"} %llu\n"
-	    "stun_addrfamily{family=\"ipv6\"} %llu\n"
-	    "# TYPE derpd_stun_rfc5389_requests counter\n"
-	    "derpd_stun_rfc5389_requests %llu\n",
+	    "stun_requests{disposition=\"write_error\"} %llu\n",
 	    (unsigned long long)sum->st_c[STAT_STUN_SUCCESS],
 	    (unsigned long long)sum->st_c[STAT_STUN_NOT_STUN],
 	    (unsigned long long)sum->st_c[STAT_STUN_READ_ERROR],
-	    (unsigned long long)sum->st_c[STAT_STUN_WRITE_ERROR],
+	    (unsigned long long)sum->st_c[STAT_STUN_WRITE_ERROR]);
+	varz_head(out, "stun_addrfamily", "counter", "STUN answers by "
+	    "address family");
+	evbuffer_add_printf(out,
+	    "stun_addrfamily{family=\"ipv4\"} %llu\n"
+	    "stun_addrfamily{family=\"ipv6\"} %llu\n",
 	    (unsigned long long)sum->st_c[STAT_STUN_IPV4],
-	    (unsigned long long)sum->st_c[STAT_STUN_IPV6],
-	    (unsigned long long)sum->st_c[STAT_STUN_RFC5389]);
+	    (unsigned long long)sum->st_c[STAT_STUN_IPV6]);
+	varz_one(out, "derpd_stun_rfc5389_requests", "counter", "STUN "
+	    "binding requests answered that were not Tailscale's",
+	    (long long)sum->st_c[STAT_STUN_RFC5389]);
 	if (env->d_auth != NULL)
 		auth_varz(env->d_auth, out);
 	if (env->d_ratelim != NULL)
@@ -248,11 +420,9 @@ varz_render(struct derpd *env, struct evbuffer *out)
 		bootdns_varz(env->d_bootdns, out);
 	if (env->d_varz_hook.vh_render != NULL)
 		env->d_varz_hook.vh_render(env->d_varz_hook.vh_arg, out);
-	evbuffer_add_printf(out, "# TYPE process_start_unix_time untyped\n"
-	    "process_start_unix_time %lld\n# TYPE uptime_sec counter\n"
-	    "uptime_sec %lld\n# TYPE derpd_workers gauge\nderpd_workers %d\n",
-	    (long long)env->d_start_time,
-	    (long long)(time(NULL) - env->d_start_time), env->d_nworkers);
+	varz_process(out, env);
+	varz_one(out, "derpd_workers", "gauge", "worker threads",
+	    env->d_nworkers);
 	free(sum);
 }
 
@@ -296,6 +466,57 @@ varz_ctl_stats(struct derpd *env, cJSON *res)
 	free(sum);
 }
 
+/*
+ * derper's expvar forms of the families added for parity: histograms as
+ * {"bound": cumulative count, ..., "+Inf": count}, label maps as objects.
+ */
+static void
+varz_vars_more(struct derpd *env __attribute__((unused)), cJSON *root, cJSON *d,
+    const struct stats *sum)
+{
+	struct procstat	 ps;
+	cJSON		*o;
+	char		 k[24];
+
+	procstat_read(&ps);
+	if (ps.pr_open_fds >= 0)
+		cJSON_AddNumberToObject(d, "gauge_current_file_descriptors",
+		    (double)ps.pr_open_fds);
+	cJSON_AddNumberToObject(d, "average_queue_duration_ms",
+	    stats_queue_avg(sum));
+	o = cJSON_AddObjectToObject(d, "counter_tcp_rtt");
+	for (int b = 0; b < RTT__COUNT; b++)
+		if (sum->st_tcp_rtt[b] > 0)
+			cJSON_AddNumberToObject(o, stats_rtt_name(b),
+			    (double)sum->st_tcp_rtt[b]);
+	for (int h = 0; h < HIST__COUNT; h++) {
+		size_t		 nb;
+		const uint64_t	*bd = stats_hist_bounds(h, &nb);
+		uint64_t	 cum = 0;
+		char		 name[64];
+
+		snprintf(name, sizeof(name), "counter_%s", stats_hist_name(h));
+		o = cJSON_AddObjectToObject(d, name);
+		for (size_t i = 0; i < nb; i++) {
+			cum += sum->st_hist[h][i];
+			snprintf(k, sizeof(k), "%llu", (unsigned long long)bd[i]);
+			cJSON_AddNumberToObject(o, k, (double)cum);
+		}
+		cJSON_AddNumberToObject(o, "+Inf", (double)sum->st_hist_count[h]);
+	}
+	/* tls_listener: ratelim_vars. */
+	o = cJSON_AddObjectToObject(root, "derper_tls_request_version");
+	cJSON_AddNumberToObject(o, "1.2",
+	    (double)sum->st_c[STAT_TLS12_REQUESTS]);
+	cJSON_AddNumberToObject(o, "1.3",
+	    (double)sum->st_c[STAT_TLS13_REQUESTS]);
+	o = cJSON_AddObjectToObject(root, "gauge_derper_tls_active_version");
+	cJSON_AddNumberToObject(o, "1.2",
+	    (double)(int64_t)sum->st_c[STAT_TLS12_ACTIVE]);
+	cJSON_AddNumberToObject(o, "1.3",
+	    (double)(int64_t)sum->st_c[STAT_TLS13_ACTIVE]);
+}
+
 void
 varz_vars(struct derpd *env, cJSON *root)
 {
@@ -335,6 +556,7 @@ varz_vars(struct derpd *env, cJSON *root)
 	cJSON_AddNumberToObject(d, "packet_forwarder_delete_other_value",
 	    (double)g.pg_route_del_other);
 	cJSON_AddStringToObject(d, "version", DERPD_VERSION);
+	varz_vars_more(env, root, d, sum);
 	/* derper's top-level keys that have a meaning here. */
 	stun = cJSON_AddObjectToObject(root, "stun");
 	kind = cJSON_AddObjectToObject(stun, "counter_addrfamily");

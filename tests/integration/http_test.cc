@@ -339,10 +339,12 @@ TEST_F(HttpTest, DebugVarzFromLoopback)
 	    "derp_packets_dropped{reason=\"queue_head\",kind=\"other\"} 0\n"));
 	EXPECT_EQ(std::to_string(r.body.size()), r.Header("content-length"));
 
-	// Our own requests are counted.
-	int64_t a = d.Metric("derp_accepts");
+	// Our own requests are TCP accepts, not DERP upgrades (derper's
+	// derp_accepts).
+	int64_t a = d.Metric("derpd_tcp_accepts{listener=\"main\"}");
 	EXPECT_GE(a, 2);
-	EXPECT_EQ(a + 1, d.Metric("derp_accepts"));
+	EXPECT_EQ(a + 1, d.Metric("derpd_tcp_accepts{listener=\"main\"}"));
+	EXPECT_EQ(0, d.Metric("derp_accepts"));
 	EXPECT_EQ(0, d.Metric("derp_current_connections"));
 
 	// A forwarded request is not trusted even from loopback.
@@ -514,8 +516,14 @@ TEST_F(HttpTest, DebugIndexVarsCheckTrafficFromLoopback)
 	ASSERT_TRUE(cJSON_IsObject(j.get())) << r.body;
 	cJSON *derp = cJSON_GetObjectItem(j.get(), "derp");
 	ASSERT_TRUE(cJSON_IsObject(derp));
-	EXPECT_GE(Num(derp, "accepts"), 3);
+	// derper's meaning: DERP upgrades, not this request.
+	EXPECT_EQ(2, Num(derp, "accepts"));
 	EXPECT_EQ(2, Num(derp, "gauge_current_connections"));
+	EXPECT_GE(Num(derp, "gauge_current_file_descriptors"), 5);
+	EXPECT_TRUE(cJSON_IsNumber(cJSON_GetObjectItem(derp,
+	    "average_queue_duration_ms")));
+	EXPECT_GE(Num(cJSON_GetObjectItem(derp,
+	    "counter_buffered_write_frames"), "+Inf"), 1);
 	EXPECT_EQ(2, Num(derp, "gauge_clients_local"));
 	EXPECT_GE(Num(derp, "packets_received"), 1);
 	EXPECT_GE(Num(derp, "packets_sent"), 1);
