@@ -375,8 +375,7 @@ ip_hello(struct tls_state *t, SSL *ssl, const char *sni, int *alert)
 	socklen_t		 sl = sizeof(ss);
 	struct tls_ipslot	*s = NULL;
 	char			 local[64];
-	int			 fd = SSL_get_fd(ssl), rc;
-	bool			 wake = false;
+	int			 fd = SSL_get_fd(ssl), rc, wfd = -1;
 	uint64_t		 one = 1;
 
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1) {
@@ -409,11 +408,11 @@ ip_hello(struct tls_state *t, SSL *ssl, const char *sni, int *alert)
 	}
 	if (s != NULL && !s->is_wanted) {
 		s->is_wanted = true;
-		wake = t->t_want_fd != -1;
+		wfd = t->t_want_fd;
 	}
 	pthread_mutex_unlock(&t->t_lock);
-	if (wake)
-		(void)!write(t->t_want_fd, &one, sizeof(one));
+	if (wfd != -1)
+		(void)!write(wfd, &one, sizeof(one));
 	*alert = SSL_AD_HANDSHAKE_FAILURE;
 	return SSL_CLIENT_HELLO_ERROR;
 }
