@@ -559,18 +559,6 @@ route_bootstrap_dns(const struct http_req *req,
 	return HTTP_BOOTSTRAP_DNS;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode s[0..n) into out (query rules). 0, -1 bad escape, -2 too long. */
 static int
 query_unescape(const char *s, size_t n, char *out, size_t outlen)
@@ -582,8 +570,8 @@ query_unescape(const char *s, size_t n, char *out, size_t outlen)
 
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0)
+			if (i + 2 >= n || (hi = util_hex_digit(s[i + 1])) < 0 ||
+			    (lo = util_hex_digit(s[i + 2])) < 0)
 				return -1;
 			c = hi << 4 | lo;
 			i += 2;

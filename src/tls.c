@@ -362,6 +362,23 @@ ip_equal(const char *a, const char *b)
 	return memcmp(&x, &y, sizeof(x)) == 0;
 }
 
+/* The slot of ip, made if there is room; NULL when full. t_lock held. */
+static struct tls_ipslot *
+ip_slot_locked(struct tls_state *t, const char *ip)
+{
+	struct tls_ipslot	*s;
+
+	for (size_t i = 0; i < t->t_nips; i++)
+		if (strcmp(t->t_ips[i].is_ip, ip) == 0)
+			return &t->t_ips[i];
+	if (t->t_nips == TLS_MAX_IPS)
+		return NULL;
+	s = &t->t_ips[t->t_nips++];
+	memset(s, 0, sizeof(*s));
+	util_strlcpy(s->is_ip, ip, sizeof(s->is_ip));
+	return s;
+}
+
 /*
  * -acme-ip-certs, a ClientHello with no SNI or an IP address: the
  * certificate of the address the client reached (getsockname), never of
@@ -388,14 +405,7 @@ ip_hello(struct tls_state *t, SSL *ssl, const char *sni, int *alert)
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	pthread_mutex_lock(&t->t_lock);
-	for (size_t i = 0; i < t->t_nips && s == NULL; i++)
-		if (strcmp(t->t_ips[i].is_ip, local) == 0)
-			s = &t->t_ips[i];
-	if (s == NULL && t->t_nips < TLS_MAX_IPS) {
-		s = &t->t_ips[t->t_nips++];
-		memset(s, 0, sizeof(*s));
-		util_strlcpy(s->is_ip, local, sizeof(s->is_ip));
-	} else if (s == NULL)
+	if ((s = ip_slot_locked(t, local)) == NULL)
 		t->t_ips_refused++;
 	if (s != NULL && s->is_ctx != NULL) {
 		rc = SSL_set_SSL_CTX(ssl, s->is_ctx) != NULL;
@@ -1102,14 +1112,7 @@ tls_ip_install(struct tls_state *t, const char *ip, const char *pem,
 	    errlen)) == NULL)
 		return -1;
 	pthread_mutex_lock(&t->t_lock);
-	for (size_t i = 0; i < t->t_nips && s == NULL; i++)
-		if (strcmp(t->t_ips[i].is_ip, ip) == 0)
-			s = &t->t_ips[i];
-	if (s == NULL && t->t_nips < TLS_MAX_IPS) {
-		s = &t->t_ips[t->t_nips++];
-		memset(s, 0, sizeof(*s));
-		util_strlcpy(s->is_ip, ip, sizeof(s->is_ip));
-	}
+	s = ip_slot_locked(t, ip);
 	if (s != NULL) {
 		old = s->is_ctx;
 		s->is_ctx = nctx;

@@ -26,8 +26,8 @@ util_hex_encode(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-hexval(char c)
+int
+util_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -47,8 +47,8 @@ util_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
 	if (inlen != 2 * n)
 		return -1;
 	for (i = 0; i < n; i++) {
-		hi = hexval(in[2 * i]);
-		lo = hexval(in[2 * i + 1]);
+		hi = util_hex_digit(in[2 * i]);
+		lo = util_hex_digit(in[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);

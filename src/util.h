@@ -30,6 +30,8 @@ void	util_hash_seed(uint8_t seed[UTIL_HASH_SEED_LEN]);
 /* "[ipv6]:port" with room to spare. */
 #define UTIL_ADDR_TEXT	64
 
+/* The value of one hex digit (either case), or -1. */
+int	util_hex_digit(int c);
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void	util_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2n hex chars (either case); 0 or -1. */
