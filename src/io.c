@@ -28,6 +28,7 @@
  */
 #define IO_READ_BUDGET	(64 * 1024)
 #define IO_WRITE_IOV	64
+#define IO_TLS_RECORD	16384	/* a full TLS record's payload */
 
 struct io {
 	int		 i_fd;
@@ -365,14 +366,29 @@ io_write_buf(struct io *io, struct evbuffer *b, int *progressed,
 				return -1;
 			}
 		} else {
-			/* One chunk per call: 16 KiB records from big runs. */
-			size_t len = v[0].iov_len;
+			/*
+			 * One call per record's worth: frames queued in
+			 * several chains are joined (up to a full 16 KiB
+			 * record) so that they go out as one record and one
+			 * write, not one of each per frame; a big chain goes
+			 * as it is (OpenSSL cuts it into records).
+			 */
+			size_t len = v[0].iov_len, all = evbuffer_get_length(b);
+			void *base = v[0].iov_base;
 			int r;
 
+			if (len < IO_TLS_RECORD && n > 1) {
+				len = all < IO_TLS_RECORD ? all : IO_TLS_RECORD;
+				if ((base = evbuffer_pullup(b, (ev_ssize_t)len)) ==
+				    NULL) {
+					snprintf(detail, dlen, "out of memory");
+					return -1;
+				}
+			}
 			if (len > 65536)
 				len = 65536;
 			ERR_clear_error();
-			r = SSL_write(io->i_ssl, v[0].iov_base, (int)len);
+			r = SSL_write(io->i_ssl, base, (int)len);
 			if (r <= 0) {
 				int e = SSL_get_error(io->i_ssl, r);
 				if (e == SSL_ERROR_WANT_WRITE ||
