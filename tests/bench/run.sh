@@ -49,8 +49,11 @@ start_derpd() {	# mode
 	PORT=$(port_of "$T/derpd.log")
 }
 
+NEXTPORT=$((20000 + $$ % 10000))	# below the ephemeral range
 start_derper() {	# mode
-	PORT=$((20000 + $$ % 20000))
+	# A fresh port each time: the last derper's may not be free yet.
+	NEXTPORT=$((NEXTPORT + 1))
+	PORT=$NEXTPORT
 	if [ "$1" = tls ]; then
 		tlsf="-certmode=manual -hostname=127.0.0.1 -certdir=$T/gocerts"
 	else
@@ -241,6 +244,11 @@ if [ -n "$DERPER" ]; then
 	real_start() {	# server mode [quota]
 		if [ "$1" = derpd ]; then start_derpd "$2"; CA=$T/certs/127.0.0.1.crt
 		else start_derper "$2"; CA=$T/gocerts/127.0.0.1.crt; fi
+		if ! kill -0 "$(cat "$T/server.pid")" 2>/dev/null; then
+			echo "bench: $1 ($2) did not start; log:" >&2
+			cat "$T/derpd.log" "$T/derper.log" 2>/dev/null | tail -20 >&2
+			exit 1
+		fi
 		if [ -n "$CG" ] && [ "${3:-}" = quota ]; then
 			echo "$(cat "$T/server.pid")" >"$CG/cgroup.procs"
 		fi
