@@ -185,6 +185,40 @@ write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *k, char *err,
 	return 0;
 }
 
+/*
+ * A new P-256 key and an X.509 v3 certificate for it with a random
+ * positive serial, valid from `from` seconds from now for `life` seconds;
+ * the caller adds the names and signs. 0, or -1 with nothing allocated.
+ */
+static int
+cert_new(EVP_PKEY **kp, X509 **xp, long from, long life)
+{
+	unsigned char	 serial[16];
+	EVP_PKEY	*k;
+	X509		*x = NULL;
+	BIGNUM		*bn = NULL;
+
+	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
+	    (x = X509_new()) == NULL || RAND_bytes(serial, sizeof(serial)) != 1)
+		goto fail;
+	serial[0] &= 0x7f;
+	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
+		goto fail;
+	BN_free(bn);
+	X509_set_version(x, 2);
+	X509_gmtime_adj(X509_getm_notBefore(x), from);
+	X509_gmtime_adj(X509_getm_notAfter(x), from + life);
+	*kp = k;
+	*xp = x;
+	return 0;
+fail:
+	BN_free(bn);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return -1;
+}
+
 /* Self-signed ECDSA P-256 cert for an IP hostname, as derper makes. */
 static int
 make_ip_cert(const char *ip, const char *crt, const char *keyp, char *err,
@@ -192,27 +226,15 @@ make_ip_cert(const char *ip, const char *crt, const char *keyp, char *err,
 {
 	EVP_PKEY	*k;
 	X509		*x;
-	unsigned char	 serial[16], der_md[32];
+	unsigned char	 der_md[32];
 	unsigned int	 mdlen;
 	char		 san[300], hex[65];
-	BIGNUM		*bn;
 	int		 rc = -1;
 
-	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
-	    (x = X509_new()) == NULL) {
-		EVP_PKEY_free(k);
+	if (cert_new(&k, &x, 0, 365L * 24 * 3600) == -1) {
 		snprintf(err, errlen, "cannot create key for self-signed cert");
 		return -1;
 	}
-	X509_set_version(x, 2);
-	if (RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7f;
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	BN_free(bn);
-	X509_gmtime_adj(X509_getm_notBefore(x), 0);
-	X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600);
 	snprintf(san, sizeof(san), "IP:%s", ip);
 	if (set_name_cn(x, ip) == -1 || !X509_set_pubkey(x, k) ||
 	    add_ext(x, NID_basic_constraints, "critical,CA:FALSE") == -1 ||
@@ -1004,9 +1026,8 @@ tls_set_alpn_challenge(struct tls_state *t, const unsigned char *digest)
 	ASN1_OCTET_STRING	*os = NULL;
 	ASN1_OBJECT		*obj = NULL;
 	X509_EXTENSION		*ex = NULL;
-	unsigned char		 der[34], serial[16];
+	unsigned char		 der[34];
 	char			 san[300];
-	BIGNUM			*bn;
 	int			 rc = -1;
 
 	if (digest == NULL) {
@@ -1020,18 +1041,8 @@ tls_set_alpn_challenge(struct tls_state *t, const unsigned char *digest)
 		EVP_PKEY_free(k);
 		return 0;
 	}
-	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
-	    (x = X509_new()) == NULL)
+	if (cert_new(&k, &x, -3600, 7L * 24 * 3600 + 3600) == -1)
 		goto out;
-	X509_set_version(x, 2);
-	if (RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7f;
-	bn = BN_bin2bn(serial, sizeof(serial), NULL);
-	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-	BN_free(bn);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 7L * 24 * 3600);
 	snprintf(san, sizeof(san), "DNS:%s", t->t_hostname);
 	/* id-pe-acmeIdentifier: critical, the DER OCTET STRING of the digest */
 	der[0] = 0x04;
