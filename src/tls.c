@@ -360,28 +360,30 @@ sni_name(const unsigned char *p, size_t len, char *out, size_t outlen)
  * alpn_cb then selects the protocol and the connection closes after the
  * handshake (conn.c). Anything else goes on as usual.
  */
+/* An IP address text as IPv6 (IPv4 as IPv4-mapped); false if not one. */
+static bool
+ip_parse_mapped(const char *s, struct in6_addr *out)
+{
+	struct in_addr	 v4;
+
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return true;
+	if (inet_pton(AF_INET, s, &v4) != 1)
+		return false;
+	memset(out, 0, sizeof(*out));
+	out->s6_addr[10] = out->s6_addr[11] = 0xff;
+	memcpy(&out->s6_addr[12], &v4, 4);
+	return true;
+}
+
 /* Two IP address texts name the same address (IPv4-mapped IPv6 too). */
 static bool
 ip_equal(const char *a, const char *b)
 {
 	struct in6_addr	 x, y;
-	struct in_addr	 v4;
 
-	if (inet_pton(AF_INET6, a, &x) != 1) {
-		if (inet_pton(AF_INET, a, &v4) != 1)
-			return false;
-		memset(&x, 0, sizeof(x));
-		x.s6_addr[10] = x.s6_addr[11] = 0xff;
-		memcpy(&x.s6_addr[12], &v4, 4);
-	}
-	if (inet_pton(AF_INET6, b, &y) != 1) {
-		if (inet_pton(AF_INET, b, &v4) != 1)
-			return false;
-		memset(&y, 0, sizeof(y));
-		y.s6_addr[10] = y.s6_addr[11] = 0xff;
-		memcpy(&y.s6_addr[12], &v4, 4);
-	}
-	return memcmp(&x, &y, sizeof(x)) == 0;
+	return ip_parse_mapped(a, &x) && ip_parse_mapped(b, &y) &&
+	    memcmp(&x, &y, sizeof(x)) == 0;
 }
 
 /* The slot of ip, made if there is room; NULL when full. t_lock held. */
