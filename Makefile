@@ -88,8 +88,10 @@ SRC	 = src/acme.c \
 	   src/worker.c \
 	   src/ws.c
 
-AUTH	 = auth/auth.c \
+AUTH	 = auth/apiset.c \
+	   auth/auth.c \
 	   auth/auth_allow.c \
+	   auth/auth_api.c \
 	   auth/auth_audit.c \
 	   auth/auth_ctl.c \
 	   auth/auth_curl.c \

@@ -37,10 +37,14 @@
 #include "reload.h"
 #include "util.h"
 
-/* The registry, in chain order: allowlist, then tailscaled, then URL. */
+/*
+ * The registry, in chain order: allowlist, tailscaled, the control
+ * plane's set, then the URL (which may want the identity of either).
+ */
 static const struct auth_backend *const backends[] = {
 	&auth_backend_allow,
 	&auth_backend_tailscaled,
+	&auth_backend_api,
 	&auth_backend_url,
 	NULL
 };
@@ -111,6 +115,9 @@ struct auth {
 	uint64_t		 a_queued_total;
 	struct auth_rejects	*a_rejects_agg;	/* refusals by reason, source */
 	struct auth_audit	*a_audit;	/* -admission-log, or NULL */
+	void			*a_policy;	/* auth_policy.c's state */
+	auth_revoke_cb		 a_revoke_cb;
+	void			*a_revoke_arg;
 };
 
 static void	auth_start(struct auth *, struct auth_flight *);
@@ -129,6 +136,9 @@ auth_conf_defaults(struct auth_conf *c)
 	c->ac_timeout_ms = 5 * 1000;
 	c->ac_max_inflight = 64;
 	c->ac_max_pending_per_source = AUTH_MAX_PENDING_PER_SOURCE;
+	snprintf(c->ac_api_tailnet, sizeof(c->ac_api_tailnet), "-");
+	c->ac_api_interval_ms = 60 * 1000;
+	c->ac_api_min_refresh_ms = 5 * 1000;
 }
 
 bool
@@ -167,6 +177,32 @@ struct event_base *
 auth_base(struct auth *a)
 {
 	return a->a_base;
+}
+
+bool
+auth_closing(struct auth *a)
+{
+	return a->a_closing != 0;
+}
+
+void **
+auth_policy_slot(struct auth *a)
+{
+	return &a->a_policy;
+}
+
+void
+auth_set_revoke_cb(struct auth *a, auth_revoke_cb cb, void *arg)
+{
+	a->a_revoke_cb = cb;
+	a->a_revoke_arg = arg;
+}
+
+void
+auth_revoke_live(struct auth *a)
+{
+	if (a->a_revoke_cb != NULL && !a->a_closing)
+		a->a_revoke_cb(a->a_revoke_arg);
 }
 
 const struct auth_conf *
@@ -324,7 +360,8 @@ bool
 auth_reason_is_denial(enum auth_reason r)
 {
 	return r == AUTH_NOT_IN_ALLOWLIST || r == AUTH_NOT_IN_TAILNET ||
-	    r == AUTH_URL_DENIED || r == AUTH_POLICY_DENIED;
+	    r == AUTH_URL_DENIED || r == AUTH_POLICY_DENIED ||
+	    r == AUTH_DEVICE_UNAUTHORIZED || r == AUTH_KEY_EXPIRED;
 }
 
 const char *
@@ -771,6 +808,10 @@ auth_new(const struct auth_conf *conf, struct event_base *base, char *err,
 		auth_free(a);
 		return NULL;
 	}
+	if (auth_policy_init(a, err, errlen) == -1) {
+		auth_free(a);
+		return NULL;
+	}
 	for (int i = 0; backends[i] != NULL; i++) {
 		if (!backends[i]->ab_enabled(&a->a_conf))
 			continue;
@@ -797,6 +838,7 @@ auth_free(struct auth *a)
 	for (int i = 0; i < a->a_nchain; i++)
 		if (a->a_chain[i]->ab_fini != NULL)
 			a->a_chain[i]->ab_fini(a);
+	auth_policy_fini(a);
 	/* Requests still submitted: their callers are gone (shutdown). */
 	while (a->a_sub != NULL) {
 		struct auth_req *r = a->a_sub;
@@ -837,8 +879,13 @@ int
 auth_reload(struct auth *a, struct reload_report *rep)
 {
 	char	 err[256];
-	int	 rc = 0;
+	int	 rc = 0, prc;
 
+	if ((prc = auth_policy_reload(a, err, sizeof(err))) == -1) {
+		reload_note(rep, "admission policy", RELOAD_FAILED, err);
+		rc = -1;
+	} else if (prc == 0)
+		reload_note(rep, "admission policy", RELOAD_CHANGED, NULL);
 	for (int i = 0; i < a->a_nchain; i++) {
 		const struct auth_backend *b = a->a_chain[i];
 
@@ -867,12 +914,27 @@ auth_reload(struct auth *a, struct reload_report *rep)
 		return rc;
 	}
 	/* A reload forgets every decision, and those still being made. */
+	auth_forget_verdicts(a);
+	reload_note(rep, "admission cache", RELOAD_CHANGED, NULL);
+	return rc;
+}
+
+/* The chain is fixed at auth_new: any thread may walk it. */
+void
+auth_backends_varz(struct auth *a, struct evbuffer *out)
+{
+	for (int i = 0; i < a->a_nchain; i++)
+		if (a->a_chain[i]->ab_varz != NULL)
+			a->a_chain[i]->ab_varz(a, out);
+}
+
+void
+auth_forget_verdicts(struct auth *a)
+{
 	a->a_gen++;
 	for (size_t i = 0; i < a->a_tabsize; i++)
 		for (struct centry *e = a->a_tab[i]; e != NULL; e = e->ce_hnext)
 			e->ce_has_verdict = 0;
-	reload_note(rep, "admission cache", RELOAD_CHANGED, NULL);
-	return rc;
 }
 
 /* --- refusals ------------------------------------------------------ */

@@ -36,6 +36,10 @@ enum auth_reason {
 	AUTH_BAD_HANDSHAKE,
 	AUTH_RATE_LIMITED,	/* its source has too many checks pending */
 	AUTH_POLICY_DENIED,	/* -admission-policy: a deny rule, or none */
+	AUTH_API_UNREACHABLE,	/* -verify-clients-api: no set, API unreachable */
+	AUTH_API_ERROR,		/* -verify-clients-api: no set, API error */
+	AUTH_DEVICE_UNAUTHORIZED, /* the control plane: not authorized */
+	AUTH_KEY_EXPIRED,	/* the control plane: the node key expired */
 	AUTH_REASON__COUNT
 };
 
@@ -54,6 +58,14 @@ struct auth_conf {
 	int64_t	 ac_reverify_ms;		/* --auth-reverify, 0 off */
 	char	 ac_policy_file[PATH_MAX];	/* --admission-policy */
 	char	 ac_audit_file[PATH_MAX];	/* --admission-log */
+	/* -verify-clients-api: the control plane's node keys */
+	char	 ac_api[16];			/* "", tailscale, headscale */
+	char	 ac_api_url[1024];		/* base URL, "" default */
+	char	 ac_api_tailnet[256];		/* "-" */
+	char	 ac_api_creds[PATH_MAX];	/* credentials JSON file */
+	int64_t	 ac_api_interval_ms;		/* full sync period */
+	int64_t	 ac_api_min_refresh_ms;		/* unknown-key refresh gap */
+	char	 ac_api_state[PATH_MAX];	/* last good set, "" none */
 };
 
 struct auth;
@@ -93,6 +105,13 @@ struct reload_report;
  * is noted in rep. 0, or -1 when a backend failed.
  */
 int	auth_reload(struct auth *, struct reload_report *rep);
+/*
+ * Called on the engine thread when a backend learns that keys it admitted
+ * are no longer welcome (a control-plane sync): every live connection is
+ * to be checked again (auth_check_fresh). Set once, before the loop runs.
+ */
+typedef void (*auth_revoke_cb)(void *arg);
+void	auth_set_revoke_cb(struct auth *, auth_revoke_cb, void *arg);
 /* Log what is wrong with tailscaled, if anything (engine thread, async). */
 void	auth_selfcheck(struct auth *);
 

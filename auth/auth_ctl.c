@@ -53,6 +53,7 @@ auth_varz(struct auth *a, struct evbuffer *out)
 		    " %llu\n", auth_reason_name((enum auth_reason)r),
 		    (unsigned long long)ac.ac_results[r]);
 	auth_policy_varz(a, out);
+	auth_backends_varz(a, out);
 	auth_audit_varz(auth_audit_of(a), out);
 }
 

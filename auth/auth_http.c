@@ -285,11 +285,7 @@ const struct auth_backend auth_backend_tailscaled = {
 	.ab_name = "tailscaled",
 	.ab_remote = true,
 	.ab_enabled = ts_enabled,
-	.ab_init = auth_policy_init,
 	.ab_check = ts_check,
-	.ab_fini = auth_policy_fini,
-	.ab_reload = auth_policy_reload,
-	.ab_reload_name = "admission policy",
 };
 
 /* --- admission URL ------------------------------------------------- */

@@ -48,6 +48,8 @@ struct auth_backend {
 	const char	*ab_reload_name;
 	/* Add the backend's own fields to "show admission" (NULL: none). */
 	void		 (*ab_ctl)(struct auth *, struct cJSON *obj);
+	/* Its own metrics (any thread; NULL: none). */
+	void		 (*ab_varz)(struct auth *, struct evbuffer *out);
 };
 
 /*
@@ -78,13 +80,24 @@ struct auth_flight {
 /* Backend finished its step: AUTH_OK goes on down the chain. */
 void	auth_flight_step(struct auth_flight *, enum auth_reason);
 struct event_base *auth_base(struct auth *);
+/* True once the engine is being torn down: start nothing new. */
+bool	auth_closing(struct auth *);
+/*
+ * Forget every cached verdict and those being made (a backend's view
+ * changed: a reload, a control-plane sync). Engine thread.
+ */
+void	auth_forget_verdicts(struct auth *);
+/* Each backend's own metrics (ab_varz; any thread). */
+void	auth_backends_varz(struct auth *, struct evbuffer *out);
+/* Have every live connection checked again (the revoke callback). */
+void	auth_revoke_live(struct auth *);
 const struct auth_conf *auth_conf_of(struct auth *);
 struct auth_curl *auth_curl_of(struct auth *);
 void	auth_count_backend_request(struct auth *, const char *backend);
 
 /* libcurl multi-socket glue on the engine base: auth_curl.h. */
 
-#define AUTH_MAX_BACKENDS	3
+#define AUTH_MAX_BACKENDS	4
 
 /* The engine's counters, loaded atomically (any thread). */
 struct auth_counters {
@@ -147,8 +160,10 @@ size_t	auth_rejects_copy(struct auth_rejects *, struct auth_reject_entry *,
 
 /*
  * The admission policy (auth_policy.c), run by the tailscaled backend
- * after a whois found the key: its state is the backend's state.
+ * after a whois found the key, and by the control-plane backend on the
+ * identity the API gave: its state is the engine's (auth_policy_slot).
  */
+void	**auth_policy_slot(struct auth *);
 struct auth_policy;
 /* Load -admission-policy if given; 0 or -1 with err. */
 int	auth_policy_init(struct auth *, char *err, size_t errlen);
@@ -168,6 +183,13 @@ enum auth_reason auth_policy_decide(struct auth_flight *f, const char *body,
  */
 enum auth_reason auth_policy_explain(struct auth *, const char *body,
 	    size_t len, struct cJSON *res);
+/*
+ * Apply the policy to the identity already on f (f_ident; NULL when the
+ * backend has none): AUTH_OK, AUTH_POLICY_DENIED (f_rule names the rule),
+ * or error when a policy needs an identity and there is none.
+ */
+enum auth_reason auth_policy_apply(struct auth_flight *f,
+	    enum auth_reason error);
 /* "show admission" and varz parts. */
 void	auth_policy_ctl(struct auth *, struct cJSON *obj);
 struct evbuffer;
@@ -207,6 +229,7 @@ char	*auth_audit_line(const struct auth_audit_rec *, int64_t now_ms,
 extern const struct auth_backend auth_backend_allow;
 extern const struct auth_backend auth_backend_tailscaled;
 extern const struct auth_backend auth_backend_url;
+extern const struct auth_backend auth_backend_api;
 /* Read and parse an allowlist file; NULL with err naming file:line. */
 struct allowlist *allowlist_load(const char *path, char *err, size_t errlen);
 /*

@@ -29,7 +29,7 @@ struct auth_policy {
 static struct auth_policy *
 ap_of(struct auth *a)
 {
-	return auth_backend_state(a, &auth_backend_tailscaled);
+	return *auth_policy_slot(a);
 }
 
 int
@@ -44,7 +44,7 @@ auth_policy_init(struct auth *a, char *err, size_t errlen)
 		return -1;
 	}
 	pthread_mutex_init(&ap->ap_lock, NULL);
-	auth_set_backend_state(a, &auth_backend_tailscaled, ap);
+	*auth_policy_slot(a) = ap;
 	if (path[0] == '\0')
 		return 0;
 	if ((ap->ap_pol = policy_load(path, e, sizeof(e))) == NULL) {
@@ -90,7 +90,7 @@ auth_policy_fini(struct auth *a)
 	policy_free(ap->ap_pol);
 	pthread_mutex_destroy(&ap->ap_lock);
 	free(ap);
-	auth_set_backend_state(a, &auth_backend_tailscaled, NULL);
+	*auth_policy_slot(a) = NULL;
 }
 
 enum auth_reason
@@ -100,7 +100,6 @@ auth_policy_decide(struct auth_flight *f, const char *body, size_t len)
 	struct policy		*p = ap != NULL ? ap->ap_pol : NULL;
 	struct policy_ident	*id;
 	char			 err[128], ks[8];
-	int			 i;
 
 	if (body == NULL)
 		return p == NULL ? AUTH_OK : AUTH_TAILSCALED_ERROR;
@@ -116,10 +115,22 @@ auth_policy_decide(struct auth_flight *f, const char *body, size_t len)
 		return AUTH_TAILSCALED_ERROR;
 	}
 	f->f_ident = id;
+	return auth_policy_apply(f, AUTH_TAILSCALED_ERROR);
+}
+
+enum auth_reason
+auth_policy_apply(struct auth_flight *f, enum auth_reason error)
+{
+	struct auth_policy	*ap = ap_of(f->f_auth);
+	struct policy		*p = ap != NULL ? ap->ap_pol : NULL;
+	int			 i;
+
 	if (p == NULL)
 		return AUTH_OK;
+	if (f->f_ident == NULL)
+		return error;
 	/* The engine thread is the only writer of ap_pol: no lock to read. */
-	i = policy_match(p, id);
+	i = policy_match(p, f->f_ident);
 	policy_count_match(p, i, (int64_t)time(NULL));
 	snprintf(f->f_rule, sizeof(f->f_rule), "%s",
 	    policy_rule_name(p, i < 0 ? policy_count(p) : (size_t)i));

@@ -34,6 +34,10 @@ static const char *const reason_names[AUTH_REASON__COUNT] = {
 	[AUTH_BAD_HANDSHAKE] = "bad_handshake",
 	[AUTH_RATE_LIMITED] = "rate_limited",
 	[AUTH_POLICY_DENIED] = "policy_denied",
+	[AUTH_API_UNREACHABLE] = "api_unreachable",
+	[AUTH_API_ERROR] = "api_error",
+	[AUTH_DEVICE_UNAUTHORIZED] = "device_unauthorized",
+	[AUTH_KEY_EXPIRED] = "key_expired",
 };
 
 const char *

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "acme.h"
@@ -122,7 +123,25 @@ static const struct flag_def flags[] = {
 	    OFF(dc_auth.ac_max_pending_per_source), 0, 1,
 	    "checks pending per client address or IPv6 /64; more are refused", NULL },
 	STR("admission-policy", dc_auth.ac_policy_file,
-	    "admission policy file (JSON rules; needs -verify-clients)"),
+	    "admission policy file (JSON rules; needs -verify-clients or "
+	    "-verify-clients-api)"),
+	STR("verify-clients-api", dc_auth.ac_api,
+	    "admit the node keys the control plane lists: tailscale or "
+	    "headscale"),
+	STR("verify-clients-api-url", dc_auth.ac_api_url,
+	    "control plane API base URL (tailscale: https://api.tailscale.com)"),
+	STR("verify-clients-api-tailnet", dc_auth.ac_api_tailnet,
+	    "tailnet to list (\"-\": the credential's own)"),
+	STR("verify-clients-api-credentials", dc_auth.ac_api_creds,
+	    "JSON file (mode 0600) with an api_key or an OAuth client"),
+	{ "verify-clients-api-interval", FT_DURATION,
+	    OFF(dc_auth.ac_api_interval_ms), 0, 1,
+	    "fetch the whole set this often", NULL },
+	{ "verify-clients-api-min-refresh", FT_DURATION,
+	    OFF(dc_auth.ac_api_min_refresh_ms), 0, 1,
+	    "an unknown key starts a sync at most this often", NULL },
+	STR("verify-clients-api-state", dc_auth.ac_api_state,
+	    "file keeping the last good set (default: beside -c; none: off)"),
 	STR("admission-log", dc_auth.ac_audit_file,
 	    "admission audit log: a JSON line per decision"),
 	/*
@@ -540,6 +559,113 @@ config_certmode(struct derpd_conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* An API URL: https://, or http:// to this host only (the key travels). */
+static bool
+api_url_ok(const char *u)
+{
+	char		 host[256];
+	const char	*h, *end;
+	size_t		 n;
+
+	if (strncmp(u, "https://", 8) == 0)
+		return u[8] != '\0' && u[8] != '/';
+	if (strncmp(u, "http://", 7) != 0)
+		return false;
+	h = u + 7;
+	if (*h == '[') {
+		if ((end = strchr(h, ']')) == NULL)
+			return false;
+		h++;
+	} else
+		end = h + strcspn(h, ":/?#");
+	n = (size_t)(end - h);
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+		return true;
+	return strncmp(host, "127.", 4) == 0 && util_is_ip_literal(host);
+}
+
+/* -verify-clients-api and its companions. */
+static int
+config_check_api(const struct derpd_conf *c, char *err, size_t errlen)
+{
+	const struct auth_conf *a = &c->dc_auth;
+
+	if (a->ac_api[0] == '\0') {
+		if (a->ac_api_url[0] != '\0' || a->ac_api_creds[0] != '\0') {
+			snprintf(err, errlen, "-verify-clients-api-%s: needs "
+			    "-verify-clients-api tailscale|headscale",
+			    a->ac_api_url[0] != '\0' ? "url" : "credentials");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(a->ac_api, "tailscale") != 0 &&
+	    strcmp(a->ac_api, "headscale") != 0) {
+		snprintf(err, errlen, "-verify-clients-api: \"%s\" is not "
+		    "tailscale or headscale", a->ac_api);
+		return -1;
+	}
+	if (strcmp(a->ac_api, "headscale") == 0 && a->ac_api_url[0] == '\0') {
+		snprintf(err, errlen, "-verify-clients-api-url: required with "
+		    "-verify-clients-api headscale (your headscale's URL)");
+		return -1;
+	}
+	if (a->ac_api_url[0] != '\0' && !api_url_ok(a->ac_api_url)) {
+		snprintf(err, errlen, "-verify-clients-api-url: \"%s\" must be "
+		    "https://, or http:// to a loopback address", a->ac_api_url);
+		return -1;
+	}
+	if (a->ac_api_creds[0] == '\0') {
+		snprintf(err, errlen, "-verify-clients-api-credentials: "
+		    "required with -verify-clients-api (a JSON file with an "
+		    "api_key or an OAuth client)");
+		return -1;
+	}
+	if (a->ac_api_tailnet[0] == '\0' ||
+	    strpbrk(a->ac_api_tailnet, "/?# ") != NULL) {
+		snprintf(err, errlen, "-verify-clients-api-tailnet: \"%s\" is "
+		    "not a tailnet name (\"-\" is the credential's own)",
+		    a->ac_api_tailnet);
+		return -1;
+	}
+	if (a->ac_api_interval_ms < 1000) {
+		snprintf(err, errlen, "-verify-clients-api-interval: at least 1s");
+		return -1;
+	}
+	if (a->ac_api_min_refresh_ms < 100) {
+		snprintf(err, errlen,
+		    "-verify-clients-api-min-refresh: at least 100ms");
+		return -1;
+	}
+	return 0;
+}
+
+/* The state file: beside the -c key unless named, "none" for none. */
+static void
+config_api_state(struct derpd_conf *c)
+{
+	struct auth_conf	*a = &c->dc_auth;
+	const char		*slash;
+
+	if (a->ac_api[0] == '\0' || strcmp(a->ac_api_state, "none") == 0) {
+		a->ac_api_state[0] = '\0';
+		return;
+	}
+	if (a->ac_api_state[0] != '\0' || c->dc_key_path[0] == '\0')
+		return;
+	if ((slash = strrchr(c->dc_key_path, '/')) == NULL)
+		snprintf(a->ac_api_state, sizeof(a->ac_api_state),
+		    "derpd-admission-api.json");
+	else
+		snprintf(a->ac_api_state, sizeof(a->ac_api_state),
+		    "%.*s/derpd-admission-api.json",
+		    (int)(slash - c->dc_key_path), c->dc_key_path);
+}
+
 /*
  * Validate the whole configuration and fill the derived values. Long on
  * purpose: one check per flag or combination, each with its own message,
@@ -627,17 +753,20 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "-auth-reverify: at least 100ms");
 		return -1;
 	}
+	if (config_check_api(c, err, errlen) == -1)
+		return -1;
 	if (c->dc_auth.ac_policy_file[0] != '\0' &&
-	    !c->dc_auth.ac_verify_clients) {
+	    !c->dc_auth.ac_verify_clients && c->dc_auth.ac_api[0] == '\0') {
 		snprintf(err, errlen, "-admission-policy: needs -verify-clients "
-		    "(the policy applies to what tailscaled says of a node)");
+		    "or -verify-clients-api (the policy applies to what "
+		    "tailscaled or the control plane says of a node)");
 		return -1;
 	}
 	if (c->dc_auth.ac_audit_file[0] != '\0' &&
 	    !auth_conf_enabled(&c->dc_auth)) {
 		snprintf(err, errlen, "-admission-log: needs an admission "
-		    "backend (-verify-clients, -verify-client-url or "
-		    "-allow-keys)");
+		    "backend (-verify-clients, -verify-clients-api, "
+		    "-verify-client-url or -allow-keys)");
 		return -1;
 	}
 	if (c->dc_auth.ac_cache_size < 1) {
@@ -724,5 +853,6 @@ config_finish(struct derpd_conf *c, char *err, size_t errlen)
 			util_strlcpy(c->dc_mesh_psk_file, p,
 			    sizeof(c->dc_mesh_psk_file));
 	}
+	config_api_state(c);
 	return 0;
 }

@@ -91,6 +91,16 @@ debug_env(struct derpd *env)
 		    sizeof(env->d_debug_cidrs));
 }
 
+/* Engine (main) thread: every worker re-checks its live connections. */
+static void
+revoke_live(void *arg)
+{
+	struct derpd *env = arg;
+
+	for (int i = 0; i < env->d_nworkers; i++)
+		worker_tick_now(env->d_workers[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -205,11 +215,14 @@ main(int argc, char **argv)
 			log_warnx("%s", err);
 			exit(2);
 		}
-		log_info("admission:%s%s%s%s", conf.dc_auth.ac_allow_file[0] ?
+		log_info("admission:%s%s%s%s%s%s", conf.dc_auth.ac_allow_file[0] ?
 		    " allowlist" : "", conf.dc_auth.ac_verify_clients ?
 		    " tailscaled at " : "", conf.dc_auth.ac_verify_clients ?
 		    auth_socket_path(&conf.dc_auth) : "",
+		    conf.dc_auth.ac_api[0] ? " api " : "", conf.dc_auth.ac_api,
 		    conf.dc_auth.ac_url[0] ? " url" : "");
+		/* A control-plane sync that revokes keys: re-check everyone. */
+		auth_set_revoke_cb(env.d_auth, revoke_live, &env);
 		auth_selfcheck(env.d_auth);
 	}
 	if (conf.dc_admin_socket[0] != '\0' && (env.d_control = control_new(&env,
