@@ -110,6 +110,7 @@ ADMIN	 = admin/derpctl.c \
 TESTLIB	 = tests/lib/derpc.c
 
 UNIT	 = tests/unit/acme_test.cc \
+	   tests/unit/apiset_test.cc \
 	   tests/unit/config_test.cc \
 	   tests/unit/auth_test.cc \
 	   tests/unit/bootdns_test.cc \
@@ -161,6 +162,7 @@ FUZZ	 = tests/fuzz/fuzz_acme.c \
 	   tests/fuzz/fuzz_meshkey.c \
 	   tests/fuzz/fuzz_policy.c \
 	   tests/fuzz/fuzz_rateconf.c \
+	   tests/fuzz/fuzz_apiset.c \
 	   tests/fuzz/fuzz_stun.c \
 	   tests/fuzz/fuzz_webhook.c \
 	   tests/fuzz/fuzz_ws.c

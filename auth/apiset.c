@@ -598,7 +598,7 @@ api_state_format(const struct api_set *s, const char *api, const char *url,
     const char *tailnet, int64_t fetched, size_t *len)
 {
 	cJSON	*j = cJSON_CreateObject(), *arr;
-	char	*out = NULL, k[72], ab[64];
+	char	*out = NULL, k[KEY_TEXT_SIZE], ab[64];
 
 	if (j == NULL)
 		return NULL;

@@ -122,3 +122,13 @@ printf '\003{"type":"urn:ietf:params:acme:error:badNonce","detail":"bad nonce"}'
 printf '\004Sun, 06 Nov 1994 08:49:37 GMT' >acme/retry
 printf '\00430' >acme/retry2
 printf '\005c2VjcmV0LWtleQ==' >acme/b64
+
+# apiset: first byte picks the parser (0 Tailscale devices, 1 headscale
+# nodes, 2 the state file, 3 credentials, 4 an OAuth token answer).
+mkdir -p apiset
+printf '\000{"devices":[{"addresses":["100.64.0.1","fd7a:115c:a1e0::1"],"name":"a.tail.ts.net.","nodeKey":"nodekey:%s","authorized":true,"user":"u@example.com","tags":["tag:x"],"keyExpiryDisabled":false,"expires":"2026-06-01T00:00:00Z"},{"nodeKey":"nodekey:%s","authorized":false,"expires":"0001-01-01T00:00:00Z"},{"name":"nokey"}]}' "$KEY1" "$KEY2" >apiset/tailscale
+printf '\001{"nodes":[{"id":"1","nodeKey":"nodekey:%s","ipAddresses":["100.64.0.2"],"name":"n","givenName":"g","user":{"id":"1","name":"alice","email":"a@b"},"expiry":null,"tags":["tag:a"],"forcedTags":["tag:f"],"validTags":["tag:a"]}]}' "$KEY1" >apiset/headscale
+printf '\002{"version":1,"api":"tailscale","url":"u","tailnet":"-","fetched":42,"devices":[{"key":"nodekey:%s","authorized":true,"expires":0,"node":"n","user":"u","tags":["tag:x"],"addresses":["100.64.0.1"]}]}' "$KEY1" >apiset/state
+printf '\003{"oauth_client_id":"k1","oauth_client_secret":"tskey-client-k1-s"}' >apiset/oauth
+printf '\013{"api_key":"hskey-api-1"}' >apiset/apikey
+printf '\004{"access_token":"t","token_type":"Bearer","expires_in":3600}' >apiset/token
