@@ -368,8 +368,9 @@ dev_state(const cJSON *o, struct api_dev *d)
 		return 0;
 	d->ad_authorized = cJSON_IsTrue(item(o, "authorized"));
 	v = item(o, "expires");
-	d->ad_expires = cJSON_IsNumber(v) && v->valuedouble > 0 ?
-	    (int64_t)v->valuedouble : 0;
+	/* Past 1e15 s (31 million years) is as good as never. */
+	d->ad_expires = cJSON_IsNumber(v) && v->valuedouble >= 1 &&
+	    v->valuedouble < 1e15 ? (int64_t)v->valuedouble : 0;
 	d->ad_id.pi_key_expiry = d->ad_expires;
 	if (set_str(&d->ad_id.pi_node, str_of(o, "node"), false) == -1 ||
 	    set_str(&d->ad_id.pi_user, str_of(o, "user"), false) == -1 ||
@@ -674,7 +675,9 @@ api_state_parse(const char *buf, size_t len, const char *api,
 		    "not this one", str_of(j, "api") ? str_of(j, "api") : "?",
 		    str_of(j, "url") ? str_of(j, "url") : "?",
 		    str_of(j, "tailnet") ? str_of(j, "tailnet") : "?");
-	else if (!cJSON_IsNumber(item(j, "fetched")))
+	else if (!cJSON_IsNumber(item(j, "fetched")) ||
+	    !(item(j, "fetched")->valuedouble >= 0 &&
+	    item(j, "fetched")->valuedouble < 1e15))
 		snprintf(err, errlen, "no fetch time");
 	else if ((s = set_build(list, dev_state, err, errlen)) != NULL)
 		*fetched = (int64_t)item(j, "fetched")->valuedouble;

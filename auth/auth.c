@@ -374,7 +374,8 @@ auth_req_rule(struct auth_req *r)
 bool
 auth_policy_enabled(const struct auth *a)
 {
-	return a != NULL && a->a_conf.ac_verify_clients &&
+	return a != NULL && (a->a_conf.ac_verify_clients ||
+	    a->a_conf.ac_api[0] != '\0') &&
 	    a->a_conf.ac_policy_file[0] != '\0';
 }
 

@@ -1097,6 +1097,45 @@ api_varz(struct auth *a, struct evbuffer *out)
 	    __atomic_load_n(&p->m_revoked, __ATOMIC_RELAXED));
 }
 
+enum auth_reason
+auth_api_explain(struct auth *a, const uint8_t key[32], cJSON *res)
+{
+	struct api		*p = api_of(a);
+	const struct api_dev	*d;
+	enum auth_reason	 r;
+
+	if (p == NULL) {
+		cJSON_AddStringToObject(res, "why", "neither -verify-clients "
+		    "nor -verify-clients-api");
+		return AUTH_API_ERROR;
+	}
+	if ((d = api_set_find(p->p_set, key)) == NULL) {
+		r = unknown(p);
+		cJSON_AddStringToObject(res, "api", auth_reason_name(r));
+		cJSON_AddStringToObject(res, "why", p->p_set != NULL ?
+		    "not in the control plane's set" : "no set yet");
+		return r;
+	}
+	switch (api_dev_judge(d, now_s())) {
+	case API_UNAUTHORIZED:
+		r = AUTH_DEVICE_UNAUTHORIZED;
+		break;
+	case API_EXPIRED:
+		r = AUTH_KEY_EXPIRED;
+		break;
+	default:
+		r = AUTH_OK;
+		break;
+	}
+	cJSON_AddStringToObject(res, "api", auth_reason_name(r));
+	if (r != AUTH_OK) {
+		cJSON_AddItemToObject(res, "identity",
+		    auth_ident_json(&d->ad_id));
+		return r;
+	}
+	return auth_policy_explain_ident(a, &d->ad_id, res);
+}
+
 const struct auth_backend auth_backend_api = {
 	.ab_name = "api",
 	.ab_remote = true,

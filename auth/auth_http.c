@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <event2/event.h>
 
 #include "auth_int.h"
 #include "log.h"
@@ -364,6 +365,7 @@ struct auth_dry {
 	uint8_t		 d_key[32];
 	auth_dry_cb	 d_done;	/* NULL once cancelled */
 	void		*d_arg;
+	struct cJSON	*d_res;		/* dry_from_api's, until delivered */
 };
 
 static void
@@ -406,6 +408,56 @@ dry_done(void *easy, int code, void *arg)
 	dry_free(d);
 }
 
+/* Deliver a result made at once, later (the caller expects it later). */
+static void
+dry_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_dry *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->d_done != NULL)
+		d->d_done(d->d_arg, d->d_res);
+	else
+		cJSON_Delete(d->d_res);
+	dry_free(d);
+}
+
+/* No tailscaled: the control plane's set answers, in memory. */
+static struct auth_dry *
+dry_from_api(struct auth *a, const uint8_t key[32], auth_dry_cb done,
+    void *arg, char *err, size_t errlen)
+{
+	struct auth_dry		*d;
+	enum auth_reason	 r;
+	char			 k[KEY_TEXT_SIZE];
+	const struct timeval	 now = { 0, 0 };
+
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->d_res = cJSON_CreateObject()) == NULL) {
+		free(d);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	d->d_auth = a;
+	d->d_done = done;
+	d->d_arg = arg;
+	util_key_format(key, NODEKEY_PREFIX, k);
+	cJSON_AddStringToObject(d->d_res, "key", k);
+	r = auth_api_explain(a, key, d->d_res);
+	cJSON_AddStringToObject(d->d_res, "verdict", r == AUTH_OK ? "allow" :
+	    "deny");
+	cJSON_AddStringToObject(d->d_res, "reason", auth_reason_name(r));
+	if (event_base_once(auth_base(a), -1, EV_TIMEOUT, dry_later_cb, d,
+	    &now) == -1) {
+		cJSON_Delete(d->d_res);
+		dry_free(d);
+		snprintf(err, errlen, "cannot schedule the answer");
+		return NULL;
+	}
+	return d;
+}
+
 struct auth_dry *
 auth_test_policy(struct auth *a, const uint8_t key[32], auth_dry_cb done,
     void *arg, char *err, size_t errlen)
@@ -417,10 +469,13 @@ auth_test_policy(struct auth *a, const uint8_t key[32], auth_dry_cb done,
 
 	if (a == NULL || !auth_policy_enabled(a)) {
 		snprintf(err, errlen, "no admission policy "
-		    "(-admission-policy with -verify-clients)");
+		    "(-admission-policy with -verify-clients or "
+		    "-verify-clients-api)");
 		return NULL;
 	}
 	c = auth_conf_of(a);
+	if (!c->ac_verify_clients)
+		return dry_from_api(a, key, done, arg, err, errlen);
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -190,6 +190,16 @@ enum auth_reason auth_policy_explain(struct auth *, const char *body,
  */
 enum auth_reason auth_policy_apply(struct auth_flight *f,
 	    enum auth_reason error);
+/* The same for an identity a backend already has (no counters). */
+enum auth_reason auth_policy_explain_ident(struct auth *,
+	    const struct policy_ident *, struct cJSON *res);
+/*
+ * test-policy from the control plane's set (-verify-clients-api without
+ * -verify-clients): what the set says of key ("api": reason) and what
+ * the policy decides, into res. Engine thread, no request.
+ */
+enum auth_reason auth_api_explain(struct auth *, const uint8_t key[32],
+	    struct cJSON *res);
 /* "show admission" and varz parts. */
 void	auth_policy_ctl(struct auth *, struct cJSON *obj);
 struct evbuffer;

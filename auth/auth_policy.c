@@ -142,20 +142,35 @@ enum auth_reason
 auth_policy_explain(struct auth *a, const char *body, size_t len, cJSON *res)
 {
 	struct auth_policy	*ap = ap_of(a);
-	struct policy		*p = ap != NULL ? ap->ap_pol : NULL;
 	struct policy_ident	 id;
-	cJSON			*tried;
+	enum auth_reason	 r;
 	char			 err[128];
-	int			 i;
 
-	if (p == NULL || body == NULL || policy_ident_parse(body, len,
-	    (int64_t)time(NULL), &id, err, sizeof(err)) == -1) {
+	if (ap == NULL || ap->ap_pol == NULL || body == NULL ||
+	    policy_ident_parse(body, len, (int64_t)time(NULL), &id, err,
+	    sizeof(err)) == -1) {
 		cJSON_AddStringToObject(res, "why", "no identity in "
 		    "tailscaled's answer");
 		return AUTH_TAILSCALED_ERROR;
 	}
-	cJSON_AddItemToObject(res, "identity", auth_ident_json(&id));
-	i = policy_match(p, &id);
+	r = auth_policy_explain_ident(a, &id, res);
+	policy_ident_cleanup(&id);
+	return r;
+}
+
+enum auth_reason
+auth_policy_explain_ident(struct auth *a, const struct policy_ident *id,
+    cJSON *res)
+{
+	struct auth_policy	*ap = ap_of(a);
+	struct policy		*p = ap != NULL ? ap->ap_pol : NULL;
+	cJSON			*tried;
+	int			 i;
+
+	if (p == NULL)
+		return AUTH_OK;
+	cJSON_AddItemToObject(res, "identity", auth_ident_json(id));
+	i = policy_match(p, id);
 	/* Every rule up to the one that decided, and whether it matched. */
 	tried = cJSON_AddArrayToObject(res, "rules");
 	for (size_t k = 0; k < policy_count(p) &&
@@ -169,7 +184,6 @@ auth_policy_explain(struct auth *a, const char *body, size_t len, cJSON *res)
 	}
 	cJSON_AddStringToObject(res, "rule", policy_rule_name(p,
 	    i < 0 ? policy_count(p) : (size_t)i));
-	policy_ident_cleanup(&id);
 	return i >= 0 && policy_rule_allows(p, (size_t)i) ? AUTH_OK :
 	    AUTH_POLICY_DENIED;
 }
