@@ -717,3 +717,114 @@ TEST_F(Config, FinishRejectsBadAddressesAndPorts)
 	    "-handshake-timeout=0" }), CONFIG_OK);
 	EXPECT_EQ(Finish(), -1);
 }
+
+TEST_F(Config, VerifyClientsApiFlags)
+{
+	EXPECT_STREQ(c_.dc_auth.ac_api, "");
+	EXPECT_STREQ(c_.dc_auth.ac_api_tailnet, "-");
+	EXPECT_EQ(c_.dc_auth.ac_api_interval_ms, 60000);
+	EXPECT_EQ(c_.dc_auth.ac_api_min_refresh_ms, 5000);
+	ASSERT_EQ(Parse({ "-c", "/var/lib/derper/derper.key",
+	    "-verify-clients-api", "tailscale",
+	    "-verify-clients-api-credentials", "/etc/derpd/api.json",
+	    "-verify-clients-api-tailnet=example.com",
+	    "-verify-clients-api-interval", "30s",
+	    "-verify-clients-api-min-refresh=2s",
+	    "-admission-policy", "/p.json" }), CONFIG_OK) << err_;
+	EXPECT_STREQ(c_.dc_auth.ac_api, "tailscale");
+	EXPECT_STREQ(c_.dc_auth.ac_api_tailnet, "example.com");
+	EXPECT_EQ(c_.dc_auth.ac_api_interval_ms, 30000);
+	EXPECT_EQ(c_.dc_auth.ac_api_min_refresh_ms, 2000);
+	ASSERT_EQ(Finish(), 0) << err_;
+	// The state file goes beside the key file unless named.
+	EXPECT_STREQ(c_.dc_auth.ac_api_state,
+	    "/var/lib/derper/derpd-admission-api.json");
+
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-c", "/k/derper.key", "-verify-clients-api",
+	    "headscale", "-verify-clients-api-url", "http://127.0.0.1:8080/",
+	    "-verify-clients-api-credentials", "/h.json",
+	    "-verify-clients-api-state", "none" }), CONFIG_OK) << err_;
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_auth.ac_api_state, "");
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-dev", "-verify-clients-api", "headscale",
+	    "-verify-clients-api-url", "https://hs.example.net",
+	    "-verify-clients-api-credentials", "/h.json",
+	    "-verify-clients-api-state", "/s.json" }), CONFIG_OK) << err_;
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_auth.ac_api_state, "/s.json");
+	// -dev has no key file: no state file unless named.
+	config_defaults(&c_);
+	ASSERT_EQ(Parse({ "-dev", "-verify-clients-api", "tailscale",
+	    "-verify-clients-api-credentials", "/a.json" }), CONFIG_OK) << err_;
+	ASSERT_EQ(Finish(), 0) << err_;
+	EXPECT_STREQ(c_.dc_auth.ac_api_state, "");
+	for (const char *u : { "http://localhost:8080", "http://[::1]:8080/x",
+	    "http://127.0.0.9", "https://api.example.net/base/" }) {
+		config_defaults(&c_);
+		ASSERT_EQ(Parse({ "-dev", "-verify-clients-api", "headscale",
+		    "-verify-clients-api-url", u,
+		    "-verify-clients-api-credentials", "/h.json" }), CONFIG_OK)
+		    << u << ": " << err_;
+		EXPECT_EQ(Finish(), 0) << u << ": " << err_;
+	}
+}
+
+TEST_F(Config, VerifyClientsApiErrorsNameTheFlag)
+{
+	struct {
+		std::vector<std::string> args;
+		const char *want;
+	} cases[] = {
+		{ { "-verify-clients-api", "tailscal",
+		    "-verify-clients-api-credentials", "/a" },
+		    "-verify-clients-api: \"tailscal\" is not tailscale or "
+		    "headscale" },
+		{ { "-verify-clients-api", "tailscale" },
+		    "-verify-clients-api-credentials: required" },
+		{ { "-verify-clients-api", "headscale",
+		    "-verify-clients-api-credentials", "/a" },
+		    "-verify-clients-api-url: required with -verify-clients-api "
+		    "headscale" },
+		{ { "-verify-clients-api", "headscale",
+		    "-verify-clients-api-url", "http://hs.example.net",
+		    "-verify-clients-api-credentials", "/a" },
+		    "must be https://, or http:// to a loopback address" },
+		{ { "-verify-clients-api", "headscale",
+		    "-verify-clients-api-url", "http://127.0.0.1.example.net",
+		    "-verify-clients-api-credentials", "/a" },
+		    "-verify-clients-api-url" },
+		{ { "-verify-clients-api", "tailscale",
+		    "-verify-clients-api-url", "ftp://x",
+		    "-verify-clients-api-credentials", "/a" },
+		    "-verify-clients-api-url" },
+		{ { "-verify-clients-api", "tailscale",
+		    "-verify-clients-api-credentials", "/a",
+		    "-verify-clients-api-interval", "500ms" },
+		    "-verify-clients-api-interval: at least 1s" },
+		{ { "-verify-clients-api", "tailscale",
+		    "-verify-clients-api-credentials", "/a",
+		    "-verify-clients-api-min-refresh", "10ms" },
+		    "-verify-clients-api-min-refresh: at least 100ms" },
+		{ { "-verify-clients-api", "tailscale",
+		    "-verify-clients-api-credentials", "/a",
+		    "-verify-clients-api-tailnet", "a/b" },
+		    "-verify-clients-api-tailnet" },
+		{ { "-verify-clients-api-credentials", "/a" },
+		    "-verify-clients-api-credentials: needs -verify-clients-api" },
+		{ { "-admission-policy", "/p" },
+		    "-admission-policy: needs -verify-clients or "
+		    "-verify-clients-api" },
+	};
+	for (const auto &tc : cases) {
+		// Flags parse one by one; config_finish checks them together.
+		config_defaults(&c_);
+		std::vector<std::string> args = tc.args;
+		args.push_back("-dev");
+		ASSERT_EQ(Parse(args), CONFIG_OK) << Join(args) << err_;
+		EXPECT_EQ(Finish(), -1) << Join(args);
+		EXPECT_NE(std::string(err_).find(tc.want), std::string::npos)
+		    << Join(args) << "-> " << err_;
+	}
+}
