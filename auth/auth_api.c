@@ -734,7 +734,9 @@ sync_fail(struct api *p, enum sync_result r, const char *fmt, ...)
 		p->p_backoff_ms = p->p_interval_ms;
 	/* 0.8x to 1.2x: a fleet of relays does not retry in step. */
 	d = p->p_backoff_ms * (80 + (int64_t)randombytes_uniform(41)) / 100;
-	if (p->p_set != NULL)
+	if (auth_closing(p->p_auth))
+		;	/* shutting down: the request was aborted, not failed */
+	else if (p->p_set != NULL)
 		log_warnx("admission api: sync failed: %s; keeping the set "
 		    "fetched %" PRId64 " s ago; retry in %" PRId64 " ms",
 		    p->p_err, snow - p->p_fetched, d);
