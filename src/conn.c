@@ -214,7 +214,8 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		    &nkept)) {
 			/* Earlier duplicates' receivers are owed one too. */
 			for (size_t i = 0; i < nkept; i++)
-				conn_note_sent(c, kept[i]);
+				conn_note_sent(c, kept[i], peers_hash(
+				    worker_env(w)->d_peers, kept[i]));
 			free(kept);
 			conn_send_peer_gone(c);
 		}

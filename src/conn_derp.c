@@ -98,10 +98,13 @@ const struct peers_ops conn_peers_ops = {
 
 /* Remember that c delivered to key; for PeerGone when c leaves. */
 void
-conn_note_sent(struct conn *c, const uint8_t key[KEY_LEN])
+conn_note_sent(struct conn *c, const uint8_t key[KEY_LEN], uint64_t h)
 {
-	/* Out of memory: that peer gets no PeerGone from us (harmless). */
-	(void)keyset_add(&c->c_sent, c->c_env->d_hash_seed, key);
+	/*
+	 * Out of memory: that peer gets no PeerGone from us (harmless).
+	 * The registry's seed: h is the hash its lookup of key made.
+	 */
+	(void)keyset_add_h(&c->c_sent, peers_seed(c->c_env->d_peers), key, h);
 }
 
 void
@@ -385,6 +388,7 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	struct pkt	*p;
 	void		*obj;
 	uint8_t		 peek[FRAME_DISCO_MIN];
+	uint64_t	 h;
 	int		 disco;
 
 	disco = plen >= FRAME_DISCO_MIN &&
@@ -398,7 +402,8 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 		STAT_INC(worker_stats(w), STAT_PACKETS_FORWARDED_IN);
 	stats_add(&c->c_pkts_in, 1);
 	stats_add(&c->c_bytes_in, plen);
-	switch (peers_lookup(c->c_env->d_peers, dst, &obj)) {
+	h = peers_hash(c->c_env->d_peers, dst);
+	switch (peers_lookup_h(c->c_env->d_peers, dst, h, &obj)) {
 	case PEERS_FOUND:
 		break;
 	case PEERS_FORWARD:
@@ -434,7 +439,7 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	evbuffer_remove(in, p->p_frame + FRAME_HDR_LEN + FRAME_KEY_LEN, plen);
 	p->p_disco = (uint8_t)disco;
 	if (!fwd)
-		conn_note_sent(c, dst);
+		conn_note_sent(c, dst, h);
 	else
 		conn_note_forwarded(c, src, dst);
 	conn_enqueue_pkt(w, obj, p);

@@ -232,7 +232,8 @@ void	conn_read_frames(struct conn *);
 /* Stream the registry snapshot to watcher c while its output has room. */
 void	conn_watch_pump(struct conn *);
 /* Remember that c delivered to key (PeerGone when c leaves). */
-void	conn_note_sent(struct conn *, const uint8_t key[KEY_LEN]);
+/* Remember a destination for PeerGone; h = peers_hash(key). */
+void	conn_note_sent(struct conn *, const uint8_t key[KEY_LEN], uint64_t h);
 /* c's key left: PeerGone to everyone c delivered to. */
 void	conn_send_peer_gone(struct conn *);
 

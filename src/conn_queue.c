@@ -244,25 +244,29 @@ conn_flush_pending(struct conn *c)
 	return c->c_state == CONN_ACTIVE;
 }
 
+/* The output buffer is done with a packet's frame (owner thread). */
+static void
+pkt_written_cb(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	pkt_free(arg);
+}
+
 /*
- * Append a batch of packets and control frames to out as one contiguous
- * run (TLS then makes big records instead of one record and one write per
- * packet); frees them and counts what was sent.
+ * Append a batch of packets and control frames to out; counts what was
+ * sent. A packet's frame goes in by reference, not copied: the buffer
+ * frees the packet once the frame has been written (plain HTTP writes
+ * the frames with one writev; TLS joins them into full records).
  */
 static void
 conn_flush_batch(struct conn *c, struct evbuffer *out, struct pkt **batch,
     size_t nb, struct ctlmsg *ctl)
 {
 	struct stats	*st = worker_stats(c->c_w);
-	size_t		 total = 0;
 	/* derper's queue time and frames per flush: its clients only. */
 	uint64_t	 now = c->c_link == NULL && nb > 0 ? util_now_ms() : 0;
 
-	for (struct ctlmsg *m = ctl; m != NULL; m = m->cm_next)
-		total += m->cm_len;
-	for (size_t i = 0; i < nb; i++)
-		total += PKT_FRAME_LEN(batch[i]);
-	evbuffer_expand(out, total);
 	for (size_t i = 0; i < nb; i++) {
 		struct pkt *p = batch[i];
 		STAT_INC(st, STAT_PACKETS_SENT);
@@ -272,9 +276,11 @@ conn_flush_batch(struct conn *c, struct evbuffer *out, struct pkt **batch,
 		if (now != 0)
 			stats_queue_time(st, now > p->p_enq_ms ?
 			    now - p->p_enq_ms : 0);
-		if (evbuffer_add(out, p->p_frame, PKT_FRAME_LEN(p)) != 0)
+		if (evbuffer_add_reference(out, p->p_frame, PKT_FRAME_LEN(p),
+		    pkt_written_cb, p) != 0) {
 			stats_drop(st, DROP_NO_MEMORY, p->p_disco, p->p_len);
-		pkt_free(p);
+			pkt_free(p);
+		}
 	}
 	while (ctl != NULL) {
 		struct ctlmsg *n = ctl->cm_next;

@@ -6,36 +6,48 @@
 #include "keyset.h"
 #include "util.h"
 
-/* Put key in a table of cap slots (a power of two, not full). */
+/* Put key (hash h) in a table of cap slots (a power of two, not full). */
 static void
-place(uint8_t (*slot)[KEY_LEN], size_t cap, const uint8_t *seed,
-    const uint8_t *key)
+place_h(uint8_t (*slot)[KEY_LEN], size_t cap, const uint8_t *key, uint64_t h)
 {
-	size_t i = (size_t)util_key_hash(seed, key) & (cap - 1);
+	size_t i = (size_t)h & (cap - 1);
 
 	while (!util_is_zero(slot[i], KEY_LEN))
 		i = (i + 1) & (cap - 1);
 	memcpy(slot[i], key, KEY_LEN);
 }
 
-bool
-keyset_has(const struct keyset *ks, const uint8_t *seed, const uint8_t *key)
+static bool
+has_h(const struct keyset *ks, const uint8_t *key, uint64_t h)
 {
 	size_t i;
 
 	if (ks->ks_cap == 0)
 		return false;
-	for (i = (size_t)util_key_hash(seed, key) & (ks->ks_cap - 1);
+	for (i = (size_t)h & (ks->ks_cap - 1);
 	    !util_is_zero(ks->ks_slot[i], KEY_LEN); i = (i + 1) & (ks->ks_cap - 1))
 		if (memcmp(ks->ks_slot[i], key, KEY_LEN) == 0)
 			return true;
 	return false;
 }
 
+bool
+keyset_has(const struct keyset *ks, const uint8_t *seed, const uint8_t *key)
+{
+	return ks->ks_cap != 0 && has_h(ks, key, util_key_hash(seed, key));
+}
+
 int
 keyset_add(struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 {
-	if (util_is_zero(key, KEY_LEN) || keyset_has(ks, seed, key))
+	return keyset_add_h(ks, seed, key, util_key_hash(seed, key));
+}
+
+int
+keyset_add_h(struct keyset *ks, const uint8_t *seed, const uint8_t *key,
+    uint64_t h)
+{
+	if (util_is_zero(key, KEY_LEN) || has_h(ks, key, h))
 		return 0;
 	/* At most half full: probes stay short. */
 	if ((ks->ks_n + 1) * 2 > ks->ks_cap) {
@@ -46,12 +58,13 @@ keyset_add(struct keyset *ks, const uint8_t *seed, const uint8_t *key)
 			return -1;
 		for (size_t i = 0; i < ks->ks_cap; i++)
 			if (!util_is_zero(ks->ks_slot[i], KEY_LEN))
-				place(nt, ncap, seed, ks->ks_slot[i]);
+				place_h(nt, ncap, ks->ks_slot[i],
+				    util_key_hash(seed, ks->ks_slot[i]));
 		free(ks->ks_slot);
 		ks->ks_slot = nt;
 		ks->ks_cap = ncap;
 	}
-	place(ks->ks_slot, ks->ks_cap, seed, key);
+	place_h(ks->ks_slot, ks->ks_cap, key, h);
 	ks->ks_n++;
 	return 0;
 }

@@ -25,6 +25,9 @@ struct keyset {
 
 /* Add key (seed: 16 bytes). 0 (also when present), or -1: no memory. */
 int	keyset_add(struct keyset *, const uint8_t *seed, const uint8_t *key);
+/* keyset_add with h = util_key_hash(seed, key), already computed. */
+int	keyset_add_h(struct keyset *, const uint8_t *seed, const uint8_t *key,
+	    uint64_t h);
 bool	keyset_has(const struct keyset *, const uint8_t *seed,
 	    const uint8_t *key);
 /* Remove key; true when it was there. */

@@ -25,6 +25,7 @@
 #include "mesh.h"
 #include "notify.h"
 #include "peer.h"
+#include "pktq.h"
 #include "reload.h"
 #include "stun_server.h"
 #include "tls.h"
@@ -307,6 +308,7 @@ main(int argc, char **argv)
 	ratelim_free(env.d_ratelim);
 	keys_free(env.d_key);
 	event_base_free(env.d_base);
+	pkt_cache_flush();	/* the workers' packets freed on this thread */
 	libevent_global_shutdown();
 	curl_global_cleanup();
 	log_info("stopped");

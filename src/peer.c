@@ -112,9 +112,10 @@ peers_free(struct peers *p)
 }
 
 static struct peer_entry *
-find(struct peers *p, const uint8_t key[KEY_LEN], struct peer_entry ***prevp)
+find_h(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
+    struct peer_entry ***prevp)
 {
-	struct peer_entry **pp = &p->p_tab[key_hash(p, key, p->p_size)];
+	struct peer_entry **pp = &p->p_tab[(size_t)h & (p->p_size - 1)];
 
 	for (; *pp != NULL; pp = &(*pp)->pe_next)
 		if (memcmp((*pp)->pe_key, key, KEY_LEN) == 0) {
@@ -123,6 +124,24 @@ find(struct peers *p, const uint8_t key[KEY_LEN], struct peer_entry ***prevp)
 			return *pp;
 		}
 	return NULL;
+}
+
+static struct peer_entry *
+find(struct peers *p, const uint8_t key[KEY_LEN], struct peer_entry ***prevp)
+{
+	return find_h(p, key, util_key_hash(p->p_seed, key), prevp);
+}
+
+uint64_t
+peers_hash(const struct peers *p, const uint8_t key[KEY_LEN])
+{
+	return util_key_hash(p->p_seed, key);
+}
+
+const uint8_t *
+peers_seed(const struct peers *p)
+{
+	return p->p_seed;
 }
 
 static void
@@ -354,11 +373,18 @@ out:
 enum peers_lookup
 peers_lookup(struct peers *p, const uint8_t key[KEY_LEN], void **out)
 {
+	return peers_lookup_h(p, key, util_key_hash(p->p_seed, key), out);
+}
+
+enum peers_lookup
+peers_lookup_h(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
+    void **out)
+{
 	struct peer_entry	*e;
 	enum peers_lookup	 r = PEERS_NONE;
 
 	pthread_rwlock_rdlock(&p->p_lock);
-	if ((e = find(p, key, NULL)) != NULL) {
+	if ((e = find_h(p, key, h, NULL)) != NULL) {
 		if (e->pe_active != NULL) {
 			p->p_ops->po_ref(e->pe_active);
 			*out = e->pe_active;

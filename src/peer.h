@@ -86,6 +86,15 @@ bool	peers_remove(struct peers *, const uint8_t key[KEY_LEN], void *obj);
 bool	peers_remove_sent(struct peers *, const uint8_t key[KEY_LEN], void *obj,
 	    const uint8_t (*sent)[KEY_LEN], size_t nsent, uint8_t (**kept)[KEY_LEN],
 	    size_t *nkept);
+/*
+ * The registry's keyed hash of key, and its seed: a caller that hashes a
+ * key once may use it for peers_lookup_h and for keysets of that seed.
+ */
+uint64_t peers_hash(const struct peers *, const uint8_t key[KEY_LEN]);
+const uint8_t *peers_seed(const struct peers *);
+/* peers_lookup with h = peers_hash(key). */
+enum peers_lookup peers_lookup_h(struct peers *, const uint8_t key[KEY_LEN],
+	    uint64_t h, void **out);
 /* Look up the active conn of key (see enum peers_lookup). */
 enum peers_lookup peers_lookup(struct peers *, const uint8_t key[KEY_LEN],
 	    void **out);

@@ -4,17 +4,48 @@
 
 #include "pktq.h"
 
+/*
+ * Packets whose allocation fits PKT_CACHE_BYTES (every WireGuard and
+ * disco packet a node sends) are recycled through a per-thread stack of
+ * free buffers instead of malloc and free: a relayed packet is freed on
+ * the receiver's worker, which allocates as many for its own senders, so
+ * each stack stays near its working set. At most PKT_CACHE_MAX buffers
+ * wait on a thread (512 KiB); past that they go back to malloc.
+ */
+#define PKT_CACHE_BYTES	2048
+#define PKT_CACHE_MAX	256
+
+struct pkt_cache {
+	struct pkt	*pc_free[PKT_CACHE_MAX];
+	unsigned	 pc_n;
+};
+static _Thread_local struct pkt_cache pkt_cache;
+
+static struct pkt *
+pkt_alloc(size_t bytes)
+{
+	struct pkt	*p;
+	int		 cached = bytes <= PKT_CACHE_BYTES;
+
+	if (cached && pkt_cache.pc_n > 0)
+		p = pkt_cache.pc_free[--pkt_cache.pc_n];
+	else if ((p = malloc(cached ? PKT_CACHE_BYTES : bytes)) == NULL)
+		return NULL;
+	p->p_cached = (uint8_t)cached;
+	p->p_disco = 0;
+	p->p_enq_ms = 0;
+	return p;
+}
+
 struct pkt *
 pkt_new(uint32_t len)
 {
 	struct pkt *p;
 
-	if ((p = malloc(sizeof(*p) + 37 + (size_t)len)) == NULL)
+	if ((p = pkt_alloc(sizeof(*p) + 37 + (size_t)len)) == NULL)
 		return NULL;
 	p->p_len = len;
-	p->p_disco = 0;
 	p->p_fwd = 0;
-	p->p_enq_ms = 0;
 	return p;
 }
 
@@ -23,19 +54,28 @@ pkt_new_fwd(uint32_t len)
 {
 	struct pkt *p;
 
-	if ((p = malloc(sizeof(*p) + 69 + (size_t)len)) == NULL)
+	if ((p = pkt_alloc(sizeof(*p) + 69 + (size_t)len)) == NULL)
 		return NULL;
 	p->p_len = len;
-	p->p_disco = 0;
 	p->p_fwd = 1;
-	p->p_enq_ms = 0;
 	return p;
 }
 
 void
 pkt_free(struct pkt *p)
 {
+	if (p != NULL && p->p_cached && pkt_cache.pc_n < PKT_CACHE_MAX) {
+		pkt_cache.pc_free[pkt_cache.pc_n++] = p;
+		return;
+	}
 	free(p);
+}
+
+void
+pkt_cache_flush(void)
+{
+	while (pkt_cache.pc_n > 0)
+		free(pkt_cache.pc_free[--pkt_cache.pc_n]);
 }
 
 void

@@ -23,6 +23,7 @@ struct pkt {
 	uint32_t p_len;		/* payload bytes */
 	uint8_t	 p_disco;	/* 1 if disco */
 	uint8_t	 p_fwd;		/* 1: a ForwardPacket (two keys) */
+	uint8_t	 p_cached;	/* from the per-thread cache (pkt_free) */
 	uint64_t p_enq_ms;	/* when it was queued */
 	uint8_t	 p_frame[];	/* 5 + 32 + p_len */
 };
@@ -34,8 +35,10 @@ struct pkt {
 struct pkt *pkt_new(uint32_t len);
 /* A ForwardPacket (source and destination keys) for len bytes; NULL. */
 struct pkt *pkt_new_fwd(uint32_t len);
-/* Free a packet; NULL is a no-op. */
+/* Free a packet (to this thread's cache when it fits); NULL is a no-op. */
 void	pkt_free(struct pkt *);
+/* Give this thread's cached packet buffers back (a thread's last act). */
+void	pkt_cache_flush(void);
 
 /*
  * A ring of packet pointers: q_depth slots, allocated at the first push

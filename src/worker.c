@@ -20,6 +20,7 @@
 #include "ratelim.h"
 #include "log.h"
 #include "util.h"
+#include "pktq.h"
 #include "worker.h"
 
 /* Callbacks per loop pass before the loop polls again (fairness). */
@@ -222,6 +223,7 @@ worker_trim_cb(evutil_socket_t fd, short what, void *arg)
 	log_debug("worker %d: %zu connections gone; returning free memory",
 	    w->w_id, w->w_reaped);
 	w->w_reaped = 0;
+	pkt_cache_flush();
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
@@ -422,6 +424,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	event_base_dispatch(w->w_base);
+	pkt_cache_flush();
 	return NULL;
 }
 
