@@ -13,7 +13,20 @@
  * wait on a thread (512 KiB); past that they go back to malloc.
  */
 #define PKT_CACHE_BYTES	2048
+/* Under ASan every packet is malloc'd and freed: use-after-free shows. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PKT_CACHE_MAX	1
+#define PKT_CACHE_OFF	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PKT_CACHE_MAX	1
+#define PKT_CACHE_OFF	1
+#endif
+#endif
+#ifndef PKT_CACHE_MAX
 #define PKT_CACHE_MAX	256
+#define PKT_CACHE_OFF	0
+#endif
 
 struct pkt_cache {
 	struct pkt	*pc_free[PKT_CACHE_MAX];
@@ -64,7 +77,8 @@ pkt_new_fwd(uint32_t len)
 void
 pkt_free(struct pkt *p)
 {
-	if (p != NULL && p->p_cached && pkt_cache.pc_n < PKT_CACHE_MAX) {
+	if (p != NULL && p->p_cached && !PKT_CACHE_OFF &&
+	    pkt_cache.pc_n < PKT_CACHE_MAX) {
 		pkt_cache.pc_free[pkt_cache.pc_n++] = p;
 		return;
 	}
