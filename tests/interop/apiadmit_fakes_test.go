@@ -38,12 +38,12 @@ import (
 type apiFail int
 
 const (
-	apiOK     apiFail = iota
-	api401            // 401 Unauthorized
-	api403            // 403 Forbidden
-	api500            // 500 Internal Server Error
-	api429            // 429 Too Many Requests with Retry-After (see retryAfter)
-	apiBadJSON        // 200 with a body that is not the schema
+	apiOK      apiFail = iota
+	api401             // 401 Unauthorized
+	api403             // 403 Forbidden
+	api500             // 500 Internal Server Error
+	api429             // 429 Too Many Requests with Retry-After (see retryAfter)
+	apiBadJSON         // 200 with a body that is not the schema
 )
 
 // apiReq is one request a fake saw.

@@ -599,4 +599,3 @@ func TestAdmissionAPITailscalePolicy(t *testing.T) {
 	}
 	api.checkClean(t)
 }
-
