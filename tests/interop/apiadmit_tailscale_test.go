@@ -371,8 +371,8 @@ func diffTotals(a, b map[string]float64) map[string]float64 {
 }
 
 // TestAdmissionAPITailscaleAPIKey: an API access token instead of an OAuth
-// client: no token request, the key as the bearer on the list; 401, 403 and
-// 500 answers are failed syncs (error) that keep the set.
+// client: no token request, the key as the bearer on the list; 401, 403,
+// 500 and a malformed 200 are failed syncs (error) that keep the set.
 func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	api := newFakeTSAPI(t, "-")
 	k := key.NewNode()
@@ -389,7 +389,7 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	for _, mode := range []struct {
 		f    apiFail
 		name string
-	}{{api401, "401"}, {api403, "403"}, {api500, "500"}} {
+	}{{api401, "401"}, {api403, "403"}, {api500, "500"}, {apiBadJSON, "200 with a malformed body"}} {
 		e := mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error")
 		api.SetFail(mode.f, -1, nil)
 		waitAtLeast(t, d, e+1, "answers "+mode.name, "derpd_admission_api_syncs", "result", "error")
