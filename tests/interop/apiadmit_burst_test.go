@@ -142,6 +142,13 @@ func TestAdmissionAPIUnknownKeyBurst(t *testing.T) {
 	if v := delta("derpd_admission_api_refreshes", "trigger", "unknown_key"); v < 1 || int(v) > total {
 		t.Errorf("derpd_admission_api_refreshes{trigger=unknown_key} rose by %v, fake saw %d list requests", v, total)
 	}
+	show, _ := ad.showAPI(t)
+	if num(show, "on_demand") != mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key") ||
+		num(show, "suppressed") != mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed") {
+		t.Errorf("show admission api: on_demand %v suppressed %v; metrics: refreshes{unknown_key} %v refresh_suppressed %v",
+			num(show, "on_demand"), num(show, "suppressed"),
+			mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key"), mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed"))
+	}
 	mustAdmit(t, d, known, "listed key after the burst")
 	api.checkClean(t)
 	d.requireAlive(t)

@@ -535,6 +535,19 @@ func (f *fakeHeadscale) AddNode(n hsNode) {
 	f.registered[n.NodeKey] = time.Now()
 }
 
+// UpdateNode changes the node with key k in place.
+func (f *fakeHeadscale) UpdateNode(k key.NodePublic, fn func(*hsNode)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.nodes {
+		if f.nodes[i].NodeKey == nodeKeyText(k) {
+			fn(&f.nodes[i])
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fakeHeadscale) DeleteNode(k key.NodePublic) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -67,6 +67,9 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	cB := d.newClient(t, "b", b)
 	mB := startRecv(t, "b", cB)
 	mB.expectServerInfo(t)
+	cF := d.newClient(t, "future", future)
+	mF := startRecv(t, "future", cF)
+	mF.expectServerInfo(t)
 	rev := rejects(t, d, "revoked")
 	if !hs.DeleteNode(b.Public()) {
 		t.Fatal("fake: node b not found")
@@ -75,13 +78,19 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	waitAtLeast(t, d, rev+1, "after deleting node b", "derpd_admission_rejects", "reason", "revoked")
 	waitAtLeast(t, d, 1, "after deleting node b", "derpd_admission_api_revocations")
 	mustRefuse(t, d, b, "deleted node")
+	// A node whose key is expired in headscale (`headscale nodes expire`):
+	// its live connection is closed too.
+	hs.UpdateNode(future.Public(), func(n *hsNode) { n.Expiry = &past })
+	mF.expectClosed(t, 15*time.Second)
+	waitAtLeast(t, d, rev+2, "after expiring a node", "derpd_admission_rejects", "reason", "revoked")
+	mustRefuse(t, d, future, "node expired after it was admitted")
 	mA.expectNothing(t, 1500*time.Millisecond)
 
 	show, line := ad.showAPI(t)
 	requireShowFields(t, show)
 	if str(show, "api") != "headscale" || str(show, "credentials") != "api_key" || str(show, "source") != "api" ||
-		num(show, "devices") != 5 || num(show, "revoked") < 1 {
-		t.Errorf("show admission api: %v; want api headscale, credentials api_key, source api, 5 devices, revoked >= 1", show)
+		num(show, "devices") != 5 || num(show, "admittable") != 3 || num(show, "revoked") < 2 {
+		t.Errorf("show admission api: %v; want api headscale, credentials api_key, source api, 5 devices, 3 admittable, revoked >= 2", show)
 	}
 	checkStateFile(t, ad.State, []key.NodePublic{a.Public(), tagged.Public()}, hs.APIKey)
 

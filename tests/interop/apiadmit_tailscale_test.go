@@ -342,6 +342,9 @@ func TestAdmissionAPITailscaleGone(t *testing.T) {
 	if v := mustMetric(t, d.varz(t), "derpd_admission_api_set_age_seconds"); v < 2 {
 		t.Errorf("derpd_admission_api_set_age_seconds = %v, want >= 2 after the API went away", v)
 	}
+	if v := mustMetric(t, d.varz(t), "derpd_admission_api_refreshes", "trigger", "retry"); v < 1 {
+		t.Errorf("derpd_admission_api_refreshes{trigger=retry} = %v after failed syncs, want >= 1", v)
+	}
 	mustAdmit(t, d, k, "known key, API still gone")
 	requireNoSecret(t, "show admission", line, append([]string{api.ClientSecret}, api.Issued()...)...)
 	requireNoSecret(t, "derpd log", d.logs(), append([]string{api.ClientSecret}, api.Issued()...)...)
@@ -444,6 +447,31 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 		if _, err := os.Stat(ad.State); err == nil {
 			t.Errorf("state file %s written with no successful sync", ad.State)
 		}
+	})
+	t.Run("bad_oauth_client", func(t *testing.T) {
+		api := newFakeTSAPI(t, "-")
+		k := key.NewNode()
+		api.SetDevices(tsDevice(k.Public(), "node", 1))
+		wrong := "tskey-client-kWRONG" + randHex(8)
+		ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL,
+			Creds: map[string]string{"oauth_client_id": api.ClientID, "oauth_client_secret": wrong},
+			Extra: []string{"-verify-clients-api-interval=2s"}})
+		d := ad.derpd
+		waitAtLeast(t, d, 1, "token refused", "derpd_admission_api_syncs", "result", "error")
+		mustRefuse(t, d, k, "key with no set (token refused)")
+		if v := rejects(t, d, "api_error"); v < 1 {
+			t.Errorf("derpd_admission_rejects{reason=api_error} = %v, want >= 1", v)
+		}
+		s, line := ad.showAPI(t)
+		if str(s, "last_error") == "" || str(s, "source") != "none" {
+			t.Errorf("show admission api with a wrong OAuth secret: last_error %q source %q", str(s, "last_error"), str(s, "source"))
+		}
+		if n := api.Count("list"); n != 0 {
+			t.Errorf("%d list requests without a token", n)
+		}
+		requireNoSecret(t, "show admission", line, wrong)
+		requireNoSecret(t, "derpd log", d.logs(), wrong)
+		t.Logf("wrong OAuth secret: last_error %q", str(s, "last_error"))
 	})
 	t.Run("error", func(t *testing.T) {
 		api := newFakeTSAPI(t, "-")
