@@ -20,16 +20,26 @@ import (
 )
 
 func TestAdmissionAPIUnknownKeyBurst(t *testing.T) {
+	unknownKeyBurst(t, 5*time.Second, nil)
+}
+
+// TestAdmissionAPIUnknownKeyBurstShortMinRefresh: the same burst with
+// -verify-clients-api-min-refresh 200ms, so that it spans several periods:
+// at most one list request per period.
+func TestAdmissionAPIUnknownKeyBurstShortMinRefresh(t *testing.T) {
+	unknownKeyBurst(t, 200*time.Millisecond, []string{"-verify-clients-api-min-refresh=200ms"})
+}
+
+func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 	const (
-		n          = 1000
-		conc       = 16 // below -auth-max-pending-per-source (32)
-		minRefresh = 5 * time.Second
-		slack      = 2
+		n     = 1000
+		conc  = 16 // below -auth-max-pending-per-source (32)
+		slack = 2
 	)
 	api := newFakeTSAPI(t, "-")
 	known := key.NewNode()
 	api.SetDevices(tsDevice(known.Public(), "known", 1))
-	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true})
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true, Extra: extra})
 	d := ad.derpd
 	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 	mustAdmit(t, d, known, "listed key before the burst")
@@ -112,8 +122,8 @@ func TestAdmissionAPIUnknownKeyBurst(t *testing.T) {
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(time.Millisecond)
 	}
-	t.Logf("BURST: %d connects of unknown keys (%d at a time) in %v caused %d list requests to the API during the burst (%d up to 0.5 s after it); bound %d (1 + ceil(%v / %v) + %v interval/retry syncs + %d)",
-		n, conc, dur.Round(time.Millisecond), during, total, bound, (dur + 500*time.Millisecond).Round(time.Millisecond), minRefresh, scheduled, slack)
+	t.Logf("BURST (min-refresh %v): %d connects of unknown keys (%d at a time) in %v caused %d list requests to the API during the burst (%d up to 0.5 s after it); bound %d (1 + ceil(%v / %v) + %v interval/retry syncs + %d)",
+		minRefresh, n, conc, dur.Round(time.Millisecond), during, total, bound, (dur + 500*time.Millisecond).Round(time.Millisecond), minRefresh, scheduled, slack)
 	t.Logf("BURST: refused %d, admitted %d, other %d; per-connect latency p50 %v p90 %v p99 %v max %v",
 		refused.Load(), admitted.Load(), other.Load(), pct(0.5), pct(0.9), pct(0.99), pct(1))
 	t.Logf("BURST: metric deltas: rejects{not_in_tailnet} +%v, refreshes{unknown_key} +%v, refresh_suppressed +%v, requests{list} +%v, rejects{rate_limited} +%v",
