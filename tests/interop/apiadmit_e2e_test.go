@@ -77,6 +77,7 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	a, b := tn.A, tn.B
 	_, ka, kb := tn.AdmissionFacts()
 	devA, devB := e2eDevice(t, a, 1), e2eDevice(t, b, 2)
+	t.Logf("before the API lists the nodes: rejects{not_in_tailnet} = %v (their DERP connects so far)", rejects(t, d, "not_in_tailnet"))
 	api.SetDevices(devA, devB)
 	t.Logf("fake API lists a=%v %v %s, b=%v %v %s", ka.ShortString(), devA.Addresses, devA.User, kb.ShortString(), devB.Addresses, devB.User)
 

@@ -81,7 +81,9 @@ type fakeTSAPI struct {
 	fail      apiFail
 	failLeft  int // failures left in mode fail; < 0: until changed
 	retryHdr  func(now time.Time) (hdr string, until time.Time)
-	notBefore time.Time // no list request allowed before this (after a 429)
+	notBefore time.Time // no request allowed before this (after a 429)
+	tokenFail apiFail   // failure mode of the token endpoint (api429, api500)
+	tokenLeft int
 	reqs      []apiReq
 	closed    bool
 }
@@ -131,6 +133,14 @@ func (f *fakeTSAPI) SetTokenTTL(sec int) {
 func (f *fakeTSAPI) SetFail(mode apiFail, n int, hdr func(now time.Time) (string, time.Time)) {
 	f.mu.Lock()
 	f.fail, f.failLeft, f.retryHdr = mode, n, hdr
+	f.mu.Unlock()
+}
+
+// SetTokenFail makes the next n token requests fail with mode (api429
+// with hdr as in SetFail, or api500).
+func (f *fakeTSAPI) SetTokenFail(mode apiFail, n int, hdr func(now time.Time) (string, time.Time)) {
+	f.mu.Lock()
+	f.tokenFail, f.tokenLeft, f.retryHdr = mode, n, hdr
 	f.mu.Unlock()
 }
 
@@ -230,6 +240,9 @@ func (f *fakeTSAPI) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/api/v2/oauth/token":
 		rec.Endpoint = "token"
+		if now.Before(f.notBefore) {
+			rec.Early = true
+		}
 		if r.Method != http.MethodPost {
 			rec.Note = "token request with method " + r.Method
 			reply(http.StatusMethodNotAllowed, map[string]string{"message": "method not allowed"})
@@ -255,6 +268,23 @@ func (f *fakeTSAPI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.Auth = "ok"
+		if f.tokenFail != apiOK && f.tokenLeft != 0 {
+			if f.tokenLeft > 0 {
+				f.tokenLeft--
+			}
+			if f.tokenFail == api429 {
+				hdr, until := "2", now.Add(2*time.Second)
+				if f.retryHdr != nil {
+					hdr, until = f.retryHdr(now)
+				}
+				f.notBefore = until
+				w.Header().Set("Retry-After", hdr)
+				reply(http.StatusTooManyRequests, map[string]string{"message": "rate limit exceeded"})
+			} else {
+				reply(http.StatusInternalServerError, map[string]string{"message": "internal server error"})
+			}
+			return
+		}
 		tok := "tskey-api-t" + randHex(8) + "-" + randHex(16)
 		f.tokens[tok] = now.Add(time.Duration(f.tokenTTL) * time.Second)
 		f.issued = append(f.issued, tok)

@@ -180,6 +180,12 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 	if v := mustMetric(t, vz, "derpd_admission_backend_requests", "backend", "api"); v < 1 {
 		t.Errorf("derpd_admission_backend_requests{backend=api} = %v, want >= 1", v)
 	}
+	rj := adminCall(t, ad.Admin, "show rejects", nil)
+	for _, r := range []string{"device_unauthorized", "key_expired", "not_in_tailnet", "revoked"} {
+		if !strings.Contains(rj, `"reason":"`+r+`"`) {
+			t.Errorf("show rejects has no %s entry: %s", r, rj)
+		}
+	}
 	checkStateFile(t, ad.State, []key.NodePublic{noexpK.Public(), laterK.Public()}, api.ClientSecret)
 	secrets := append([]string{api.ClientSecret}, api.Issued()...)
 	requireNoSecret(t, "show admission", line, secrets...)
@@ -298,6 +304,50 @@ func TestAdmissionAPITailscaleRetryAfter(t *testing.T) {
 	requireNoSecret(t, "derpd log", d.logs(), api.APIKey)
 }
 
+// TestAdmissionAPITailscaleTokenRetryAfter: the token endpoint answers 429
+// with Retry-After when derpd needs a new token: no request (token or
+// list) before that time, and syncs resume with a new token after it.
+func TestAdmissionAPITailscaleTokenRetryAfter(t *testing.T) {
+	api := newFakeTSAPI(t, "-")
+	api.SetTokenTTL(2)
+	k := key.NewNode()
+	api.SetDevices(tsDevice(k.Public(), "node", 1))
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: oauthCreds(api),
+		Extra: []string{"-verify-clients-api-interval=1s"}})
+	d := ad.derpd
+	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	vz0 := d.varz(t)
+	n0 := len(api.Issued())
+	api.SetTokenFail(api429, 1, func(now time.Time) (string, time.Time) { return "3", now.Add(3 * time.Second) })
+	deadline := time.Now().Add(20 * time.Second)
+	for len(api.Issued()) == n0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(api.Issued()) == n0 {
+		t.Fatalf("no new token within 20 s of a 429 on the token endpoint")
+	}
+	waitNextSync(t, d, "sync with the token issued after the 429")
+	mustAdmit(t, d, k, "listed key")
+	vz1 := d.varz(t)
+	var at429, next time.Time
+	for _, r := range api.Reqs() {
+		if r.Endpoint == "token" && r.Status == http.StatusTooManyRequests {
+			at429 = r.At
+		} else if !at429.IsZero() && next.IsZero() {
+			next = r.At
+		}
+	}
+	t.Logf("token 429 at %s; next request %v later; syncs deltas: rate_limited +%v error +%v unreachable +%v",
+		at429.Format("15:04:05.000"), next.Sub(at429).Round(time.Millisecond),
+		vz1[`derpd_admission_api_syncs{result="rate_limited"}`]-vz0[`derpd_admission_api_syncs{result="rate_limited"}`],
+		vz1[`derpd_admission_api_syncs{result="error"}`]-vz0[`derpd_admission_api_syncs{result="error"}`],
+		vz1[`derpd_admission_api_syncs{result="unreachable"}`]-vz0[`derpd_admission_api_syncs{result="unreachable"}`])
+	if at429.IsZero() {
+		t.Errorf("the token endpoint never answered 429 (no token request while it was set to)")
+	}
+	api.checkClean(t) // no token or list request before the Retry-After time, no expired token used
+}
+
 // TestAdmissionAPITailscaleGone: the API server goes away: the known key
 // is still admitted from the kept set (admission cache off, so from the
 // set), a live connection stays, show admission has a last_error and a
@@ -385,6 +435,9 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	d := ad.derpd
 	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 	mustAdmit(t, d, k, "listed key")
+	c := d.newClient(t, "live", k)
+	m := startRecv(t, "live", c)
+	m.expectServerInfo(t)
 	show, _ := ad.showAPI(t)
 	if str(show, "credentials") != "api_key" || str(show, "tailnet") != "-" || str(show, "api") != "tailscale" {
 		t.Errorf("show admission api: credentials %q tailnet %q api %q, want api_key, -, tailscale", str(show, "credentials"), str(show, "tailnet"), str(show, "api"))
@@ -405,6 +458,10 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	}
 	api.SetFail(apiOK, 0, nil)
 	waitNextSync(t, d, "sync after the API recovered")
+	m.expectNothing(t, 500*time.Millisecond) // failed syncs revoke nothing
+	if v := rejects(t, d, "revoked"); v != 0 {
+		t.Errorf("derpd_admission_rejects{reason=revoked} = %v after failed syncs, want 0", v)
+	}
 	if n := api.Count("token"); n != 0 {
 		t.Errorf("%d token requests in api_key mode, want 0", n)
 	}
