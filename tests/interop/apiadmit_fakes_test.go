@@ -369,7 +369,7 @@ func (f *fakeTSAPI) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	devs := append([]tsclient.Device(nil), f.devices...)
+	devs := append(make([]tsclient.Device, 0, len(f.devices)), f.devices...) // [] when empty, not null
 	reply(http.StatusOK, map[string]any{"devices": devs})
 }
 

@@ -505,6 +505,22 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 			t.Errorf("state file %s written with no successful sync", ad.State)
 		}
 	})
+	t.Run("empty_tailnet", func(t *testing.T) {
+		// {"devices": []} is a good answer: a set with nothing in it.
+		api := newFakeTSAPI(t, "-")
+		ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey)})
+		d := ad.derpd
+		waitAtLeast(t, d, 1, "empty list", "derpd_admission_api_syncs", "result", "ok")
+		mustRefuse(t, d, key.NewNode(), "key with an empty set")
+		if v := rejects(t, d, "not_in_tailnet"); v < 1 {
+			t.Errorf("derpd_admission_rejects{reason=not_in_tailnet} = %v with an empty set, want >= 1", v)
+		}
+		s, _ := ad.showAPI(t)
+		if str(s, "source") != "api" || num(s, "devices") != 0 || num(s, "age_seconds") < 0 {
+			t.Errorf("show admission api with an empty tailnet: source %q devices %v age %v; want api, 0, >= 0", str(s, "source"), num(s, "devices"), num(s, "age_seconds"))
+		}
+		api.checkClean(t)
+	})
 	t.Run("bad_oauth_client", func(t *testing.T) {
 		api := newFakeTSAPI(t, "-")
 		k := key.NewNode()
