@@ -83,9 +83,7 @@ func TestAdmissionAPIE2E(t *testing.T) {
 
 	pingViaDERP(t, a, b, 90*time.Second)
 	pingViaDERP(t, b, a, 30*time.Second)
-	if v := mustMetric(t, d.varz(t), "derpd_admission_api_devices"); v != 2 {
-		t.Errorf("derpd_admission_api_devices = %v, want 2", v)
-	}
+	wantGauge(t, d, 2, "with both nodes listed", "derpd_admission_api_devices")
 
 	// A key not listed is refused.
 	nit := rejects(t, d, "not_in_tailnet")

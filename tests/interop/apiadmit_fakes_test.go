@@ -904,3 +904,13 @@ func requireNoSecret(t *testing.T, where, s string, secrets ...string) {
 		}
 	}
 }
+
+// wantGauge waits (up to 5 s) for gauge name to equal want and fails the
+// test if it does not. derpd counts a sync as ok a moment before its
+// gauges show the new set, so a test reads them this way.
+func wantGauge(t *testing.T, d *derpd, want float64, what, name string, kv ...string) {
+	t.Helper()
+	if v := d.waitMetric(t, 5*time.Second, func(v float64) bool { return v == want }, name, kv...); v != want {
+		t.Errorf("%s: %s%v = %v, want %v", what, name, kv, v, want)
+	}
+}

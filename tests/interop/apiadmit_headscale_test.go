@@ -40,13 +40,8 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0"}})
 	d := ad.derpd
 	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	vz := d.varz(t)
-	if v := mustMetric(t, vz, "derpd_admission_api_devices"); v != 6 {
-		t.Errorf("derpd_admission_api_devices = %v, want 6", v)
-	}
-	if v := mustMetric(t, vz, "derpd_admission_api_admittable"); v != 5 {
-		t.Errorf("derpd_admission_api_admittable = %v, want 5 (all but the expired node)", v)
-	}
+	wantGauge(t, d, 6, "after the startup sync", "derpd_admission_api_devices")
+	wantGauge(t, d, 5, "after the startup sync (all but the expired node)", "derpd_admission_api_admittable")
 	mustAdmit(t, d, a, "listed node, expiry null")
 	mustAdmit(t, d, zeroExp, "listed node, expiry the zero time")
 	mustAdmit(t, d, future, "listed node, expiry in 90 days")

@@ -7,6 +7,8 @@ package interop
 // all. Real derphttp clients (tailscale.com v1.102.3) connect.
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,13 +83,8 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 		Extra: []string{"-verify-clients-api-interval=1s"}})
 	d := ad.derpd
 	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	vz := d.varz(t)
-	if v := mustMetric(t, vz, "derpd_admission_api_devices"); v != 5 {
-		t.Errorf("derpd_admission_api_devices = %v, want 5", v)
-	}
-	if v := mustMetric(t, vz, "derpd_admission_api_admittable"); v != 3 {
-		t.Errorf("derpd_admission_api_admittable = %v, want 3 (ok, no-expiry, tagged)", v)
-	}
+	wantGauge(t, d, 5, "after the startup sync", "derpd_admission_api_devices")
+	wantGauge(t, d, 3, "after the startup sync (ok, no-expiry, tagged)", "derpd_admission_api_admittable")
 
 	mustAdmit(t, d, okK, "listed, authorized device")
 	mustAdmit(t, d, noexpK, "device with keyExpiryDisabled")
@@ -143,7 +140,7 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 			t.Errorf("show admission api.%s = %q, want %q", k, got, want)
 		}
 	}
-	vz = d.varz(t)
+	vz := d.varz(t)
 	// ok (now unauthorized), unauth, expired, noexp, later; tagged deleted.
 	if num(show, "devices") != mustMetric(t, vz, "derpd_admission_api_devices") || num(show, "devices") != 5 {
 		t.Errorf("show admission api.devices = %v, metric %v, want 5", num(show, "devices"), vz["derpd_admission_api_devices"])
@@ -699,4 +696,46 @@ func TestAdmissionAPITailscalePolicy(t *testing.T) {
 		}
 	}
 	api.checkClean(t)
+}
+
+// TestAdmissionAPITailscaleLargeTailnet: a tailnet of 5,000 devices (a list
+// of several MB with fields=all): all in the set, any of them admitted,
+// one removed while connected is revoked, and a device shared in from
+// another tailnet (isExternal) is admitted as derpd-admission(7) says.
+func TestAdmissionAPITailscaleLargeTailnet(t *testing.T) {
+	const n = 5000
+	api := newFakeTSAPI(t, "-")
+	keys := make([]key.NodePrivate, n)
+	devs := make([]tsclient.Device, n)
+	for i := range keys {
+		keys[i] = key.NewNode()
+		devs[i] = tsDevice(keys[i].Public(), fmt.Sprintf("host-%d", i), i)
+	}
+	devs[n-1].IsExternal = true
+	devs[n-1].User = "carol@other.example"
+	api.SetDevices(devs...)
+	body, _ := json.Marshal(map[string]any{"devices": devs})
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true,
+		Extra: []string{"-verify-clients-api-interval=1s"}})
+	d := ad.derpd
+	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	okAt, lagDevices := time.Now(), mustMetric(t, d.varz(t), "derpd_admission_api_devices")
+	wantGauge(t, d, n, "after the startup sync", "derpd_admission_api_devices")
+	t.Logf("syncs{ok} was 1 while derpd_admission_api_devices was still %v; the gauge showed %d %v later",
+		lagDevices, n, time.Since(okAt).Round(time.Millisecond))
+	for _, i := range []int{0, 1234, n / 2, n - 2} {
+		mustAdmit(t, d, keys[i], fmt.Sprintf("device %d of %d", i, n))
+	}
+	mustAdmit(t, d, keys[n-1], "device shared in from another tailnet (isExternal)")
+	mustRefuse(t, d, key.NewNode(), "unlisted key")
+	c := d.newClient(t, "victim", keys[777])
+	m := startRecv(t, "victim", c)
+	m.expectServerInfo(t)
+	api.RemoveDevice(keys[777].Public())
+	m.expectClosed(t, 15*time.Second)
+	waitAtLeast(t, d, 1, "after removing one device of many", "derpd_admission_rejects", "reason", "revoked")
+	wantGauge(t, d, n-1, "after a removal", "derpd_admission_api_devices")
+	mustAdmit(t, d, keys[778], "the device next to the removed one")
+	api.checkClean(t)
+	t.Logf("list of %d devices: %.1f MB of JSON", n, float64(len(body))/1e6)
 }
