@@ -70,7 +70,7 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 			defer wg.Done()
 			for range work {
 				t0 := time.Now()
-				ok, err := probe(d, key.NewNode(), 10*time.Second)
+				ok, err := apiProbe(d, key.NewNode(), 10*time.Second)
 				el := time.Since(t0)
 				mu.Lock()
 				lat = append(lat, el)
@@ -78,7 +78,7 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 				switch {
 				case ok:
 					admitted.Add(1)
-				case err != nil && containsAny(err.Error(), "first message", "connection refused"):
+				case err != nil && apiContainsAny(err.Error(), "first message", "connection refused"):
 					other.Add(1)
 					mu.Lock()
 					if len(otherErrs) < 5 {
@@ -153,10 +153,10 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 		t.Errorf("derpd_admission_api_refreshes{trigger=unknown_key} rose by %v, fake saw %d list requests", v, total)
 	}
 	show, _ := ad.showAPI(t)
-	if num(show, "on_demand") != mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key") ||
-		num(show, "suppressed") != mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed") {
+	if apiNum(show, "on_demand") != mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key") ||
+		apiNum(show, "suppressed") != mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed") {
 		t.Errorf("show admission api: on_demand %v suppressed %v; metrics: refreshes{unknown_key} %v refresh_suppressed %v",
-			num(show, "on_demand"), num(show, "suppressed"),
+			apiNum(show, "on_demand"), apiNum(show, "suppressed"),
 			mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key"), mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed"))
 	}
 	mustAdmit(t, d, known, "listed key after the burst")
@@ -164,7 +164,7 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 	d.requireAlive(t)
 }
 
-func containsAny(s string, subs ...string) bool {
+func apiContainsAny(s string, subs ...string) bool {
 	for _, x := range subs {
 		if strings.Contains(s, x) {
 			return true

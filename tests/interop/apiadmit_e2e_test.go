@@ -77,7 +77,7 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	a, b := tn.A, tn.B
 	_, ka, kb := tn.AdmissionFacts()
 	devA, devB := e2eDevice(t, a, 1), e2eDevice(t, b, 2)
-	t.Logf("before the API lists the nodes: rejects{not_in_tailnet} = %v (their DERP connects so far)", rejects(t, d, "not_in_tailnet"))
+	t.Logf("before the API lists the nodes: rejects{not_in_tailnet} = %v (their DERP connects so far)", apiRejects(t, d, "not_in_tailnet"))
 	api.SetDevices(devA, devB)
 	t.Logf("fake API lists a=%v %v %s, b=%v %v %s", ka.ShortString(), devA.Addresses, devA.User, kb.ShortString(), devB.Addresses, devB.User)
 
@@ -86,16 +86,16 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	wantGauge(t, d, 2, "with both nodes listed", "derpd_admission_api_devices")
 
 	// A key not listed is refused.
-	nit := rejects(t, d, "not_in_tailnet")
+	nit := apiRejects(t, d, "not_in_tailnet")
 	mustRefuse(t, d, key.NewNode(), "key not listed")
-	if v := rejects(t, d, "not_in_tailnet"); v < nit+1 {
+	if v := apiRejects(t, d, "not_in_tailnet"); v < nit+1 {
 		t.Errorf("derpd_admission_rejects{reason=not_in_tailnet} = %v after an unlisted key, want >= %v", v, nit+1)
 	}
 	mustAdmit(t, d, b.privateNodeKey(t), "B's own key")
 
 	// B removed from the API: its live connection is closed at the next
 	// sync, and its key is refused from then on.
-	rev := rejects(t, d, "revoked")
+	rev := apiRejects(t, d, "revoked")
 	revs := mustMetric(t, d.varz(t), "derpd_admission_api_revocations")
 	if !api.RemoveDevice(kb) {
 		t.Fatal("fake: B not listed")
@@ -115,8 +115,8 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	state := filepath.Join(keyDir, "derpd-admission-api.json") // the default: beside -c
 	checkStateFile(t, state, []key.NodePublic{ka, kb}, append([]string{api.ClientSecret}, api.Issued()...)...)
 	show, line := ad.showAPI(t)
-	if str(show, "state_file") != state {
-		t.Errorf("show admission api.state_file = %q, want the default %s", str(show, "state_file"), state)
+	if apiStr(show, "state_file") != state {
+		t.Errorf("show admission api.state_file = %q, want the default %s", apiStr(show, "state_file"), state)
 	}
 	secrets := append([]string{api.ClientSecret}, api.Issued()...)
 	requireNoSecret(t, "show admission", line, secrets...)
@@ -139,8 +139,8 @@ func TestAdmissionAPIE2E(t *testing.T) {
 		t.Errorf("server key changed across the restart: %v -> %v", d.ServerKey.ShortString(), d2.ServerKey.ShortString())
 	}
 	s2, _ := ad2.showAPI(t)
-	if str(s2, "source") != "state_file" || num(s2, "devices") != 2 {
-		t.Errorf("show admission api after the restart: source %q devices %v, want state_file, 2", str(s2, "source"), num(s2, "devices"))
+	if apiStr(s2, "source") != "state_file" || apiNum(s2, "devices") != 2 {
+		t.Errorf("show admission api after the restart: source %q devices %v, want state_file, 2", apiStr(s2, "source"), apiNum(s2, "devices"))
 	}
 	pingViaDERP(t, a, b, 90*time.Second)
 	pingViaDERP(t, b, a, 30*time.Second)
@@ -150,7 +150,7 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	requireNoSecret(t, "show admission after the restart", line3, secrets...)
 	requireNoSecret(t, "derpd log after the restart", d2.logs(), secrets...)
 	d2.requireAlive(t)
-	t.Logf("after the restart: source %q devices %v last_error %q age %v", str(s3, "source"), num(s3, "devices"), str(s3, "last_error"), num(s3, "age_seconds"))
+	t.Logf("after the restart: source %q devices %v last_error %q age %v", apiStr(s3, "source"), apiNum(s3, "devices"), apiStr(s3, "last_error"), apiNum(s3, "age_seconds"))
 	t.Logf("fake API: %d token, %d list requests", api.Count("token"), api.Count("list"))
 	t.Logf("e2e body (after tailscaled binaries) took %v", time.Since(testStart).Round(time.Millisecond))
 }

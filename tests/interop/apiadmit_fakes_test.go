@@ -94,9 +94,9 @@ func newFakeTSAPI(t *testing.T, tailnet string) *fakeTSAPI {
 	t.Helper()
 	f := &fakeTSAPI{
 		t:            t,
-		ClientID:     "k" + randHex(8) + "CNTRL",
-		ClientSecret: "tskey-client-k" + randHex(8) + "CNTRL-" + randHex(16),
-		APIKey:       "tskey-api-k" + randHex(8) + "CNTRL-" + randHex(16),
+		ClientID:     "k" + apiRandHex(8) + "CNTRL",
+		ClientSecret: "tskey-client-k" + apiRandHex(8) + "CNTRL-" + apiRandHex(16),
+		APIKey:       "tskey-api-k" + apiRandHex(8) + "CNTRL-" + apiRandHex(16),
 		Tailnet:      tailnet,
 		tokenTTL:     3600,
 		tokens:       map[string]time.Time{},
@@ -285,7 +285,7 @@ func (f *fakeTSAPI) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		tok := "tskey-api-t" + randHex(8) + "-" + randHex(16)
+		tok := "tskey-api-t" + apiRandHex(8) + "-" + apiRandHex(16)
 		f.tokens[tok] = now.Add(time.Duration(f.tokenTTL) * time.Second)
 		f.issued = append(f.issued, tok)
 		reply(http.StatusOK, map[string]any{
@@ -384,7 +384,7 @@ func tsDevice(k key.NodePublic, host string, n int, mods ...func(*tsclient.Devic
 		Addresses:          []string{fmt.Sprintf("100.64.%d.%d", n/250, n%250+1), fmt.Sprintf("fd7a:115c:a1e0::%x", n+1)},
 		Name:               host + ".tail4a2b3.ts.net",
 		ID:                 id,
-		NodeID:             "n" + randHex(6) + "CNTRL",
+		NodeID:             "n" + apiRandHex(6) + "CNTRL",
 		Authorized:         true,
 		User:               "alice@example.com",
 		Tags:               []string{},
@@ -395,7 +395,7 @@ func tsDevice(k key.NodePublic, host string, n int, mods ...func(*tsclient.Devic
 		Hostname:           host,
 		ConnectedToControl: false,
 		LastSeen:           &seen,
-		MachineKey:         "mkey:" + randHex(32),
+		MachineKey:         "mkey:" + apiRandHex(32),
 		NodeKey:            nodeKeyText(k),
 		OS:                 "linux",
 		UpdateAvailable:    false,
@@ -491,7 +491,7 @@ func newFakeHeadscale(t *testing.T) *fakeHeadscale {
 	f := &fakeHeadscale{
 		t: t,
 		// headscale API keys: a prefix, a dot, the secret.
-		APIKey:     randHex(5) + "." + randHex(24),
+		APIKey:     apiRandHex(5) + "." + apiRandHex(24),
 		nextID:     1,
 		registered: map[string]time.Time{},
 	}
@@ -530,15 +530,15 @@ func hsNodeFor(k key.NodePublic, host string, n int, mods ...func(*hsNode)) hsNo
 	seen := now.Add(-10 * time.Second)
 	node := hsNode{
 		ID:          "0", // set by AddNode
-		MachineKey:  "mkey:" + randHex(32),
+		MachineKey:  "mkey:" + apiRandHex(32),
 		NodeKey:     nodeKeyText(k),
-		DiscoKey:    "discokey:" + randHex(32),
+		DiscoKey:    "discokey:" + apiRandHex(32),
 		IPAddresses: []string{fmt.Sprintf("100.64.%d.%d", n/250, n%250+1), fmt.Sprintf("fd7a:115c:a1e0::%x", n+1)},
 		Name:        host,
 		User:        u,
 		LastSeen:    &seen,
 		Expiry:      nil,
-		PreAuthKey: &hsPreAuthKey{User: u, ID: "1", Key: "hskey-auth-" + randHex(6) + "-***", Reusable: true,
+		PreAuthKey: &hsPreAuthKey{User: u, ID: "1", Key: "hskey-auth-" + apiRandHex(6) + "-***", Reusable: true,
 			Used: true, CreatedAt: &created, ACLTags: []string{}},
 		CreatedAt:       created,
 		RegisterMethod:  "REGISTER_METHOD_AUTH_KEY",
@@ -677,7 +677,7 @@ func (f *fakeHeadscale) serve(w http.ResponseWriter, r *http.Request) {
 // ---------------------------------------------------------------------------
 // Shared helpers
 
-func randHex(n int) string {
+func apiRandHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
@@ -775,15 +775,15 @@ func (ad *apiDerpd) showAPI(t *testing.T) (map[string]any, string) {
 	return reply.Result.Admission.API, line
 }
 
-// num reads a number field of a show object (NaN-free: missing is -999).
-func num(m map[string]any, k string) float64 {
+// apiNum reads a number field of a show object (NaN-free: missing is -999).
+func apiNum(m map[string]any, k string) float64 {
 	if v, ok := m[k].(float64); ok {
 		return v
 	}
 	return -999
 }
 
-func str(m map[string]any, k string) string {
+func apiStr(m map[string]any, k string) string {
 	if v, ok := m[k].(string); ok {
 		return v
 	}
@@ -803,10 +803,10 @@ func requireShowFields(t *testing.T, m map[string]any) {
 	}
 }
 
-// probe connects a derphttp client with priv and reports whether derpd
+// apiProbe connects a derphttp client with priv and reports whether derpd
 // admitted it (ServerInfo first) or refused it (Recv error first). No
 // t.Fatal: safe from other goroutines.
-func probe(d *derpd, priv key.NodePrivate, timeout time.Duration) (admitted bool, err error) {
+func apiProbe(d *derpd, priv key.NodePrivate, timeout time.Duration) (admitted bool, err error) {
 	c, err := derphttp.NewClient(priv, d.URL(), func(string, ...any) {}, netmonStatic())
 	if err != nil {
 		return false, err
@@ -849,7 +849,7 @@ func probe(d *derpd, priv key.NodePrivate, timeout time.Duration) (admitted bool
 // mustAdmit requires derpd to admit priv now.
 func mustAdmit(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	t.Helper()
-	ok, err := probe(d, priv, 10*time.Second)
+	ok, err := apiProbe(d, priv, 10*time.Second)
 	if !ok {
 		t.Errorf("%s (%v): refused, want admitted: %v", what, priv.Public().ShortString(), err)
 	}
@@ -858,7 +858,7 @@ func mustAdmit(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 // mustRefuse requires derpd to refuse priv now.
 func mustRefuse(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	t.Helper()
-	ok, err := probe(d, priv, 10*time.Second)
+	ok, err := apiProbe(d, priv, 10*time.Second)
 	if ok {
 		t.Errorf("%s (%v): admitted, want refused", what, priv.Public().ShortString())
 	} else if e := fmt.Sprint(err); strings.Contains(e, "no first message") || strings.Contains(e, "connection refused") {
@@ -866,8 +866,8 @@ func mustRefuse(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	}
 }
 
-// rejects is derpd_admission_rejects{reason}.
-func rejects(t *testing.T, d *derpd, reason string) float64 {
+// apiRejects is derpd_admission_rejects{reason}.
+func apiRejects(t *testing.T, d *derpd, reason string) float64 {
 	t.Helper()
 	return mustMetric(t, d.varz(t), "derpd_admission_rejects", "reason", reason)
 }

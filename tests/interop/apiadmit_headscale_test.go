@@ -49,7 +49,7 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	mustRefuse(t, d, expired, "node with an expired key")
 	mustRefuse(t, d, unlisted, "unlisted key")
 	for _, r := range []string{"key_expired", "not_in_tailnet"} {
-		if v := rejects(t, d, r); v < 1 {
+		if v := apiRejects(t, d, r); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=%q} = %v, want >= 1", r, v)
 		}
 	}
@@ -65,7 +65,7 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	cF := d.newClient(t, "future", future)
 	mF := startRecv(t, "future", cF)
 	mF.expectServerInfo(t)
-	rev := rejects(t, d, "revoked")
+	rev := apiRejects(t, d, "revoked")
 	if !hs.DeleteNode(b.Public()) {
 		t.Fatal("fake: node b not found")
 	}
@@ -83,8 +83,8 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 
 	show, line := ad.showAPI(t)
 	requireShowFields(t, show)
-	if str(show, "api") != "headscale" || str(show, "credentials") != "api_key" || str(show, "source") != "api" ||
-		num(show, "devices") != 5 || num(show, "admittable") != 3 || num(show, "revoked") < 2 {
+	if apiStr(show, "api") != "headscale" || apiStr(show, "credentials") != "api_key" || apiStr(show, "source") != "api" ||
+		apiNum(show, "devices") != 5 || apiNum(show, "admittable") != 3 || apiNum(show, "revoked") < 2 {
 		t.Errorf("show admission api: %v; want api headscale, credentials api_key, source api, 5 devices, 3 admittable, revoked >= 2", show)
 	}
 	checkStateFile(t, ad.State, []key.NodePublic{a.Public(), tagged.Public()}, hs.APIKey)
@@ -97,13 +97,13 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	mustRefuse(t, d, key.NewNode(), "unknown key with headscale gone")
 	mA.expectNothing(t, 500*time.Millisecond)
 	s2, line2 := ad.showAPI(t)
-	if str(s2, "last_error") == "" || num(s2, "devices") != 5 {
-		t.Errorf("show admission api with headscale gone: last_error %q devices %v; want an error and the kept 5", str(s2, "last_error"), num(s2, "devices"))
+	if apiStr(s2, "last_error") == "" || apiNum(s2, "devices") != 5 {
+		t.Errorf("show admission api with headscale gone: last_error %q devices %v; want an error and the kept 5", apiStr(s2, "last_error"), apiNum(s2, "devices"))
 	}
 	requireNoSecret(t, "show admission", line+line2, hs.APIKey)
 	requireNoSecret(t, "derpd log", d.logs(), hs.APIKey)
 	hs.checkClean(t)
-	t.Logf("headscale gone: last_error %q", str(s2, "last_error"))
+	t.Logf("headscale gone: last_error %q", apiStr(s2, "last_error"))
 }
 
 // connectLikeAClient connects priv until derpd admits it, sleeping between
@@ -114,7 +114,7 @@ func connectLikeAClient(t *testing.T, d *derpd, priv key.NodePrivate, within tim
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for n := 0; ; {
-		ok, err := probe(d, priv, 10*time.Second)
+		ok, err := apiProbe(d, priv, 10*time.Second)
 		if ok {
 			return time.Now(), n + 1
 		}
@@ -208,7 +208,7 @@ func TestAdmissionAPIHeadscaleRestart(t *testing.T) {
 	mustRefuse(t, d, key.NewNode(), "unknown key after the restart")
 	s, line := ad2.showAPI(t)
 	requireShowFields(t, s)
-	if str(s, "source") != "state_file" || num(s, "devices") != 1 || str(s, "state_file") != state || str(s, "last_error") == "" {
+	if apiStr(s, "source") != "state_file" || apiNum(s, "devices") != 1 || apiStr(s, "state_file") != state || apiStr(s, "last_error") == "" {
 		t.Errorf("show admission api after the restart: %v; want source state_file, 1 device, state_file %s, a last_error", s, state)
 	}
 	if v := mustMetric(t, d.varz(t), "derpd_admission_api_set_age_seconds"); v < 0 {
@@ -219,6 +219,6 @@ func TestAdmissionAPIHeadscaleRestart(t *testing.T) {
 	}
 	requireNoSecret(t, "show admission", line, hs.APIKey)
 	requireNoSecret(t, "derpd log", ad.logs()+d.logs(), hs.APIKey)
-	t.Logf("after the restart: source %q age_seconds %v last_error %q; log: %s", str(s, "source"), num(s, "age_seconds"), str(s, "last_error"),
+	t.Logf("after the restart: source %q age_seconds %v last_error %q; log: %s", apiStr(s, "source"), apiNum(s, "age_seconds"), apiStr(s, "last_error"),
 		grepLines(d.logs(), "admission api", 5))
 }
