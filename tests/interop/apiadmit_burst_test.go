@@ -41,8 +41,8 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 	api.SetDevices(tsDevice(known.Public(), "known", 1))
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true, Extra: extra})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	mustAdmit(t, d, known, "listed key before the burst")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, known, "listed key before the burst")
 
 	// The startup sync counts as the last refresh: start the burst once
 	// min-refresh has passed since it, so that the first unknown key may
@@ -159,7 +159,7 @@ func unknownKeyBurst(t *testing.T, minRefresh time.Duration, extra []string) {
 			apiNum(show, "on_demand"), apiNum(show, "suppressed"),
 			mustMetric(t, vz1, "derpd_admission_api_refreshes", "trigger", "unknown_key"), mustMetric(t, vz1, "derpd_admission_api_refresh_suppressed"))
 	}
-	mustAdmit(t, d, known, "listed key after the burst")
+	apiMustAdmit(t, d, known, "listed key after the burst")
 	api.checkClean(t)
 	d.requireAlive(t)
 }

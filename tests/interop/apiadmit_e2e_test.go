@@ -21,9 +21,9 @@ import (
 	"tailscale.com/types/key"
 )
 
-// e2eDevice is node n as Tailscale's API would list it: its real node key,
+// apiE2EDevice is node n as Tailscale's API would list it: its real node key,
 // name, user login and tailnet addresses (from `tailscale status`).
-func e2eDevice(t *testing.T, n *tsNode, i int) tsclient.Device {
+func apiE2EDevice(t *testing.T, n *tsNode, i int) tsclient.Device {
 	t.Helper()
 	st, err := n.status()
 	if err != nil {
@@ -60,7 +60,7 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	api := newFakeTSAPI(t, "-")
 	keyDir := t.TempDir()
 	keyFile := filepath.Join(keyDir, "derpd.key")
-	setup := apiSetup{API: "tailscale", URL: api.URL, Creds: oauthCreds(api), State: "-", KeyFile: keyFile,
+	setup := apiSetup{API: "tailscale", URL: api.URL, Creds: apiOAuthCreds(api), State: "-", KeyFile: keyFile,
 		Extra: []string{"-verify-clients-api-interval=2s"}}
 	ad := startAPIDerpd(t, setup)
 	d := ad.derpd
@@ -76,22 +76,22 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	tn.Start(d)
 	a, b := tn.A, tn.B
 	_, ka, kb := tn.AdmissionFacts()
-	devA, devB := e2eDevice(t, a, 1), e2eDevice(t, b, 2)
+	devA, devB := apiE2EDevice(t, a, 1), apiE2EDevice(t, b, 2)
 	t.Logf("before the API lists the nodes: rejects{not_in_tailnet} = %v (their DERP connects so far)", apiRejects(t, d, "not_in_tailnet"))
 	api.SetDevices(devA, devB)
 	t.Logf("fake API lists a=%v %v %s, b=%v %v %s", ka.ShortString(), devA.Addresses, devA.User, kb.ShortString(), devB.Addresses, devB.User)
 
 	pingViaDERP(t, a, b, 90*time.Second)
 	pingViaDERP(t, b, a, 30*time.Second)
-	wantGauge(t, d, 2, "with both nodes listed", "derpd_admission_api_devices")
+	apiWantGauge(t, d, 2, "with both nodes listed", "derpd_admission_api_devices")
 
 	// A key not listed is refused.
 	nit := apiRejects(t, d, "not_in_tailnet")
-	mustRefuse(t, d, key.NewNode(), "key not listed")
+	apiMustRefuse(t, d, key.NewNode(), "key not listed")
 	if v := apiRejects(t, d, "not_in_tailnet"); v < nit+1 {
 		t.Errorf("derpd_admission_rejects{reason=not_in_tailnet} = %v after an unlisted key, want >= %v", v, nit+1)
 	}
-	mustAdmit(t, d, b.privateNodeKey(t), "B's own key")
+	apiMustAdmit(t, d, b.privateNodeKey(t), "B's own key")
 
 	// B removed from the API: its live connection is closed at the next
 	// sync, and its key is refused from then on.
@@ -101,26 +101,26 @@ func TestAdmissionAPIE2E(t *testing.T) {
 		t.Fatal("fake: B not listed")
 	}
 	removed := time.Now()
-	waitAtLeast(t, d, rev+1, "after removing B from the API", "derpd_admission_rejects", "reason", "revoked")
-	waitAtLeast(t, d, revs+1, "after removing B from the API", "derpd_admission_api_revocations")
+	apiWaitAtLeast(t, d, rev+1, "after removing B from the API", "derpd_admission_rejects", "reason", "revoked")
+	apiWaitAtLeast(t, d, revs+1, "after removing B from the API", "derpd_admission_api_revocations")
 	t.Logf("B's connection revoked %v after its removal from the API (interval 2 s)", time.Since(removed).Round(time.Millisecond))
 	t.Logf("derpd log on the revocation:\n%s", grepLines(d.logs(), "revok", 6))
-	mustRefuse(t, d, b.privateNodeKey(t), "B's key after B was removed")
-	mustAdmit(t, d, a.privateNodeKey(t), "A's key after B was removed")
+	apiMustRefuse(t, d, b.privateNodeKey(t), "B's key after B was removed")
+	apiMustAdmit(t, d, a.privateNodeKey(t), "A's key after B was removed")
 
 	// B listed again: it reconnects and relays.
 	api.AddDevice(devB)
 	pingViaDERP(t, a, b, 90*time.Second)
-	waitNextSync(t, d, "sync with both nodes listed")
+	apiWaitNextSync(t, d, "sync with both nodes listed")
 	state := filepath.Join(keyDir, "derpd-admission-api.json") // the default: beside -c
-	checkStateFile(t, state, []key.NodePublic{ka, kb}, append([]string{api.ClientSecret}, api.Issued()...)...)
+	apiCheckStateFile(t, state, []key.NodePublic{ka, kb}, append([]string{api.ClientSecret}, api.Issued()...)...)
 	show, line := ad.showAPI(t)
 	if apiStr(show, "state_file") != state {
 		t.Errorf("show admission api.state_file = %q, want the default %s", apiStr(show, "state_file"), state)
 	}
 	secrets := append([]string{api.ClientSecret}, api.Issued()...)
-	requireNoSecret(t, "show admission", line, secrets...)
-	requireNoSecret(t, "derpd log", d.logs(), secrets...)
+	apiNoSecret(t, "show admission", line, secrets...)
+	apiNoSecret(t, "derpd log", d.logs(), secrets...)
 	api.checkClean(t)
 
 	// The API stops; derpd restarts on the same port, key and state file.
@@ -144,11 +144,11 @@ func TestAdmissionAPIE2E(t *testing.T) {
 	}
 	pingViaDERP(t, a, b, 90*time.Second)
 	pingViaDERP(t, b, a, 30*time.Second)
-	mustRefuse(t, d2, key.NewNode(), "unlisted key after the restart")
-	waitAtLeast(t, d2, 1, "API stopped", "derpd_admission_api_syncs", "result", "unreachable")
+	apiMustRefuse(t, d2, key.NewNode(), "unlisted key after the restart")
+	apiWaitAtLeast(t, d2, 1, "API stopped", "derpd_admission_api_syncs", "result", "unreachable")
 	s3, line3 := ad2.showAPI(t)
-	requireNoSecret(t, "show admission after the restart", line3, secrets...)
-	requireNoSecret(t, "derpd log after the restart", d2.logs(), secrets...)
+	apiNoSecret(t, "show admission after the restart", line3, secrets...)
+	apiNoSecret(t, "derpd log after the restart", d2.logs(), secrets...)
 	d2.requireAlive(t)
 	t.Logf("after the restart: source %q devices %v last_error %q age %v", apiStr(s3, "source"), apiNum(s3, "devices"), apiStr(s3, "last_error"), apiNum(s3, "age_seconds"))
 	t.Logf("fake API: %d token, %d list requests", api.Count("token"), api.Count("list"))

@@ -790,9 +790,9 @@ func apiStr(m map[string]any, k string) string {
 	return fmt.Sprintf("<%T %v>", m[k], m[k])
 }
 
-// requireShowFields checks that show admission's api object has every
+// apiShowFields checks that show admission's api object has every
 // field of the contract.
-func requireShowFields(t *testing.T, m map[string]any) {
+func apiShowFields(t *testing.T, m map[string]any) {
 	t.Helper()
 	for _, f := range []string{"api", "url", "tailnet", "credentials", "state_file", "devices", "admittable",
 		"source", "last_attempt", "last_success", "age_seconds", "next_sync_seconds", "last_error",
@@ -846,8 +846,8 @@ func apiProbe(d *derpd, priv key.NodePrivate, timeout time.Duration) (admitted b
 	}
 }
 
-// mustAdmit requires derpd to admit priv now.
-func mustAdmit(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
+// apiMustAdmit requires derpd to admit priv now.
+func apiMustAdmit(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	t.Helper()
 	ok, err := apiProbe(d, priv, 10*time.Second)
 	if !ok {
@@ -855,8 +855,8 @@ func mustAdmit(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	}
 }
 
-// mustRefuse requires derpd to refuse priv now.
-func mustRefuse(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
+// apiMustRefuse requires derpd to refuse priv now.
+func apiMustRefuse(t *testing.T, d *derpd, priv key.NodePrivate, what string) {
 	t.Helper()
 	ok, err := apiProbe(d, priv, 10*time.Second)
 	if ok {
@@ -872,9 +872,9 @@ func apiRejects(t *testing.T, d *derpd, reason string) float64 {
 	return mustMetric(t, d.varz(t), "derpd_admission_rejects", "reason", reason)
 }
 
-// waitAtLeast polls name{kv} until it is >= want (or 15 s) and fails the
+// apiWaitAtLeast polls name{kv} until it is >= want (or 15 s) and fails the
 // test otherwise; it returns the value.
-func waitAtLeast(t *testing.T, d *derpd, want float64, what string, name string, kv ...string) float64 {
+func apiWaitAtLeast(t *testing.T, d *derpd, want float64, what string, name string, kv ...string) float64 {
 	t.Helper()
 	v := d.waitMetric(t, 15*time.Second, func(v float64) bool { return v >= want }, name, kv...)
 	if v < want {
@@ -883,20 +883,20 @@ func waitAtLeast(t *testing.T, d *derpd, want float64, what string, name string,
 	return v
 }
 
-// syncsOK is derpd_admission_api_syncs{result="ok"}.
-func syncsOK(t *testing.T, d *derpd) float64 {
+// apiSyncsOK is derpd_admission_api_syncs{result="ok"}.
+func apiSyncsOK(t *testing.T, d *derpd) float64 {
 	t.Helper()
 	return mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "ok")
 }
 
-// waitNextSync waits until one more successful sync than now has happened.
-func waitNextSync(t *testing.T, d *derpd, what string) {
+// apiWaitNextSync waits until one more successful sync than now has happened.
+func apiWaitNextSync(t *testing.T, d *derpd, what string) {
 	t.Helper()
-	waitAtLeast(t, d, syncsOK(t, d)+1, what, "derpd_admission_api_syncs", "result", "ok")
+	apiWaitAtLeast(t, d, apiSyncsOK(t, d)+1, what, "derpd_admission_api_syncs", "result", "ok")
 }
 
-// requireNoSecret fails if any secret string appears in s.
-func requireNoSecret(t *testing.T, where, s string, secrets ...string) {
+// apiNoSecret fails if any secret string appears in s.
+func apiNoSecret(t *testing.T, where, s string, secrets ...string) {
 	t.Helper()
 	for _, sec := range secrets {
 		if sec != "" && strings.Contains(s, sec) {
@@ -905,10 +905,10 @@ func requireNoSecret(t *testing.T, where, s string, secrets ...string) {
 	}
 }
 
-// wantGauge waits (up to 5 s) for gauge name to equal want and fails the
+// apiWantGauge waits (up to 5 s) for gauge name to equal want and fails the
 // test if it does not. derpd counts a sync as ok a moment before its
 // gauges show the new set, so a test reads them this way.
-func wantGauge(t *testing.T, d *derpd, want float64, what, name string, kv ...string) {
+func apiWantGauge(t *testing.T, d *derpd, want float64, what, name string, kv ...string) {
 	t.Helper()
 	if v := d.waitMetric(t, 5*time.Second, func(v float64) bool { return v == want }, name, kv...); v != want {
 		t.Errorf("%s: %s%v = %v, want %v", what, name, kv, v, want)

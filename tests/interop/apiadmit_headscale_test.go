@@ -39,15 +39,15 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 	ad := startAPIDerpd(t, apiSetup{API: "headscale", URL: hs.URL, Creds: apiKeyCreds(hs.APIKey),
 		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	wantGauge(t, d, 6, "after the startup sync", "derpd_admission_api_devices")
-	wantGauge(t, d, 5, "after the startup sync (all but the expired node)", "derpd_admission_api_admittable")
-	mustAdmit(t, d, a, "listed node, expiry null")
-	mustAdmit(t, d, zeroExp, "listed node, expiry the zero time")
-	mustAdmit(t, d, future, "listed node, expiry in 90 days")
-	mustAdmit(t, d, tagged, "tagged node")
-	mustRefuse(t, d, expired, "node with an expired key")
-	mustRefuse(t, d, unlisted, "unlisted key")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWantGauge(t, d, 6, "after the startup sync", "derpd_admission_api_devices")
+	apiWantGauge(t, d, 5, "after the startup sync (all but the expired node)", "derpd_admission_api_admittable")
+	apiMustAdmit(t, d, a, "listed node, expiry null")
+	apiMustAdmit(t, d, zeroExp, "listed node, expiry the zero time")
+	apiMustAdmit(t, d, future, "listed node, expiry in 90 days")
+	apiMustAdmit(t, d, tagged, "tagged node")
+	apiMustRefuse(t, d, expired, "node with an expired key")
+	apiMustRefuse(t, d, unlisted, "unlisted key")
 	for _, r := range []string{"key_expired", "not_in_tailnet"} {
 		if v := apiRejects(t, d, r); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=%q} = %v, want >= 1", r, v)
@@ -70,47 +70,47 @@ func TestAdmissionAPIHeadscale(t *testing.T) {
 		t.Fatal("fake: node b not found")
 	}
 	mB.expectClosed(t, 15*time.Second)
-	waitAtLeast(t, d, rev+1, "after deleting node b", "derpd_admission_rejects", "reason", "revoked")
-	waitAtLeast(t, d, 1, "after deleting node b", "derpd_admission_api_revocations")
-	mustRefuse(t, d, b, "deleted node")
+	apiWaitAtLeast(t, d, rev+1, "after deleting node b", "derpd_admission_rejects", "reason", "revoked")
+	apiWaitAtLeast(t, d, 1, "after deleting node b", "derpd_admission_api_revocations")
+	apiMustRefuse(t, d, b, "deleted node")
 	// A node whose key is expired in headscale (`headscale nodes expire`):
 	// its live connection is closed too.
 	hs.UpdateNode(future.Public(), func(n *hsNode) { n.Expiry = &past })
 	mF.expectClosed(t, 15*time.Second)
-	waitAtLeast(t, d, rev+2, "after expiring a node", "derpd_admission_rejects", "reason", "revoked")
-	mustRefuse(t, d, future, "node expired after it was admitted")
+	apiWaitAtLeast(t, d, rev+2, "after expiring a node", "derpd_admission_rejects", "reason", "revoked")
+	apiMustRefuse(t, d, future, "node expired after it was admitted")
 	mA.expectNothing(t, 1500*time.Millisecond)
 
 	show, line := ad.showAPI(t)
-	requireShowFields(t, show)
+	apiShowFields(t, show)
 	if apiStr(show, "api") != "headscale" || apiStr(show, "credentials") != "api_key" || apiStr(show, "source") != "api" ||
 		apiNum(show, "devices") != 5 || apiNum(show, "admittable") != 3 || apiNum(show, "revoked") < 2 {
 		t.Errorf("show admission api: %v; want api headscale, credentials api_key, source api, 5 devices, 3 admittable, revoked >= 2", show)
 	}
-	checkStateFile(t, ad.State, []key.NodePublic{a.Public(), tagged.Public()}, hs.APIKey)
+	apiCheckStateFile(t, ad.State, []key.NodePublic{a.Public(), tagged.Public()}, hs.APIKey)
 
 	// The server goes away: the kept set still admits a, a's connection
 	// stays, and show admission says what went wrong.
 	hs.Close()
-	waitAtLeast(t, d, 1, "headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
-	mustAdmit(t, d, a, "known node with headscale gone")
-	mustRefuse(t, d, key.NewNode(), "unknown key with headscale gone")
+	apiWaitAtLeast(t, d, 1, "headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
+	apiMustAdmit(t, d, a, "known node with headscale gone")
+	apiMustRefuse(t, d, key.NewNode(), "unknown key with headscale gone")
 	mA.expectNothing(t, 500*time.Millisecond)
 	s2, line2 := ad.showAPI(t)
 	if apiStr(s2, "last_error") == "" || apiNum(s2, "devices") != 5 {
 		t.Errorf("show admission api with headscale gone: last_error %q devices %v; want an error and the kept 5", apiStr(s2, "last_error"), apiNum(s2, "devices"))
 	}
-	requireNoSecret(t, "show admission", line+line2, hs.APIKey)
-	requireNoSecret(t, "derpd log", d.logs(), hs.APIKey)
+	apiNoSecret(t, "show admission", line+line2, hs.APIKey)
+	apiNoSecret(t, "derpd log", d.logs(), hs.APIKey)
 	hs.checkClean(t)
 	t.Logf("headscale gone: last_error %q", apiStr(s2, "last_error"))
 }
 
-// connectLikeAClient connects priv until derpd admits it, sleeping between
+// apiConnectLikeAClient connects priv until derpd admits it, sleeping between
 // tries as tailscaled's DERP reconnect does (n² × 10 ms, jittered ×0.5..1.5,
 // at most 5 s: util/backoff as magicsock uses it). It returns when it was
 // admitted and how many tries it took, or fails after within.
-func connectLikeAClient(t *testing.T, d *derpd, priv key.NodePrivate, within time.Duration) (time.Time, int) {
+func apiConnectLikeAClient(t *testing.T, d *derpd, priv key.NodePrivate, within time.Duration) (time.Time, int) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for n := 0; ; {
@@ -137,7 +137,7 @@ func TestAdmissionAPIHeadscaleNewNode(t *testing.T) {
 	hs.AddNode(hsNodeFor(key.NewNode().Public(), "existing", 1))
 	ad := startAPIDerpd(t, apiSetup{API: "headscale", URL: hs.URL, Creds: apiKeyCreds(hs.APIKey), NoSTUN: true})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 	lastList := func() time.Time {
 		var at time.Time
 		for _, r := range hs.Reqs() {
@@ -151,11 +151,11 @@ func TestAdmissionAPIHeadscaleNewNode(t *testing.T) {
 	// (2) first: the node tries before it is registered (refused), then
 	// registers while it keeps retrying.
 	n2 := key.NewNode()
-	mustRefuse(t, d, n2, "node 2 before it registered")
+	apiMustRefuse(t, d, n2, "node 2 before it registered")
 	time.Sleep(300 * time.Millisecond)
 	hs.AddNode(hsNodeFor(n2.Public(), "new-2", 3))
 	reg2 := time.Now()
-	at2, tries2 := connectLikeAClient(t, d, n2, 30*time.Second)
+	at2, tries2 := apiConnectLikeAClient(t, d, n2, 30*time.Second)
 	delay2 := at2.Sub(reg2)
 
 	// (1): a quiet relay (min-refresh passed since the last sync); the
@@ -164,7 +164,7 @@ func TestAdmissionAPIHeadscaleNewNode(t *testing.T) {
 	n1 := key.NewNode()
 	hs.AddNode(hsNodeFor(n1.Public(), "new-1", 2))
 	reg1 := time.Now()
-	at1, tries1 := connectLikeAClient(t, d, n1, 30*time.Second)
+	at1, tries1 := apiConnectLikeAClient(t, d, n1, 30*time.Second)
 	delay1 := at1.Sub(reg1)
 
 	vz := d.varz(t)
@@ -192,22 +192,22 @@ func TestAdmissionAPIHeadscaleRestart(t *testing.T) {
 	setup := apiSetup{API: "headscale", URL: hs.URL, Creds: apiKeyCreds(hs.APIKey), State: state, NoSTUN: true,
 		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0"}}
 	ad := startAPIDerpd(t, setup)
-	waitAtLeast(t, ad.derpd, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	mustAdmit(t, ad.derpd, a, "listed node")
-	checkStateFile(t, state, []key.NodePublic{a.Public()}, hs.APIKey)
+	apiWaitAtLeast(t, ad.derpd, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, ad.derpd, a, "listed node")
+	apiCheckStateFile(t, state, []key.NodePublic{a.Public()}, hs.APIKey)
 
 	hs.Close()
-	waitAtLeast(t, ad.derpd, 1, "headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
-	mustAdmit(t, ad.derpd, a, "known node with headscale gone")
+	apiWaitAtLeast(t, ad.derpd, 1, "headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
+	apiMustAdmit(t, ad.derpd, a, "known node with headscale gone")
 	ad.stop()
 
 	ad2 := startAPIDerpd(t, setup)
 	d := ad2.derpd
-	waitAtLeast(t, d, 1, "restart with headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
-	mustAdmit(t, d, a, "known node after a restart with headscale gone")
-	mustRefuse(t, d, key.NewNode(), "unknown key after the restart")
+	apiWaitAtLeast(t, d, 1, "restart with headscale gone", "derpd_admission_api_syncs", "result", "unreachable")
+	apiMustAdmit(t, d, a, "known node after a restart with headscale gone")
+	apiMustRefuse(t, d, key.NewNode(), "unknown key after the restart")
 	s, line := ad2.showAPI(t)
-	requireShowFields(t, s)
+	apiShowFields(t, s)
 	if apiStr(s, "source") != "state_file" || apiNum(s, "devices") != 1 || apiStr(s, "state_file") != state || apiStr(s, "last_error") == "" {
 		t.Errorf("show admission api after the restart: %v; want source state_file, 1 device, state_file %s, a last_error", s, state)
 	}
@@ -217,8 +217,8 @@ func TestAdmissionAPIHeadscaleRestart(t *testing.T) {
 	if st, err := os.Stat(state); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("state file after the restart: %v %v", st, err)
 	}
-	requireNoSecret(t, "show admission", line, hs.APIKey)
-	requireNoSecret(t, "derpd log", ad.logs()+d.logs(), hs.APIKey)
+	apiNoSecret(t, "show admission", line, hs.APIKey)
+	apiNoSecret(t, "derpd log", ad.logs()+d.logs(), hs.APIKey)
 	t.Logf("after the restart: source %q age_seconds %v last_error %q; log: %s", apiStr(s, "source"), apiNum(s, "age_seconds"), apiStr(s, "last_error"),
 		grepLines(d.logs(), "admission api", 5))
 }

@@ -21,15 +21,15 @@ import (
 	"tailscale.com/types/key"
 )
 
-func oauthCreds(api *fakeTSAPI) map[string]string {
+func apiOAuthCreds(api *fakeTSAPI) map[string]string {
 	return map[string]string{"oauth_client_id": api.ClientID, "oauth_client_secret": api.ClientSecret}
 }
 
 func apiKeyCreds(key string) map[string]string { return map[string]string{"api_key": key} }
 
-// checkStateFile requires the state file to exist with mode 0600, to name
+// apiCheckStateFile requires the state file to exist with mode 0600, to name
 // every key of want and none of the secrets.
-func checkStateFile(t *testing.T, path string, want []key.NodePublic, secrets ...string) {
+func apiCheckStateFile(t *testing.T, path string, want []key.NodePublic, secrets ...string) {
 	t.Helper()
 	var st os.FileInfo
 	var err error
@@ -56,7 +56,7 @@ func checkStateFile(t *testing.T, path string, want []key.NodePublic, secrets ..
 			t.Errorf("state file %s does not name %v", path, k.ShortString())
 		}
 	}
-	requireNoSecret(t, "state file", string(b), secrets...)
+	apiNoSecret(t, "state file", string(b), secrets...)
 }
 
 func TestAdmissionAPITailscaleDecisions(t *testing.T) {
@@ -79,19 +79,19 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 			d.Expires = tsclient.Time{}
 		}),
 	)
-	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Tailnet: "example.com", Creds: oauthCreds(api),
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Tailnet: "example.com", Creds: apiOAuthCreds(api),
 		Extra: []string{"-verify-clients-api-interval=1s"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	wantGauge(t, d, 5, "after the startup sync", "derpd_admission_api_devices")
-	wantGauge(t, d, 3, "after the startup sync (ok, no-expiry, tagged)", "derpd_admission_api_admittable")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWantGauge(t, d, 5, "after the startup sync", "derpd_admission_api_devices")
+	apiWantGauge(t, d, 3, "after the startup sync (ok, no-expiry, tagged)", "derpd_admission_api_admittable")
 
-	mustAdmit(t, d, okK, "listed, authorized device")
-	mustAdmit(t, d, noexpK, "device with keyExpiryDisabled")
-	mustAdmit(t, d, taggedK, "tagged device")
-	mustRefuse(t, d, unauthK, "unauthorized device")
-	mustRefuse(t, d, expiredK, "device with an expired key")
-	mustRefuse(t, d, unlistedK, "unlisted key")
+	apiMustAdmit(t, d, okK, "listed, authorized device")
+	apiMustAdmit(t, d, noexpK, "device with keyExpiryDisabled")
+	apiMustAdmit(t, d, taggedK, "tagged device")
+	apiMustRefuse(t, d, unauthK, "unauthorized device")
+	apiMustRefuse(t, d, expiredK, "device with an expired key")
+	apiMustRefuse(t, d, unlistedK, "unlisted key")
 	for _, r := range []string{"device_unauthorized", "key_expired", "not_in_tailnet"} {
 		if v := apiRejects(t, d, r); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=%q} = %v, want >= 1", r, v)
@@ -100,10 +100,10 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 
 	// A key refused as unlisted, then listed: admitted after the next
 	// sync (the refusal is not remembered past a change of the set).
-	mustRefuse(t, d, laterK, "key not listed yet")
+	apiMustRefuse(t, d, laterK, "key not listed yet")
 	api.AddDevice(tsDevice(laterK.Public(), "later-node", 6))
-	waitNextSync(t, d, "sync after the new device")
-	mustAdmit(t, d, laterK, "device listed after a refusal")
+	apiWaitNextSync(t, d, "sync after the new device")
+	apiMustAdmit(t, d, laterK, "device listed after a refusal")
 
 	// Revocation: live connections of a device that becomes unauthorized
 	// and of one that is deleted are closed after the next sync; the
@@ -124,16 +124,16 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 	}
 	mOK.expectClosed(t, 15*time.Second)
 	mTag.expectClosed(t, 15*time.Second)
-	waitAtLeast(t, d, revokedBefore+2, "after unauthorizing one device and deleting another",
+	apiWaitAtLeast(t, d, revokedBefore+2, "after unauthorizing one device and deleting another",
 		"derpd_admission_rejects", "reason", "revoked")
-	waitAtLeast(t, d, 2, "revocations", "derpd_admission_api_revocations")
+	apiWaitAtLeast(t, d, 2, "revocations", "derpd_admission_api_revocations")
 	mNoexp.expectNothing(t, 1500*time.Millisecond)
-	mustRefuse(t, d, okK, "device unauthorized after it was admitted")
-	mustRefuse(t, d, taggedK, "device deleted after it was admitted")
-	mustAdmit(t, d, noexpK, "device left alone")
+	apiMustRefuse(t, d, okK, "device unauthorized after it was admitted")
+	apiMustRefuse(t, d, taggedK, "device deleted after it was admitted")
+	apiMustAdmit(t, d, noexpK, "device left alone")
 
 	show, line := ad.showAPI(t)
-	requireShowFields(t, show)
+	apiShowFields(t, show)
 	for k, want := range map[string]string{"api": "tailscale", "url": api.URL, "tailnet": "example.com",
 		"credentials": "oauth", "state_file": ad.State, "source": "api", "last_error": ""} {
 		if got := apiStr(show, k); got != want && !(k == "url" && strings.TrimRight(got, "/") == want) {
@@ -183,10 +183,10 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 			t.Errorf("show rejects has no %s entry: %s", r, rj)
 		}
 	}
-	checkStateFile(t, ad.State, []key.NodePublic{noexpK.Public(), laterK.Public()}, api.ClientSecret)
+	apiCheckStateFile(t, ad.State, []key.NodePublic{noexpK.Public(), laterK.Public()}, api.ClientSecret)
 	secrets := append([]string{api.ClientSecret}, api.Issued()...)
-	requireNoSecret(t, "show admission", line, secrets...)
-	requireNoSecret(t, "derpd log", d.logs(), secrets...)
+	apiNoSecret(t, "show admission", line, secrets...)
+	apiNoSecret(t, "derpd log", d.logs(), secrets...)
 	api.checkClean(t)
 	d.requireAlive(t)
 	t.Logf("show admission api: %v", show)
@@ -201,7 +201,7 @@ func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	api.SetTokenTTL(2)
 	k := key.NewNode()
 	api.SetDevices(tsDevice(k.Public(), "node", 1))
-	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: oauthCreds(api),
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiOAuthCreds(api),
 		Extra: []string{"-verify-clients-api-interval=1s"}})
 	d := ad.derpd
 	deadline := time.Now().Add(20 * time.Second)
@@ -211,7 +211,7 @@ func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	if n := len(api.Issued()); n < 3 {
 		t.Errorf("%d tokens issued in the time of %d list requests with expires_in 2 and a 1 s interval; want >= 3", n, api.Count("list"))
 	}
-	mustAdmit(t, d, k, "listed device")
+	apiMustAdmit(t, d, k, "listed device")
 
 	// Long-lived tokens from now on; once derpd holds one, a 401 on the
 	// list makes it fetch a new token.
@@ -220,7 +220,7 @@ func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	for len(api.Issued()) == n0 && time.Now().Before(deadline.Add(10*time.Second)) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	waitNextSync(t, d, "sync with the long-lived token")
+	apiWaitNextSync(t, d, "sync with the long-lived token")
 	n1 := len(api.Issued())
 	errBefore := mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error")
 	api.SetFail(api401, 1, nil)
@@ -233,19 +233,39 @@ func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	if n := len(api.Issued()); n <= n1 {
 		t.Errorf("no new token requested within 15 s of a 401 on the list (tokens issued: %d before, %d after)", n1, n)
 	}
-	waitNextSync(t, d, "sync after the 401")
+	apiWaitNextSync(t, d, "sync after the 401")
 	t.Logf("after the 401: syncs{error} %v -> %v", errBefore, mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error"))
-	mustAdmit(t, d, k, "listed device after the 401")
+	apiMustAdmit(t, d, k, "listed device after the 401")
 	vz := d.varz(t)
 	if v := mustMetric(t, vz, "derpd_admission_api_requests", "endpoint", "token"); int(v) != api.Count("token") {
 		t.Errorf("derpd_admission_api_requests{endpoint=token} = %v, fake saw %d", v, api.Count("token"))
 	}
 	api.checkClean(t)
 	secrets := append([]string{api.ClientSecret}, api.Issued()...)
-	requireNoSecret(t, "derpd log", d.logs(), secrets...)
+	apiNoSecret(t, "derpd log", d.logs(), secrets...)
 	_, line := ad.showAPI(t)
-	requireNoSecret(t, "show admission", line, secrets...)
+	apiNoSecret(t, "show admission", line, secrets...)
 	t.Logf("fake API: %d token requests (%d tokens issued), %d list requests", api.Count("token"), len(api.Issued()), api.Count("list"))
+}
+
+// TestAdmissionAPITailscaleTokenExpiredIdle: tokens that live 1 s and a
+// sync every 2 s: the token has expired by every sync, so each sync must
+// start with a new token (no list request with an expired token).
+func TestAdmissionAPITailscaleTokenExpiredIdle(t *testing.T) {
+	api := newFakeTSAPI(t, "-")
+	api.SetTokenTTL(1)
+	k := key.NewNode()
+	api.SetDevices(tsDevice(k.Public(), "node", 1))
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiOAuthCreds(api), NoSTUN: true,
+		Extra: []string{"-verify-clients-api-interval=2s"}})
+	d := ad.derpd
+	apiWaitAtLeast(t, d, 3, "three syncs", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, k, "listed key")
+	if n, l := len(api.Issued()), api.Count("list"); n < l {
+		t.Errorf("%d tokens for %d list requests with tokens living 1 s and a 2 s interval, want one per list", n, l)
+	}
+	api.checkClean(t)
+	t.Logf("fake API: %d token, %d list requests", api.Count("token"), api.Count("list"))
 }
 
 // TestAdmissionAPITailscaleRetryAfter: a 429 with Retry-After in seconds,
@@ -259,7 +279,7 @@ func TestAdmissionAPITailscaleRetryAfter(t *testing.T) {
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey),
 		Extra: []string{"-verify-clients-api-interval=1s", "-verify-clients-api-min-refresh=100ms", "-auth-cache-deny-ttl=0"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 
 	for i, c := range []struct {
 		what string
@@ -273,12 +293,12 @@ func TestAdmissionAPITailscaleRetryAfter(t *testing.T) {
 	} {
 		rl := mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "rate_limited")
 		api.SetFail(api429, 1, c.hdr)
-		waitAtLeast(t, d, rl+1, c.what, "derpd_admission_api_syncs", "result", "rate_limited")
+		apiWaitAtLeast(t, d, rl+1, c.what, "derpd_admission_api_syncs", "result", "rate_limited")
 		// While rate-limited: an unknown key is refused without a request
 		// (min-refresh is 100 ms here, so only Retry-After holds it back).
-		mustRefuse(t, d, key.NewNode(), "unknown key while rate-limited")
-		mustAdmit(t, d, k, "listed key while rate-limited")
-		waitNextSync(t, d, "sync after "+c.what)
+		apiMustRefuse(t, d, key.NewNode(), "unknown key while rate-limited")
+		apiMustAdmit(t, d, k, "listed key while rate-limited")
+		apiWaitNextSync(t, d, "sync after "+c.what)
 		// The 429 and the next request.
 		var at429, next time.Time
 		for _, r := range api.Reqs() {
@@ -298,7 +318,7 @@ func TestAdmissionAPITailscaleRetryAfter(t *testing.T) {
 		t.Errorf("derpd_admission_api_syncs{result=rate_limited} = %v, want >= 2", v)
 	}
 	api.checkClean(t) // no request before a Retry-After time
-	requireNoSecret(t, "derpd log", d.logs(), api.APIKey)
+	apiNoSecret(t, "derpd log", d.logs(), api.APIKey)
 }
 
 // TestAdmissionAPITailscaleTokenRetryAfter: the token endpoint answers 429
@@ -309,10 +329,10 @@ func TestAdmissionAPITailscaleTokenRetryAfter(t *testing.T) {
 	api.SetTokenTTL(2)
 	k := key.NewNode()
 	api.SetDevices(tsDevice(k.Public(), "node", 1))
-	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: oauthCreds(api),
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiOAuthCreds(api),
 		Extra: []string{"-verify-clients-api-interval=1s"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 	vz0 := d.varz(t)
 	n0 := len(api.Issued())
 	api.SetTokenFail(api429, 1, func(now time.Time) (string, time.Time) { return "3", now.Add(3 * time.Second) })
@@ -323,8 +343,8 @@ func TestAdmissionAPITailscaleTokenRetryAfter(t *testing.T) {
 	if len(api.Issued()) == n0 {
 		t.Fatalf("no new token within 20 s of a 429 on the token endpoint")
 	}
-	waitNextSync(t, d, "sync with the token issued after the 429")
-	mustAdmit(t, d, k, "listed key")
+	apiWaitNextSync(t, d, "sync with the token issued after the 429")
+	apiMustAdmit(t, d, k, "listed key")
 	vz1 := d.varz(t)
 	var at429, next time.Time
 	for _, r := range api.Reqs() {
@@ -353,27 +373,27 @@ func TestAdmissionAPITailscaleGone(t *testing.T) {
 	api := newFakeTSAPI(t, "-")
 	k, other := key.NewNode(), key.NewNode()
 	api.SetDevices(tsDevice(k.Public(), "node", 1), tsDevice(other.Public(), "other", 2))
-	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: oauthCreds(api),
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiOAuthCreds(api),
 		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0", "-auth-cache-deny-ttl=0"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	mustAdmit(t, d, k, "listed key")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, k, "listed key")
 	c := d.newClient(t, "other", other)
 	m := startRecv(t, "other", c)
 	m.expectServerInfo(t)
 
 	api.Close()
-	unreach := waitAtLeast(t, d, 2, "with the API gone", "derpd_admission_api_syncs", "result", "unreachable")
-	mustAdmit(t, d, k, "known key with the API gone")
-	before := vzRejectTotals(t, d)
-	mustRefuse(t, d, key.NewNode(), "unknown key with the API gone")
-	t.Logf("unknown key with the API gone: reject deltas %v", diffTotals(before, vzRejectTotals(t, d)))
+	unreach := apiWaitAtLeast(t, d, 2, "with the API gone", "derpd_admission_api_syncs", "result", "unreachable")
+	apiMustAdmit(t, d, k, "known key with the API gone")
+	before := apiRejectTotals(t, d)
+	apiMustRefuse(t, d, key.NewNode(), "unknown key with the API gone")
+	t.Logf("unknown key with the API gone: reject deltas %v", apiDiffTotals(before, apiRejectTotals(t, d)))
 	m.expectNothing(t, 1500*time.Millisecond) // the live connection stays
 
 	s1, _ := ad.showAPI(t)
 	time.Sleep(2200 * time.Millisecond)
 	s2, line := ad.showAPI(t)
-	requireShowFields(t, s2)
+	apiShowFields(t, s2)
 	if apiStr(s2, "last_error") == "" {
 		t.Errorf("show admission api.last_error is empty with the API gone")
 	}
@@ -392,15 +412,15 @@ func TestAdmissionAPITailscaleGone(t *testing.T) {
 	if v := mustMetric(t, d.varz(t), "derpd_admission_api_refreshes", "trigger", "retry"); v < 1 {
 		t.Errorf("derpd_admission_api_refreshes{trigger=retry} = %v after failed syncs, want >= 1", v)
 	}
-	mustAdmit(t, d, k, "known key, API still gone")
-	requireNoSecret(t, "show admission", line, append([]string{api.ClientSecret}, api.Issued()...)...)
-	requireNoSecret(t, "derpd log", d.logs(), append([]string{api.ClientSecret}, api.Issued()...)...)
+	apiMustAdmit(t, d, k, "known key, API still gone")
+	apiNoSecret(t, "show admission", line, append([]string{api.ClientSecret}, api.Issued()...)...)
+	apiNoSecret(t, "derpd log", d.logs(), append([]string{api.ClientSecret}, api.Issued()...)...)
 	api.checkClean(t)
 	t.Logf("after the API went away: last_error %q, age %v -> %v", apiStr(s2, "last_error"), apiNum(s1, "age_seconds"), apiNum(s2, "age_seconds"))
 }
 
-// vzRejectTotals is every derpd_admission_rejects series.
-func vzRejectTotals(t *testing.T, d *derpd) map[string]float64 {
+// apiRejectTotals is every derpd_admission_rejects series.
+func apiRejectTotals(t *testing.T, d *derpd) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range d.varz(t) {
 		if strings.HasPrefix(k, "derpd_admission_rejects{") {
@@ -410,7 +430,7 @@ func vzRejectTotals(t *testing.T, d *derpd) map[string]float64 {
 	return out
 }
 
-func diffTotals(a, b map[string]float64) map[string]float64 {
+func apiDiffTotals(a, b map[string]float64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range b {
 		if v != a[k] {
@@ -430,8 +450,8 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey),
 		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	mustAdmit(t, d, k, "listed key")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, k, "listed key")
 	c := d.newClient(t, "live", k)
 	m := startRecv(t, "live", c)
 	m.expectServerInfo(t)
@@ -445,8 +465,8 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	}{{api401, "401"}, {api403, "403"}, {api500, "500"}, {apiBadJSON, "200 with a malformed body"}} {
 		e := mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error")
 		api.SetFail(mode.f, -1, nil)
-		waitAtLeast(t, d, e+1, "answers "+mode.name, "derpd_admission_api_syncs", "result", "error")
-		mustAdmit(t, d, k, "listed key while the API answers "+mode.name)
+		apiWaitAtLeast(t, d, e+1, "answers "+mode.name, "derpd_admission_api_syncs", "result", "error")
+		apiMustAdmit(t, d, k, "listed key while the API answers "+mode.name)
 		s, _ := ad.showAPI(t)
 		if apiStr(s, "last_error") == "" {
 			t.Errorf("show admission api.last_error empty while the API answers %s", mode.name)
@@ -454,7 +474,7 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 		t.Logf("API answers %s: last_error %q", mode.name, apiStr(s, "last_error"))
 	}
 	api.SetFail(apiOK, 0, nil)
-	waitNextSync(t, d, "sync after the API recovered")
+	apiWaitNextSync(t, d, "sync after the API recovered")
 	m.expectNothing(t, 500*time.Millisecond) // failed syncs revoke nothing
 	if v := apiRejects(t, d, "revoked"); v != 0 {
 		t.Errorf("derpd_admission_rejects{reason=revoked} = %v after failed syncs, want 0", v)
@@ -467,8 +487,8 @@ func TestAdmissionAPITailscaleAPIKey(t *testing.T) {
 	}
 	s, line := ad.showAPI(t)
 	t.Logf("after recovery: last_error %q syncs_ok %v syncs_failed %v", apiStr(s, "last_error"), apiNum(s, "syncs_ok"), apiNum(s, "syncs_failed"))
-	requireNoSecret(t, "show admission", line, api.APIKey)
-	requireNoSecret(t, "derpd log", d.logs(), api.APIKey)
+	apiNoSecret(t, "show admission", line, api.APIKey)
+	apiNoSecret(t, "derpd log", d.logs(), api.APIKey)
 	api.checkClean(t)
 }
 
@@ -484,13 +504,13 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 		ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey),
 			Extra: []string{"-verify-clients-api-interval=2s"}})
 		d := ad.derpd
-		waitAtLeast(t, d, 1, "API down", "derpd_admission_api_syncs", "result", "unreachable")
-		mustRefuse(t, d, k, "key with no set")
+		apiWaitAtLeast(t, d, 1, "API down", "derpd_admission_api_syncs", "result", "unreachable")
+		apiMustRefuse(t, d, k, "key with no set")
 		if v := apiRejects(t, d, "api_unreachable"); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=api_unreachable} = %v, want >= 1", v)
 		}
 		s, _ := ad.showAPI(t)
-		requireShowFields(t, s)
+		apiShowFields(t, s)
 		if apiStr(s, "source") != "none" || apiNum(s, "age_seconds") != -1 || apiNum(s, "last_success") != 0 || apiStr(s, "last_error") == "" {
 			t.Errorf("show admission api with no set: source %q age_seconds %v last_success %v last_error %q; want none, -1, 0, an error",
 				apiStr(s, "source"), apiNum(s, "age_seconds"), apiNum(s, "last_success"), apiStr(s, "last_error"))
@@ -507,8 +527,8 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 		api := newFakeTSAPI(t, "-")
 		ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey)})
 		d := ad.derpd
-		waitAtLeast(t, d, 1, "empty list", "derpd_admission_api_syncs", "result", "ok")
-		mustRefuse(t, d, key.NewNode(), "key with an empty set")
+		apiWaitAtLeast(t, d, 1, "empty list", "derpd_admission_api_syncs", "result", "ok")
+		apiMustRefuse(t, d, key.NewNode(), "key with an empty set")
 		if v := apiRejects(t, d, "not_in_tailnet"); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=not_in_tailnet} = %v with an empty set, want >= 1", v)
 		}
@@ -527,8 +547,8 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 			Creds: map[string]string{"oauth_client_id": api.ClientID, "oauth_client_secret": wrong},
 			Extra: []string{"-verify-clients-api-interval=2s"}})
 		d := ad.derpd
-		waitAtLeast(t, d, 1, "token refused", "derpd_admission_api_syncs", "result", "error")
-		mustRefuse(t, d, k, "key with no set (token refused)")
+		apiWaitAtLeast(t, d, 1, "token refused", "derpd_admission_api_syncs", "result", "error")
+		apiMustRefuse(t, d, k, "key with no set (token refused)")
 		if v := apiRejects(t, d, "api_error"); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=api_error} = %v, want >= 1", v)
 		}
@@ -539,9 +559,29 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 		if n := api.Count("list"); n != 0 {
 			t.Errorf("%d list requests without a token", n)
 		}
-		requireNoSecret(t, "show admission", line, wrong)
-		requireNoSecret(t, "derpd log", d.logs(), wrong)
+		apiNoSecret(t, "show admission", line, wrong)
+		apiNoSecret(t, "derpd log", d.logs(), wrong)
 		t.Logf("wrong OAuth secret: last_error %q", apiStr(s, "last_error"))
+	})
+	t.Run("headscale_bad_key", func(t *testing.T) {
+		hs := newFakeHeadscale(t)
+		k := key.NewNode()
+		hs.AddNode(hsNodeFor(k.Public(), "node", 1))
+		wrong := apiRandHex(5) + "." + apiRandHex(24)
+		ad := startAPIDerpd(t, apiSetup{API: "headscale", URL: hs.URL, Creds: apiKeyCreds(wrong)})
+		d := ad.derpd
+		apiWaitAtLeast(t, d, 1, "API key refused", "derpd_admission_api_syncs", "result", "error")
+		apiMustRefuse(t, d, k, "listed node, API key refused")
+		if v := apiRejects(t, d, "api_error"); v < 1 {
+			t.Errorf("derpd_admission_rejects{reason=api_error} = %v, want >= 1", v)
+		}
+		s, line := ad.showAPI(t)
+		if apiStr(s, "last_error") == "" || apiStr(s, "source") != "none" {
+			t.Errorf("show admission api with a wrong headscale key: last_error %q source %q", apiStr(s, "last_error"), apiStr(s, "source"))
+		}
+		apiNoSecret(t, "show admission", line, wrong)
+		apiNoSecret(t, "derpd log", d.logs(), wrong)
+		t.Logf("wrong headscale API key: last_error %q", apiStr(s, "last_error"))
 	})
 	t.Run("error", func(t *testing.T) {
 		api := newFakeTSAPI(t, "-")
@@ -551,14 +591,14 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 		ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey),
 			Extra: []string{"-verify-clients-api-interval=2s", "-auth-cache-deny-ttl=0"}})
 		d := ad.derpd
-		waitAtLeast(t, d, 1, "API answering 500", "derpd_admission_api_syncs", "result", "error")
-		mustRefuse(t, d, k, "key with no set (API answers 500)")
+		apiWaitAtLeast(t, d, 1, "API answering 500", "derpd_admission_api_syncs", "result", "error")
+		apiMustRefuse(t, d, k, "key with no set (API answers 500)")
 		if v := apiRejects(t, d, "api_error"); v < 1 {
 			t.Errorf("derpd_admission_rejects{reason=api_error} = %v, want >= 1", v)
 		}
 		api.SetFail(apiOK, 0, nil)
-		waitAtLeast(t, d, 1, "API answering again", "derpd_admission_api_syncs", "result", "ok")
-		mustAdmit(t, d, k, "listed key once the API answers")
+		apiWaitAtLeast(t, d, 1, "API answering again", "derpd_admission_api_syncs", "result", "ok")
+		apiMustAdmit(t, d, k, "listed key once the API answers")
 		s, _ := ad.showAPI(t)
 		if apiStr(s, "source") != "api" {
 			t.Errorf("show admission api.source = %q after a sync, want api", apiStr(s, "source"))
@@ -567,9 +607,9 @@ func TestAdmissionAPINoSetYet(t *testing.T) {
 	})
 }
 
-// runDerpdExpectExit runs derpd with args (plus a loopback listener and a
+// apiStartupFails runs derpd with args (plus a loopback listener and a
 // temp key) and requires it to exit with status 2 within 5 s; the output.
-func runDerpdExpectExit(t *testing.T, args ...string) string {
+func apiStartupFails(t *testing.T, args ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	full := append([]string{"-a", "127.0.0.1:0", "--stun=false", "--http-port=-1", "-c", filepath.Join(dir, "k.key")}, args...)
@@ -641,11 +681,11 @@ func TestAdmissionAPIStartupErrors(t *testing.T) {
 		{"unknown api", []string{"-verify-clients-api", "gitlab", "-verify-clients-api-url", url,
 			"-verify-clients-api-credentials", good}, "-verify-clients-api"},
 	} {
-		out := runDerpdExpectExit(t, c.args...)
+		out := apiStartupFails(t, c.args...)
 		if !strings.Contains(out, strings.TrimPrefix(c.flag, "-")) {
 			t.Errorf("%s: the startup error does not name %s:\n%s", c.name, c.flag, out)
 		}
-		requireNoSecret(t, c.name+": derpd output", out, secret, apiKey)
+		apiNoSecret(t, c.name+": derpd output", out, secret, apiKey)
 		t.Logf("%s: %s", c.name, strings.TrimSpace(apiLastLine(out)))
 	}
 }
@@ -680,12 +720,12 @@ func TestAdmissionAPITailscalePolicy(t *testing.T) {
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey),
 		Extra: []string{"-admission-policy", pol}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
-	mustAdmit(t, d, tagged, "tag:relay-ok device")
-	mustAdmit(t, d, bob, "bob's device")
-	mustAdmit(t, d, web, "web-1")
-	mustAdmit(t, d, subnet, "device in 100.99.0.0/16")
-	mustRefuse(t, d, alice, "alice's untagged device matching no rule")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, tagged, "tag:relay-ok device")
+	apiMustAdmit(t, d, bob, "bob's device")
+	apiMustAdmit(t, d, web, "web-1")
+	apiMustAdmit(t, d, subnet, "device in 100.99.0.0/16")
+	apiMustRefuse(t, d, alice, "alice's untagged device matching no rule")
 	vz := d.varz(t)
 	if v := sumMetric(vz, "derpd_admission_rejects", "reason", "policy_denied"); v < 1 {
 		t.Errorf("derpd_admission_rejects{reason=policy_denied} = %v, want >= 1", v)
@@ -718,24 +758,24 @@ func TestAdmissionAPITailscaleLargeTailnet(t *testing.T) {
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true,
 		Extra: []string{"-verify-clients-api-interval=1s"}})
 	d := ad.derpd
-	waitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
 	okAt, lagDevices := time.Now(), mustMetric(t, d.varz(t), "derpd_admission_api_devices")
-	wantGauge(t, d, n, "after the startup sync", "derpd_admission_api_devices")
+	apiWantGauge(t, d, n, "after the startup sync", "derpd_admission_api_devices")
 	t.Logf("syncs{ok} was 1 while derpd_admission_api_devices was still %v; the gauge showed %d %v later",
 		lagDevices, n, time.Since(okAt).Round(time.Millisecond))
 	for _, i := range []int{0, 1234, n / 2, n - 2} {
-		mustAdmit(t, d, keys[i], fmt.Sprintf("device %d of %d", i, n))
+		apiMustAdmit(t, d, keys[i], fmt.Sprintf("device %d of %d", i, n))
 	}
-	mustAdmit(t, d, keys[n-1], "device shared in from another tailnet (isExternal)")
-	mustRefuse(t, d, key.NewNode(), "unlisted key")
+	apiMustAdmit(t, d, keys[n-1], "device shared in from another tailnet (isExternal)")
+	apiMustRefuse(t, d, key.NewNode(), "unlisted key")
 	c := d.newClient(t, "victim", keys[777])
 	m := startRecv(t, "victim", c)
 	m.expectServerInfo(t)
 	api.RemoveDevice(keys[777].Public())
 	m.expectClosed(t, 15*time.Second)
-	waitAtLeast(t, d, 1, "after removing one device of many", "derpd_admission_rejects", "reason", "revoked")
-	wantGauge(t, d, n-1, "after a removal", "derpd_admission_api_devices")
-	mustAdmit(t, d, keys[778], "the device next to the removed one")
+	apiWaitAtLeast(t, d, 1, "after removing one device of many", "derpd_admission_rejects", "reason", "revoked")
+	apiWantGauge(t, d, n-1, "after a removal", "derpd_admission_api_devices")
+	apiMustAdmit(t, d, keys[778], "the device next to the removed one")
 	api.checkClean(t)
 	t.Logf("list of %d devices: %.1f MB of JSON", n, float64(len(body))/1e6)
 }
