@@ -13,6 +13,8 @@ package interop
 // record every request, so a test can check what derpd asked and when.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -72,6 +74,13 @@ type fakeTSAPI struct {
 	ClientID, ClientSecret string // OAuth client (mode "oauth")
 	APIKey                 string // API access token (mode "api_key")
 	Tailnet                string // the {tailnet} path element the fake serves
+	// Gzip: answer the list gzip-compressed when the request accepts it
+	// (set before derpd starts). GzipServed counts such answers.
+	Gzip       bool
+	GzipServed int
+	// Raw, when set, is sent as the list's body instead of the devices
+	// (for entries the Device type cannot express).
+	Raw []byte
 
 	mu        sync.Mutex
 	tokenTTL  int                  // expires_in of issued tokens, seconds
@@ -370,7 +379,23 @@ func (f *fakeTSAPI) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	devs := append(make([]tsclient.Device, 0, len(f.devices)), f.devices...) // [] when empty, not null
-	reply(http.StatusOK, map[string]any{"devices": devs})
+	body := f.Raw
+	if body == nil {
+		body, _ = json.Marshal(map[string]any{"devices": devs})
+	}
+	rec.Status = http.StatusOK
+	w.Header().Set("Content-Type", "application/json")
+	if f.Gzip && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		zw.Write(body)
+		zw.Close()
+		f.GzipServed++
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(zb.Bytes())
+		return
+	}
+	w.Write(body)
 }
 
 // tsDevice is a device as Tailscale's API lists it with fields=all:

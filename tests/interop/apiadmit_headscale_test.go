@@ -222,3 +222,49 @@ func TestAdmissionAPIHeadscaleRestart(t *testing.T) {
 	t.Logf("after the restart: source %q age_seconds %v last_error %q; log: %s", apiStr(s, "source"), apiNum(s, "age_seconds"), apiStr(s, "last_error"),
 		grepLines(d.logs(), "admission api", 5))
 }
+
+// TestAdmissionAPIHeadscalePolicy: -admission-policy over headscale's
+// identities: user.name as the login, givenName as the node name, tags,
+// ipAddresses (derpd-admission(7), Control plane).
+func TestAdmissionAPIHeadscalePolicy(t *testing.T) {
+	hs := newFakeHeadscale(t)
+	bob, web, tagged, subnet, alice := key.NewNode(), key.NewNode(), key.NewNode(), key.NewNode(), key.NewNode()
+	hs.AddNode(hsNodeFor(bob.Public(), "laptop", 1, func(n *hsNode) {
+		n.User = &hsUser{ID: "3", Name: "bob", Email: "bob@example.com", CreatedAt: time.Now().UTC()}
+	}))
+	hs.AddNode(hsNodeFor(web.Public(), "host-77", 2, func(n *hsNode) { n.GivenName = "web-1" }))
+	hs.AddNode(hsNodeFor(tagged.Public(), "srv", 3, func(n *hsNode) {
+		n.User = &hsUser{ID: "2147455555", Name: "tagged-devices", DisplayName: "Tagged Devices"}
+		n.Tags = []string{"tag:relay-ok"}
+	}))
+	hs.AddNode(hsNodeFor(subnet.Public(), "printer", 4, func(n *hsNode) {
+		n.IPAddresses = []string{"100.99.7.7", "fd7a:115c:a1e0::9977"}
+	}))
+	hs.AddNode(hsNodeFor(alice.Public(), "alice-laptop", 5))
+	pol := filepath.Join(t.TempDir(), "policy.json")
+	writePolicy(t, pol, `{"rules": [
+  {"name": "relays", "action": "allow", "tags": ["tag:relay-ok"]},
+  {"name": "bob", "action": "allow", "users": ["bob"]},
+  {"name": "web", "action": "allow", "nodes": ["web-*"]},
+  {"name": "net", "action": "allow", "addrs": ["100.99.0.0/16"]}
+]}`)
+	ad := startAPIDerpd(t, apiSetup{API: "headscale", URL: hs.URL, Creds: apiKeyCreds(hs.APIKey), NoSTUN: true,
+		Extra: []string{"-admission-policy", pol}})
+	d := ad.derpd
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, tagged, "tag:relay-ok node")
+	apiMustAdmit(t, d, bob, "bob's node (user.name bob)")
+	apiMustAdmit(t, d, web, "node with givenName web-1")
+	apiMustAdmit(t, d, subnet, "node in 100.99.0.0/16")
+	apiMustRefuse(t, d, alice, "alice's node matching no rule")
+	vz := d.varz(t)
+	if v := sumMetric(vz, "derpd_admission_rejects", "reason", "policy_denied"); v < 1 {
+		t.Errorf("derpd_admission_rejects{reason=policy_denied} = %v, want >= 1", v)
+	}
+	for _, r := range []string{"relays", "bob", "web", "net", "(default)"} {
+		if v := sumMetric(vz, "derpd_admission_policy_matches", "rule", r); v < 1 {
+			t.Errorf("derpd_admission_policy_matches{rule=%q} = %v, want >= 1", r, v)
+		}
+	}
+	hs.checkClean(t)
+}

@@ -741,7 +741,8 @@ func TestAdmissionAPITailscalePolicy(t *testing.T) {
 // TestAdmissionAPITailscaleLargeTailnet: a tailnet of 5,000 devices (a list
 // of several MB with fields=all): all in the set, any of them admitted,
 // one removed while connected is revoked, and a device shared in from
-// another tailnet (isExternal) is admitted as derpd-admission(7) says.
+// another tailnet (isExternal) is admitted as derpd-admission(7) says. The
+// fake gzips its answers when derpd accepts gzip.
 func TestAdmissionAPITailscaleLargeTailnet(t *testing.T) {
 	const n = 5000
 	api := newFakeTSAPI(t, "-")
@@ -754,6 +755,7 @@ func TestAdmissionAPITailscaleLargeTailnet(t *testing.T) {
 	devs[n-1].IsExternal = true
 	devs[n-1].User = "carol@other.example"
 	api.SetDevices(devs...)
+	api.Gzip = true
 	body, _ := json.Marshal(map[string]any{"devices": devs})
 	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true,
 		Extra: []string{"-verify-clients-api-interval=1s"}})
@@ -777,5 +779,77 @@ func TestAdmissionAPITailscaleLargeTailnet(t *testing.T) {
 	apiWantGauge(t, d, n-1, "after a removal", "derpd_admission_api_devices")
 	apiMustAdmit(t, d, keys[778], "the device next to the removed one")
 	api.checkClean(t)
-	t.Logf("list of %d devices: %.1f MB of JSON", n, float64(len(body))/1e6)
+	api.mu.Lock()
+	gz := api.GzipServed
+	api.mu.Unlock()
+	t.Logf("list of %d devices: %.1f MB of JSON; %d of %d list answers gzip-compressed (derpd asked for gzip: %v)",
+		n, float64(len(body))/1e6, gz, api.Count("list"), gz > 0)
+}
+
+// TestAdmissionAPITailscaleExpiryWhileDown: derpd-admission(7) says key
+// expiry is applied at every fetch, failed ones included: a device whose
+// key expires while the API is unreachable loses its live connection
+// (revoked) and is refused as key_expired afterwards.
+func TestAdmissionAPITailscaleExpiryWhileDown(t *testing.T) {
+	api := newFakeTSAPI(t, "-")
+	soon, stays := key.NewNode(), key.NewNode()
+	// Whole seconds, as Tailscale's API writes times (derpd reads times to
+	// the second).
+	expiry := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+	api.SetDevices(tsDevice(soon.Public(), "soon", 1, func(d *tsclient.Device) { d.Expires = tsclient.Time{Time: expiry} }),
+		tsDevice(stays.Public(), "stays", 2))
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true,
+		Extra: []string{"-verify-clients-api-interval=1s", "-auth-cache-allow-ttl=0"}})
+	d := ad.derpd
+	apiWaitAtLeast(t, d, 1, "startup sync", "derpd_admission_api_syncs", "result", "ok")
+	c := d.newClient(t, "soon", soon)
+	m := startRecv(t, "soon", c)
+	m.expectServerInfo(t)
+	c2 := d.newClient(t, "stays", stays)
+	m2 := startRecv(t, "stays", c2)
+	m2.expectServerInfo(t)
+	api.Close()
+	apiWaitAtLeast(t, d, 1, "API gone", "derpd_admission_api_syncs", "result", "unreachable")
+	m.expectClosed(t, time.Until(expiry)+10*time.Second)
+	closed := time.Now()
+	if closed.Before(expiry) {
+		t.Errorf("connection closed %v before its key expired", expiry.Sub(closed).Round(time.Millisecond))
+	}
+	apiWaitAtLeast(t, d, 1, "key expired while the API is down", "derpd_admission_rejects", "reason", "revoked")
+	apiMustRefuse(t, d, soon, "key expired while the API is down")
+	if v := apiRejects(t, d, "key_expired"); v < 1 {
+		t.Errorf("derpd_admission_rejects{reason=key_expired} = %v, want >= 1", v)
+	}
+	m2.expectNothing(t, 500*time.Millisecond)
+	apiMustAdmit(t, d, stays, "the other device")
+	t.Logf("connection closed %v after the key expired (API down, retries every <= 1 s)", closed.Sub(expiry).Round(time.Millisecond))
+}
+
+// TestAdmissionAPITailscaleOddEntries: entries without a valid node key are
+// skipped (the sync still succeeds), and a key listed twice keeps its
+// authorized entry, as derpd-admission(7) says.
+func TestAdmissionAPITailscaleOddEntries(t *testing.T) {
+	api := newFakeTSAPI(t, "-")
+	twice, good := key.NewNode(), key.NewNode()
+	devs := []tsclient.Device{
+		tsDevice(twice.Public(), "twice-old", 1, func(d *tsclient.Device) { d.Authorized = false }),
+		tsDevice(good.Public(), "good", 2),
+		tsDevice(key.NewNode().Public(), "no-key", 3, func(d *tsclient.Device) { d.NodeKey = "" }),
+		tsDevice(key.NewNode().Public(), "bad-key", 4, func(d *tsclient.Device) { d.NodeKey = "nodekey:zz" + apiRandHex(31) }),
+		tsDevice(key.NewNode().Public(), "short-key", 5, func(d *tsclient.Device) { d.NodeKey = "nodekey:" + apiRandHex(16) }),
+		tsDevice(twice.Public(), "twice-new", 6),
+	}
+	api.SetDevices(devs...)
+	ad := startAPIDerpd(t, apiSetup{API: "tailscale", URL: api.URL, Creds: apiKeyCreds(api.APIKey), NoSTUN: true})
+	d := ad.derpd
+	apiWaitAtLeast(t, d, 1, "sync with odd entries", "derpd_admission_api_syncs", "result", "ok")
+	apiMustAdmit(t, d, good, "a normal device beside odd entries")
+	apiMustAdmit(t, d, twice, "a key listed twice, once unauthorized")
+	s, _ := ad.showAPI(t)
+	t.Logf("odd entries: show admission api devices %v admittable %v; log: %s", apiNum(s, "devices"), apiNum(s, "admittable"),
+		grepLines(d.logs(), "admission api:", 3))
+	if v := apiNum(s, "devices"); v < 2 || v > 3 {
+		t.Errorf("show admission api.devices = %v; want the two keys (3 if the duplicate counts twice), invalid keys skipped", v)
+	}
+	api.checkClean(t)
 }
