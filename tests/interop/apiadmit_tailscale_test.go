@@ -195,7 +195,8 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 
 // TestAdmissionAPITailscaleTokenRefresh: tokens that live 2 s, a sync every
 // second: derpd asks for a new token before the old one expires (no list
-// request ever carries an expired token), and after a 401 on the list.
+// request ever carries an expired token), after a 401 on the list, and at
+// most once per fetch while the list answers 403.
 func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	api := newFakeTSAPI(t, "-")
 	api.SetTokenTTL(2)
@@ -236,6 +237,21 @@ func TestAdmissionAPITailscaleTokenRefresh(t *testing.T) {
 	apiWaitNextSync(t, d, "sync after the 401")
 	t.Logf("after the 401: syncs{error} %v -> %v", errBefore, mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error"))
 	apiMustAdmit(t, d, k, "listed device after the 401")
+
+	// A list that keeps answering 403: a new token at most once per fetch
+	// (derpd-admission(7)), not a token request loop.
+	tok0, list0 := api.Count("token"), api.Count("list")
+	e0 := mustMetric(t, d.varz(t), "derpd_admission_api_syncs", "result", "error")
+	api.SetFail(api403, -1, nil)
+	apiWaitAtLeast(t, d, e0+3, "list answering 403", "derpd_admission_api_syncs", "result", "error")
+	api.SetFail(apiOK, 0, nil)
+	toks, lists := api.Count("token")-tok0, api.Count("list")-list0
+	if toks < 1 || toks > lists {
+		t.Errorf("list answering 403: %d token requests for %d list requests, want 1..%d (a new token once per fetch)", toks, lists, lists)
+	}
+	t.Logf("list answering 403 for 3 failed syncs: %d token requests, %d list requests", toks, lists)
+	apiWaitNextSync(t, d, "sync after the 403s")
+	apiMustAdmit(t, d, k, "listed device after the 403s")
 	vz := d.varz(t)
 	if v := mustMetric(t, vz, "derpd_admission_api_requests", "endpoint", "token"); int(v) != api.Count("token") {
 		t.Errorf("derpd_admission_api_requests{endpoint=token} = %v, fake saw %d", v, api.Count("token"))
