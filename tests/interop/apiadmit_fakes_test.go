@@ -920,6 +920,15 @@ func apiWaitNextSync(t *testing.T, d *derpd, what string) {
 	apiWaitAtLeast(t, d, apiSyncsOK(t, d)+1, what, "derpd_admission_api_syncs", "result", "ok")
 }
 
+// apiWaitSyncAfterChange waits for two more successful syncs: the second
+// was requested after the first ended, so after the caller changed the
+// fake (one more could have been under way already, answered before the
+// change).
+func apiWaitSyncAfterChange(t *testing.T, d *derpd, what string) {
+	t.Helper()
+	apiWaitAtLeast(t, d, apiSyncsOK(t, d)+2, what, "derpd_admission_api_syncs", "result", "ok")
+}
+
 // apiNoSecret fails if any secret string appears in s.
 func apiNoSecret(t *testing.T, where, s string, secrets ...string) {
 	t.Helper()

@@ -102,7 +102,7 @@ func TestAdmissionAPITailscaleDecisions(t *testing.T) {
 	// sync (the refusal is not remembered past a change of the set).
 	apiMustRefuse(t, d, laterK, "key not listed yet")
 	api.AddDevice(tsDevice(laterK.Public(), "later-node", 6))
-	apiWaitNextSync(t, d, "sync after the new device")
+	apiWaitSyncAfterChange(t, d, "sync after the new device")
 	apiMustAdmit(t, d, laterK, "device listed after a refusal")
 
 	// Revocation: live connections of a device that becomes unauthorized
