@@ -44,7 +44,7 @@ const (
 	api401             // 401 Unauthorized
 	api403             // 403 Forbidden
 	api500             // 500 Internal Server Error
-	api429             // 429 Too Many Requests with Retry-After (see retryAfter)
+	api429             // 429 Too Many Requests with Retry-After (see SetFail)
 	apiBadJSON         // 200 with a body that is not the schema
 )
 
@@ -53,10 +53,9 @@ type apiReq struct {
 	At       time.Time
 	Endpoint string // "token", "list" or "other"
 	Status   int
-	// Auth says what the Authorization header carried: "ok", "expired"
-	// (a token the fake issued, past its expiry), "unknown", "missing",
-	// "api_key" (the API key where a token was expected or vice versa is
-	// "unknown").
+	// Auth says what the credential carried was: "ok" (the API key, a
+	// live token, the right OAuth client), "expired" (a token the fake
+	// issued, past its expiry), "unknown" or "missing".
 	Auth  string
 	Early bool   // arrived before the time a 429's Retry-After allowed
 	Note  string // anything else wrong with it (path, query, method, form)
