@@ -8,7 +8,9 @@ require (
 	go.yaml.in/yaml/v2 v2.4.4
 	go4.org/mem v0.0.0-20240501181205-ae6ca9944745
 	golang.org/x/crypto v0.54.0
+	golang.org/x/net v0.56.0
 	tailscale.com v1.102.3
+	tailscale.com/client/tailscale/v2 v2.12.0
 )
 
 require (
@@ -112,7 +114,6 @@ require (
 	golang.org/x/exp/typeparams v0.0.0-20240314144324-c7f7c6466f7f // indirect
 	golang.org/x/image v0.41.0 // indirect
 	golang.org/x/mod v0.37.0 // indirect
-	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
