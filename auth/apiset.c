@@ -286,15 +286,22 @@ set_str(char **dst, const char *s, bool strip_dot)
 	return 0;
 }
 
-/* An RFC 3339 time, or 0 for absent, blank, null and Go's zero time. */
+/*
+ * An RFC 3339 time, or 0 for absent, blank, null and Go's zero time. A
+ * fraction of a second rounds up: a key is not refused before its time.
+ */
 static int64_t
 time_of(const cJSON *o, const char *name)
 {
-	const char	*s = str_of(o, name);
+	const char	*s = str_of(o, name), *f;
 	int64_t		 t;
 
 	if (s == NULL || policy_parse_time(s, &t) == -1 || t <= 0)
 		return 0;
+	if ((f = strchr(s, '.')) != NULL)
+		for (f++; *f >= '0' && *f <= '9'; f++)
+			if (*f != '0')
+				return t + 1;
 	return t;
 }
 

@@ -764,7 +764,6 @@ sync_ok(struct api *p, struct api_set *s)
 	bool		 first = p->p_source != SRC_API;
 
 	p->p_req = NULL;
-	__atomic_add_fetch(&p->m_syncs[SR_OK], 1, __ATOMIC_RELAXED);
 	api_set_free(p->p_set);
 	p->p_set = s;
 	p->p_judged = snow;
@@ -786,6 +785,8 @@ sync_ok(struct api *p, struct api_set *s)
 		auth_forget_verdicts(p->p_auth);
 	revoke_keys(p, gone);
 	schedule(p, util_now_ms() + (uint64_t)p->p_interval_ms, TR_INTERVAL);
+	/* Counted once the gauges (schedule) show the new set. */
+	__atomic_add_fetch(&p->m_syncs[SR_OK], 1, __ATOMIC_RELAXED);
 	wake_waiters(p);
 }
 
@@ -862,9 +863,12 @@ list_done(struct api *p, struct preq *q, int code, long status)
 	}
 	if (status != 200) {
 		sync_fail(p, SR_ERROR, "list from %s: HTTP %ld%s", p->p_url,
-		    status, status == 401 || status == 403 ? " (are the "
-		    "credentials right, with the devices read scope?)" :
-		    status == 404 ? " (is the tailnet name right?)" : "");
+		    status, (status == 401 || status == 403) &&
+		    p->p_kind == API_HEADSCALE ? " (is the API key right and "
+		    "not expired?)" : status == 401 || status == 403 ?
+		    " (are the credentials right, with the devices:core:read "
+		    "scope?)" : status == 404 && p->p_kind == API_TAILSCALE ?
+		    " (is the tailnet name right?)" : "");
 		return;
 	}
 	if ((s = api_set_parse(p->p_kind, q->q_body, q->q_len, e,

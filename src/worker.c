@@ -60,6 +60,13 @@ struct worker {
 	/* Items released after the current callbacks. */
 	struct worker_queue	 w_reap;
 	struct event		*w_reapev;
+	/*
+	 * Wakeups owed to other workers whose inboxes this thread filled,
+	 * sent once after the current callbacks (w_wakeev): one eventfd
+	 * write per target per pass, not per packet. Owner thread only.
+	 */
+	uint64_t		 w_wake_mask;
+	struct event		*w_wakeev;
 	struct evconnlistener	*w_lis;
 	struct evconnlistener	*w_lis80;
 	struct event		*w_retry;	/* re-enable accept after EMFILE */
@@ -69,6 +76,27 @@ struct worker {
 	LIST_HEAD(, worker_node) w_live;	/* live objects */
 	struct log_rate		 w_lograte;	/* lines about bad peers */
 };
+
+/* The worker whose loop runs on this thread, or NULL (main thread). */
+static _Thread_local struct worker *worker_self;
+
+/* After this pass's callbacks: the wakeups this worker owes others. */
+static void
+worker_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker	*w = arg;
+	struct derpd	*env = w->w_env;
+	uint64_t	 m = w->w_wake_mask;
+
+	(void)fd;
+	(void)what;
+	w->w_wake_mask = 0;
+	for (int i = 0; m != 0 && i < env->d_nworkers; i++)
+		if (m & ((uint64_t)1 << i)) {
+			m &= ~((uint64_t)1 << i);
+			worker_wake(env->d_workers[i]);
+		}
+}
 
 static void
 worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -255,8 +283,16 @@ worker_post(struct worker *w, const struct worker *from,
 	wake = STAILQ_EMPTY(&w->w_inbox);
 	STAILQ_INSERT_TAIL(&w->w_inbox, it, wi_link);
 	pthread_mutex_unlock(&w->w_inlock);
-	if (wake)
-		worker_wake(w);
+	if (!wake)
+		return;
+	if (worker_self != NULL && worker_self != w && w->w_id < 64) {
+		/* From a worker's loop: one wakeup after this pass. */
+		if (worker_self->w_wake_mask == 0)
+			event_active(worker_self->w_wakeev, EV_READ, 0);
+		worker_self->w_wake_mask |= (uint64_t)1 << w->w_id;
+		return;
+	}
+	worker_wake(w);
 }
 
 void
@@ -393,9 +429,11 @@ worker_new(struct derpd *env, int id, int fd, int fd80, int64_t tick_ms,
 	    worker_inbox_cb, w);
 	w->w_readyev = event_new(w->w_base, -1, 0, worker_ready_cb, w);
 	w->w_reapev = event_new(w->w_base, -1, 0, worker_reap_cb, w);
+	w->w_wakeev = event_new(w->w_base, -1, 0, worker_wake_cb, w);
 	w->w_retry = evtimer_new(w->w_base, worker_retry_cb, w);
 	w->w_trim = evtimer_new(w->w_base, worker_trim_cb, w);
 	if (w->w_inev == NULL || w->w_readyev == NULL || w->w_reapev == NULL ||
+	    w->w_wakeev == NULL ||
 	    w->w_retry == NULL || w->w_trim == NULL ||
 	    event_add(w->w_inev, NULL) == -1)
 		goto fail;
@@ -423,7 +461,11 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	worker_self = w;
 	event_base_dispatch(w->w_base);
+	/* Wakeups still owed (the loop ended first) go now. */
+	if (w->w_wake_mask != 0)
+		worker_wake_cb(-1, 0, w);
 	pkt_cache_flush();
 	return NULL;
 }
@@ -496,6 +538,8 @@ worker_free(struct worker *w)
 		event_free(w->w_inev);
 	if (w->w_readyev != NULL)
 		event_free(w->w_readyev);
+	if (w->w_wakeev != NULL)
+		event_free(w->w_wakeev);
 	if (w->w_reapev != NULL)
 		event_free(w->w_reapev);
 	if (w->w_retry != NULL)

@@ -4,7 +4,8 @@
 # Prints one line per window and a summary of medians and ratios, then the
 # callgrind instruction count per relayed packet for derpd.
 # Knobs: BENCH_SECS (default 3), BENCH_ROUNDS (default 3), BENCH_PAIRS (4),
-# BENCH_ONLY=real (only the derphttp section), BENCH_IDLE=0 (no idle runs).
+# BENCH_ONLY=real (only the derphttp section), BENCH_IDLE=0 (no idle runs),
+# BENCH_SCALE=0 (no 1- vs 2-worker runs).
 set -eu
 B=$1
 SECS=${BENCH_SECS:-3}
@@ -43,8 +44,9 @@ start_derpd() {	# mode
 		tlsf=
 	fi
 	# shellcheck disable=SC2086
-	taskset -c 1 "$B/derpd" -a 127.0.0.1:0 --stun=false --http-port=-1 \
-	    -c "$T/derpd.key" --workers=1 $tlsf >"$T/derpd.log" 2>&1 &
+	taskset -c "${SRV_CPUS:-1}" "$B/derpd" -a 127.0.0.1:0 --stun=false \
+	    --http-port=-1 -c "$T/derpd.key" --workers="${SRV_WORKERS:-1}" \
+	    $tlsf >"$T/derpd.log" 2>&1 &
 	echo $! >"$T/server.pid"
 	PORT=$(port_of "$T/derpd.log")
 }
@@ -60,8 +62,10 @@ start_derper() {	# mode
 		tlsf=
 	fi
 	# shellcheck disable=SC2086
-	taskset -c 1 "$DERPER" -a 127.0.0.1:$PORT -http-port=-1 -stun=false \
-	    -c "$T/derper.key" $tlsf >"$T/derper.log" 2>&1 &
+	# GOMAXPROCS follows the CPUs taskset gives it.
+	taskset -c "${SRV_CPUS:-1}" "$DERPER" -a 127.0.0.1:$PORT \
+	    -http-port=-1 -stun=false -c "$T/derper.key" $tlsf \
+	    >"$T/derper.log" 2>&1 &
 	echo $! >"$T/server.pid"
 	for _ in $(seq 50); do
 		curl -sk -o /dev/null "http://127.0.0.1:$PORT/derp/probe" && break
@@ -291,6 +295,42 @@ if [ -n "$DERPER" ]; then
 	echo
 	echo "real client (derphttp), medians; ratio = derpd / derper:"
 	awk -f "$(dirname "$0")/real.awk" "$T/real"
+
+	# Both cores: 1 worker under a quota of QUOTA% of a core, then 2
+	# workers under 2 x QUOTA% (each worker the same share), plain HTTP,
+	# on CPUs 0-1; the generator runs unpinned and gets the same CPU in
+	# both runs (what the server's quota leaves). The Go derper likewise
+	# (GOMAXPROCS follows taskset). Scaling = 2-worker pkt/s / 1-worker.
+	if [ "${BENCH_SCALE:-1}" = 1 ] && [ -n "$CG" ]; then
+		: >"$T/scale"
+		for nw in 1 2; do
+			echo $((QUOTA * nw * 1000)) >"$CG/cpu.cfs_quota_us"
+			r=0
+			while [ $r -lt "$ROUNDS" ]; do
+				if [ $((r % 2)) = 0 ]; then order="derpd derper"
+				else order="derper derpd"; fi
+				for s in $order; do
+					SRV_CPUS=0,1 SRV_WORKERS=$nw \
+					    real_start "$s" http quota
+					"$DL" -url "$URL" -mode relay \
+					    -pairs $((PAIRS * 2)) -window 32 \
+					    -secs "$SECS" \
+					    -pid "$(cat "$T/server.pid")" \
+					    -label "$s net=http/${nw}w " |
+					    tee -a "$T/scale"
+					stop_server
+				done
+				r=$((r + 1))
+			done
+		done
+		unset SRV_CPUS SRV_WORKERS
+		echo $((QUOTA * 1000)) >"$CG/cpu.cfs_quota_us"
+		echo
+		echo "workers: 1 under $QUOTA% of a core, 2 under $((QUOTA * 2))%" \
+		    "(CPUs 0-1), $((PAIRS * 2)) pairs; medians:"
+		awk -f "$(dirname "$0")/real.awk" "$T/scale"
+		awk -f "$(dirname "$0")/scale.awk" "$T/scale"
+	fi
 fi
 
 if command -v valgrind >/dev/null 2>&1; then

@@ -262,6 +262,15 @@ TEST(ApiSet, HeadscaleNodes)
 	EXPECT_EQ(api_dev_judge(d2, 1796000000), API_EXPIRED);
 	EXPECT_EQ(d3->ad_expires, 0);			// Go's zero time
 	EXPECT_EQ(api_dev_judge(d3, 1796000000), API_ADMIT);
+	// headscale writes fractions of a second: they round up.
+	Set frac = Parse(API_HEADSCALE, std::string("{\"nodes\": [") +
+	    "{\"nodeKey\": \"nodekey:" + K1 + "\", \"expiry\": "
+	    "\"2026-06-01T00:00:00.166Z\"}, {\"nodeKey\": \"nodekey:" + K2 +
+	    "\", \"expiry\": \"2026-06-01T00:00:00.000Z\"}]}");
+	ASSERT_TRUE(frac);
+	EXPECT_EQ(Find(frac, K1)->ad_expires, 1780272001);
+	EXPECT_EQ(Find(frac, K2)->ad_expires, 1780272000);
+	EXPECT_EQ(api_dev_judge(Find(frac, K1), 1780272000), API_ADMIT);
 	// An empty headscale answers {"nodes": []}; an old one may say null.
 	Set none = Parse(API_HEADSCALE, "{\"nodes\": null}");
 	ASSERT_TRUE(none);
