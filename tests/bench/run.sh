@@ -5,7 +5,7 @@
 # callgrind instruction count per relayed packet for derpd.
 # Knobs: BENCH_SECS (default 3), BENCH_ROUNDS (default 3), BENCH_PAIRS (4),
 # BENCH_ONLY=real (only the derphttp section), BENCH_IDLE=0 (no idle runs),
-# BENCH_SCALE=0 (no 1- vs 2-worker runs).
+# BENCH_SCALE=0 (no 1- vs 2-worker runs), BENCH_OVERLOAD=0 (no overload).
 set -eu
 B=$1
 SECS=${BENCH_SECS:-3}
@@ -295,6 +295,54 @@ if [ -n "$DERPER" ]; then
 	echo
 	echo "real client (derphttp), medians; ratio = derpd / derper:"
 	awk -f "$(dirname "$0")/real.awk" "$T/real"
+
+	# Overload (TLS): for each server, 100-byte round trips alone
+	# (unloaded), then at its peak (32 in flight per pair, closed loop),
+	# then with the packets offered open loop at twice that peak, as
+	# senders that do not wait for anyone would. The quota's period is
+	# 10 ms here, so its throttling does not swamp the latency figures.
+	# Goals: delivered at 2x >= 90% of the peak; p99 at 2x <= 2x unloaded.
+	if [ "${BENCH_OVERLOAD:-1}" = 1 ] && [ -n "$CG" ]; then
+		echo 10000 >"$CG/cpu.cfs_period_us"
+		echo $((QUOTA * 100)) >"$CG/cpu.cfs_quota_us"
+		: >"$T/over"
+		r=0
+		while [ $r -lt "$ROUNDS" ]; do
+			if [ $((r % 2)) = 0 ]; then order="derpd derper"
+			else order="derper derpd"; fi
+			for s in $order; do
+				real_start "$s" tls quota
+				# shellcheck disable=SC2086
+				taskset -c 0 "$DL" -url "$URL" $CAF -mode relay \
+				    -pairs 0 -secs "$SECS" -probe \
+				    -pid "$(cat "$T/server.pid")" \
+				    -label "$s net=unloaded " | tee -a "$T/over"
+				# shellcheck disable=SC2086
+				line=$(taskset -c 0 "$DL" -url "$URL" $CAF \
+				    -mode relay -pairs "$PAIRS" -window 32 \
+				    -secs "$SECS" -probe \
+				    -pid "$(cat "$T/server.pid")" \
+				    -label "$s net=peak ")
+				echo "$line" | tee -a "$T/over"
+				peak=$(echo "$line" |
+				    sed -n 's/.*delivered_pps=\([0-9]*\).*/\1/p')
+				# shellcheck disable=SC2086
+				taskset -c 0 "$DL" -url "$URL" $CAF -mode relay \
+				    -pairs "$PAIRS" -rate $((peak * 2)) \
+				    -secs "$SECS" -probe \
+				    -pid "$(cat "$T/server.pid")" \
+				    -label "$s net=2x-peak " | tee -a "$T/over"
+				stop_server
+			done
+			r=$((r + 1))
+		done
+		echo 100000 >"$CG/cpu.cfs_period_us"
+		echo $((QUOTA * 1000)) >"$CG/cpu.cfs_quota_us"
+		echo
+		echo "overload (TLS, quota $QUOTA% in 10 ms periods); medians:"
+		awk -f "$(dirname "$0")/real.awk" "$T/over"
+		awk -f "$(dirname "$0")/over.awk" "$T/over"
+	fi
 
 	# Both cores: 1 worker under a quota of QUOTA% of a core, then 2
 	# workers under 2 x QUOTA% (each worker the same share), plain HTTP,

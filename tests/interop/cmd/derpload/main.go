@@ -47,6 +47,7 @@ var (
 	pid    = flag.Int("pid", 0, "server pid to measure")
 	pairs  = flag.Int("pairs", 4, "relay: sender/receiver pairs")
 	window = flag.Int("window", 32, "relay: packets in flight per pair; 0 floods")
+	rate   = flag.Float64("rate", 0, "relay: offer this many packets/s in all, open loop (window ignored)")
 	size   = flag.Int("size", 1200, "relay: packet bytes")
 	secs   = flag.Float64("secs", 3, "relay: measured seconds (after 0.5 s of warm-up)")
 	probe  = flag.Bool("probe", false, "relay: also measure 100-byte round trips")
@@ -173,8 +174,23 @@ func relay() {
 		go func() { // sender: one Send per packet, as a node
 			defer wg.Done()
 			last, lastChange := int64(0), time.Now()
+			// Open loop: packet k is due at start + k/rate, whatever
+			// comes back; a sender that fell behind does not burst.
+			var gap time.Duration
+			if *rate > 0 {
+				gap = time.Duration(float64(time.Second) * float64(*pairs) / *rate)
+			}
+			next := time.Now()
 			for !stop.Load() {
-				if *window > 0 {
+				if gap > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+					next = next.Add(gap)
+					if lag := time.Since(next); lag > 10*gap {
+						next = time.Now()
+					}
+				} else if *window > 0 {
 					inflight := p.sent.Load() - p.recv.Load()
 					if inflight >= int64(*window) {
 						// Lost packets never come back: after a
@@ -212,9 +228,15 @@ func relay() {
 		}
 		return
 	}
-	r0, c0, t0 := total(), cpuTicks(), time.Now()
+	sent := func() (s int64) {
+		for _, p := range ps {
+			s += p.sent.Load()
+		}
+		return
+	}
+	r0, s0, c0, t0 := total(), sent(), cpuTicks(), time.Now()
 	time.Sleep(time.Duration(*secs * float64(time.Second)))
-	r1, c1, el := total(), cpuTicks(), time.Since(t0)
+	r1, s1, c1, el := total(), sent(), cpuTicks(), time.Since(t0)
 	stop.Store(true)
 	for _, p := range ps {
 		p.src.Close()
@@ -226,6 +248,10 @@ func relay() {
 	cpu := float64(c1-c0) * 10000 / float64(max(delivered, 1)) // us per packet
 	out := fmt.Sprintf("%smode=relay window=%d size=%d pairs=%d delivered_pps=%.0f server_cpu_us_per_pkt=%.3f server_cpu_pct=%.0f",
 		*label, *window, *size, *pairs, pps, cpu, float64(c1-c0)/el.Seconds())
+	if *rate > 0 {
+		out += fmt.Sprintf(" offered_pps=%.0f sent_pps=%.0f", *rate,
+			float64(s1-s0)/el.Seconds())
+	}
 	if probeDone != nil {
 		<-probeDone
 		if len(rtts) > 0 {
