@@ -175,7 +175,10 @@ func relay() {
 			defer wg.Done()
 			last, lastChange := int64(0), time.Now()
 			// Open loop: packet k is due at start + k/rate, whatever
-			// comes back; a sender that fell behind does not burst.
+			// comes back. Sleeps are coarse (tens of us), so the
+			// packets due meanwhile go at once; a sender more than
+			// 100 ms behind (Send blocked: the server reads no more)
+			// gives up that backlog instead of bursting it.
 			var gap time.Duration
 			if *rate > 0 {
 				gap = time.Duration(float64(time.Second) * float64(*pairs) / *rate)
@@ -187,7 +190,7 @@ func relay() {
 						time.Sleep(d)
 					}
 					next = next.Add(gap)
-					if lag := time.Since(next); lag > 10*gap {
+					if time.Since(next) > 100*time.Millisecond {
 						next = time.Now()
 					}
 				} else if *window > 0 {
