@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <openssl/ssl.h>
 
@@ -72,6 +73,13 @@ struct ctlmsg {
 	uint8_t		 cm_buf[CTL_FRAME_MAX];
 };
 
+/* A TCP peer's address: smaller than a sockaddr_storage (128 bytes). */
+union conn_addr {
+	struct sockaddr		 sa;
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+};
+
 struct conn {
 	uint64_t		 c_id;
 	struct worker		*c_w;
@@ -82,7 +90,7 @@ struct conn {
 	struct event		*c_timer;
 	int			 c_tls;
 	int			 c_port80;
-	struct sockaddr_storage	 c_sa;
+	union conn_addr		 c_sa;	/* the peer: TCP over IPv4 or IPv6 */
 	char			 c_addr[64];
 	uint64_t		 c_connected_ms;
 	size_t			 c_scan;	/* http head scan offset */

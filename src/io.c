@@ -34,7 +34,8 @@ struct io {
 	int		 i_fd;
 	SSL		*i_ssl;
 	struct evbuffer	*i_in, *i_out;
-	struct event	*i_rev, *i_wev, *i_wtimer;
+	struct event	*i_rev, *i_wev;
+	struct event	*i_wtimer;	/* NULL until a write first waits */
 	struct io_cbs	 i_cbs;
 	void		*i_arg;
 	int		 i_handshaking;	/* TLS accept not done */
@@ -54,6 +55,8 @@ struct io {
 static void	io_read_cb(evutil_socket_t, short, void *);
 static void	io_write_cb(evutil_socket_t, short, void *);
 static void	io_wtimer_cb(evutil_socket_t, short, void *);
+static void	io_wtimer_del(struct io *);
+static bool	io_wtimer_pending(const struct io *);
 
 static void
 io_destroy(struct io *io)
@@ -95,9 +98,8 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 	    io_read_cb, io);
 	io->i_wev = event_new(base, fd, EV_WRITE | EV_PERSIST | EV_ET,
 	    io_write_cb, io);
-	io->i_wtimer = evtimer_new(base, io_wtimer_cb, io);
 	if (io->i_in == NULL || io->i_out == NULL || io->i_rev == NULL ||
-	    io->i_wev == NULL || io->i_wtimer == NULL ||
+	    io->i_wev == NULL ||
 	    event_add(io->i_rev, NULL) == -1 ||
 	    event_add(io->i_wev, NULL) == -1) {
 		io_destroy(io);
@@ -128,7 +130,7 @@ io_free(struct io *io)
 		io->i_dead = 1;
 		event_del(io->i_rev);
 		event_del(io->i_wev);
-		event_del(io->i_wtimer);
+		io_wtimer_del(io);
 		return;
 	}
 	io_destroy(io);
@@ -164,7 +166,7 @@ io_set_write_timeout(struct io *io, int64_t ms)
 {
 	io->i_wtimeout_ms = ms;
 	if (ms <= 0)
-		event_del(io->i_wtimer);
+		io_wtimer_del(io);
 }
 
 void
@@ -276,12 +278,35 @@ ssl_detail(char *buf, size_t len)
 }
 
 static void
+io_wtimer_del(struct io *io)
+{
+	if (io->i_wtimer != NULL)
+		event_del(io->i_wtimer);
+}
+
+static bool
+io_wtimer_pending(const struct io *io)
+{
+	return io->i_wtimer != NULL && evtimer_pending(io->i_wtimer, NULL);
+}
+
+/*
+ * The write timeout's timer is made the first time a write waits: most
+ * clients never fill their socket, and an idle one should not carry it.
+ * Without memory for it the connection fails (IO_WRITE_ERROR).
+ */
+static void
 io_arm_wtimer(struct io *io)
 {
 	struct timeval tv;
 
 	if (io->i_wtimeout_ms <= 0)
 		return;
+	if (io->i_wtimer == NULL && (io->i_wtimer = evtimer_new(
+	    event_get_base(io->i_wev), io_wtimer_cb, io)) == NULL) {
+		io_report(io, IO_WRITE_ERROR, "out of memory");
+		return;
+	}
 	tv.tv_sec = (time_t)(io->i_wtimeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)((io->i_wtimeout_ms % 1000) * 1000);
 	evtimer_add(io->i_wtimer, &tv);
@@ -439,12 +464,13 @@ io_do_write(struct io *io)
 		io->i_last_progress = util_now_ms();
 	if (io_pending(io) == 0) {
 		io->i_write_blocked = 0;
-		event_del(io->i_wtimer);
-	} else if (io->i_wtimeout_ms > 0 &&
-	    !evtimer_pending(io->i_wtimer, NULL)) {
+		io_wtimer_del(io);
+	} else if (io->i_wtimeout_ms > 0 && !io_wtimer_pending(io)) {
 		if (!progressed && io->i_last_progress == 0)
 			io->i_last_progress = util_now_ms();
 		io_arm_wtimer(io);
+		if (io->i_failed)
+			return;
 	}
 	if (progressed && io_pending(io) <= io->i_low &&
 	    io->i_cbs.ic_drain != NULL)
@@ -456,15 +482,13 @@ io_flush(struct io *io)
 {
 	if (io->i_dead || io->i_failed)
 		return;
+	io->i_busy++;
 	if (io->i_write_blocked) {
 		/* The write edge will come; make sure a timeout is armed. */
-		if (io->i_wtimeout_ms > 0 &&
-		    !evtimer_pending(io->i_wtimer, NULL))
+		if (io->i_wtimeout_ms > 0 && !io_wtimer_pending(io))
 			io_arm_wtimer(io);
-		return;
-	}
-	io->i_busy++;
-	io_do_write(io);
+	} else
+		io_do_write(io);
 	io->i_busy--;
 	if (io->i_dead && io->i_busy == 0)
 		io_destroy(io);
