@@ -21,6 +21,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -136,6 +137,11 @@ type pair struct {
 	src, dst   *derphttp.Client
 	dstKey     key.NodePublic
 	sent, recv atomic.Int64
+	// lost: packets the receiver knows the server dropped. A relay keeps
+	// one sender's packets to one receiver in order (it drops, never
+	// reorders), so a sequence number that skips ahead means the packets
+	// in between are gone, and the window gets them back at once.
+	lost atomic.Int64
 }
 
 func relay() {
@@ -155,18 +161,30 @@ func relay() {
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	pkt := make([]byte, *size)
+	if *size < 8 {
+		log.Fatal("derpload: -size must be at least 8 (a sequence number)")
+	}
 	for _, p := range ps {
 		p := p
 		wg.Add(2)
 		go func() { // receiver
 			defer wg.Done()
+			var next uint64
 			for !stop.Load() {
 				m, err := p.dst.Recv()
 				if err != nil {
 					return
 				}
-				if _, ok := m.(derp.ReceivedPacket); ok {
+				if rp, ok := m.(derp.ReceivedPacket); ok {
+					if len(rp.Data) >= 8 {
+						seq := binary.BigEndian.Uint64(rp.Data)
+						if seq > next {
+							p.lost.Add(int64(seq - next))
+						}
+						if seq >= next {
+							next = seq + 1
+						}
+					}
 					p.recv.Add(1)
 				}
 			}
@@ -184,6 +202,8 @@ func relay() {
 				gap = time.Duration(float64(time.Second) * float64(*pairs) / *rate)
 			}
 			next := time.Now()
+			pkt := make([]byte, *size)
+			var seq uint64
 			for !stop.Load() {
 				if gap > 0 {
 					if d := time.Until(next); d > 0 {
@@ -194,20 +214,26 @@ func relay() {
 						next = time.Now()
 					}
 				} else if *window > 0 {
-					inflight := p.sent.Load() - p.recv.Load()
+					inflight := p.sent.Load() - p.recv.Load() -
+						p.lost.Load()
 					if inflight >= int64(*window) {
-						// Lost packets never come back: after a
-						// quiet 50 ms the window starts over.
+						// Drops show as gaps (lost). Should the
+						// newest packets of a window be lost, no
+						// gap shows: after a quiet second (far
+						// longer than a CPU quota's throttling)
+						// the window starts over.
 						if r := p.recv.Load(); r != last {
 							last, lastChange = r, time.Now()
-						} else if time.Since(lastChange) > 50*time.Millisecond {
-							p.sent.Store(p.recv.Load())
+						} else if time.Since(lastChange) > time.Second {
+							p.sent.Store(p.recv.Load() + p.lost.Load())
 							lastChange = time.Now()
 						}
 						time.Sleep(20 * time.Microsecond)
 						continue
 					}
 				}
+				binary.BigEndian.PutUint64(pkt, seq)
+				seq++
 				if err := p.src.Send(p.dstKey, pkt); err != nil {
 					return
 				}
