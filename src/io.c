@@ -54,6 +54,7 @@ struct io {
 	int		 i_busy;	/* inside a callback */
 	int		 i_failed;	/* an event was reported; stop */
 	int		 i_write_blocked; /* waiting for the write edge */
+	int		 i_read_wants_write; /* TLS: SSL_read said WANT_WRITE */
 	size_t		 i_low;
 	int64_t		 i_wtimeout_ms;
 	uint64_t	 i_last_progress;
@@ -595,8 +596,11 @@ io_do_read(struct io *io)
 			if (n <= 0) {
 				e = SSL_get_error(io->i_ssl, n);
 				if (e == SSL_ERROR_WANT_READ ||
-				    e == SSL_ERROR_WANT_WRITE)
+				    e == SSL_ERROR_WANT_WRITE) {
+					io->i_read_wants_write =
+					    e == SSL_ERROR_WANT_WRITE;
 					break;
+				}
 				if (e == SSL_ERROR_ZERO_RETURN ||
 				    (e == SSL_ERROR_SYSCALL &&
 				    ERR_peek_error() == 0)) {
@@ -673,10 +677,17 @@ io_write_cb(evutil_socket_t fd, short what, void *arg)
 			io_do_read(io);
 	} else if (io_pending(io) > 0)
 		io_do_write(io);
-	/* TLS reads can stall on a write (key update): retry them too. */
-	if (io->i_ssl != NULL && !io->i_handshaking && !io->i_dead &&
-	    !io->i_failed && !io->i_read_stopped)
+	/*
+	 * A TLS read can stall on a write (a key update's answer): retry it
+	 * then. Only then: epoll reports a writable socket with every read
+	 * edge, and a read here each time cost a read() per edge (EAGAIN).
+	 */
+	if (io->i_ssl != NULL && io->i_read_wants_write &&
+	    !io->i_handshaking && !io->i_dead && !io->i_failed &&
+	    !io->i_read_stopped) {
+		io->i_read_wants_write = 0;
 		io_do_read(io);
+	}
 	io->i_busy--;
 	if (io->i_dead && io->i_busy == 0)
 		io_destroy(io);
