@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: ISC */
-/* util.c: small pure helpers shared by the daemon, derpctl and tests. */
+/* util.c: small helpers shared by the daemon, derpctl and tests. */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -561,4 +568,71 @@ void
 util_hash_seed(uint8_t seed[UTIL_HASH_SEED_LEN])
 {
 	randombytes_buf(seed, UTIL_HASH_SEED_LEN);
+}
+
+char *
+util_read_small_file(const char *path, size_t max, int flags, size_t *lenp,
+    char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	size_t		 cap, n = 0;
+	ssize_t		 r;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1)
+		goto fail_errno;
+	if (S_ISREG(st.st_mode)) {
+		if ((uintmax_t)st.st_size > max) {
+			errno = EFBIG;
+			goto fail_big;
+		}
+		cap = (size_t)st.st_size;
+	} else if (flags & UTIL_READ_REGULAR) {
+		errno = EINVAL;
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	} else if (max == SIZE_MAX) {
+		errno = EFBIG;
+		goto fail_big;
+	} else
+		cap = max + 1;	/* no size to trust: one byte more shows it */
+	if ((buf = malloc(cap + 1)) == NULL) {
+		errno = ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	while (n < cap && (r = read(fd, buf + n, cap - n)) != 0) {
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail_errno;
+		}
+		n += (size_t)r;
+	}
+	if (n > max) {
+		errno = EFBIG;
+		goto fail_big;
+	}
+	buf[n] = '\0';
+	close(fd);
+	*lenp = n;
+	return buf;
+fail_big:
+	snprintf(err, errlen, "%s: file too large", path);
+	goto fail;
+fail_errno:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	if (buf != NULL) {
+		/* It may be a key: no copy of it stays behind. */
+		sodium_memzero(buf, n);
+		free(buf);
+	}
+	errno = saved;
+	return NULL;
 }

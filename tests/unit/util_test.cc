@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: ISC
-// util_test.cc: hex, key text forms, durations, host:port and friends.
+// util_test.cc: hex, key text forms, durations, host:port, small files
+// and friends.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -504,4 +512,158 @@ TEST(UtilLogSafe, CutsToFitWithAnEllipsis)
 	EXPECT_LT(s.size(), 64u);
 	EXPECT_EQ(s.substr(s.size() - 3), "...");
 	EXPECT_EQ(s.find('\n'), std::string::npos);
+}
+
+namespace {
+
+int
+RmEntry(const char *path, const struct stat *, int, struct FTW *)
+{
+	return remove(path);
+}
+
+/* A private directory for each test, removed with what is in it. */
+class UtilFile : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/derpd-util-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir_ = tmpl;
+	}
+
+	void TearDown() override
+	{
+		if (!dir_.empty())
+			nftw(dir_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+
+	std::string Path(const std::string &name) const
+	{
+		return dir_ + "/" + name;
+	}
+
+	void Write(const std::string &path, const std::string &text)
+	{
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(write(fd, text.data(), text.size()),
+		    (ssize_t)text.size());
+		close(fd);
+	}
+
+	/* The whole file through util_read_small_file, or "<NULL>". */
+	std::string ReadBack(const std::string &path, size_t max = 1 << 20)
+	{
+		size_t len = 777;
+		char *buf = util_read_small_file(path.c_str(), max, 0, &len,
+		    err_, sizeof(err_));
+		if (buf == nullptr)
+			return "<NULL>";
+		std::string s(buf, len);
+		free(buf);
+		return s;
+	}
+
+	std::string dir_;
+	char err_[512] = "";
+};
+
+}  // namespace
+
+TEST_F(UtilFile, ReadSmallFileWhole)
+{
+	std::string path = Path("f");
+	std::string text("line one\nline\0two\n", 19);
+	Write(path, text);
+
+	size_t len = 0;
+	char *buf = util_read_small_file(path.c_str(), 64, 0, &len, err_,
+	    sizeof(err_));
+	ASSERT_NE(buf, nullptr) << err_;
+	EXPECT_EQ(len, text.size());
+	EXPECT_EQ(std::string(buf, len), text);
+	EXPECT_EQ(buf[len], '\0');
+	free(buf);
+
+	Write(path, "");
+	len = 777;
+	buf = util_read_small_file(path.c_str(), 64, UTIL_READ_REGULAR, &len,
+	    err_, sizeof(err_));
+	ASSERT_NE(buf, nullptr) << err_;
+	EXPECT_EQ(len, 0u);
+	EXPECT_EQ(buf[0], '\0');
+	free(buf);
+}
+
+TEST_F(UtilFile, ReadSmallFileCap)
+{
+	std::string path = Path("f");
+
+	Write(path, std::string(100, 'x'));
+	EXPECT_EQ(ReadBack(path, 100), std::string(100, 'x')) << err_;
+	EXPECT_EQ(ReadBack(path, 99), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+	EXPECT_EQ(std::string(err_), path + ": file too large");
+	EXPECT_EQ(ReadBack(path, 0), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+}
+
+TEST_F(UtilFile, ReadSmallFileMissing)
+{
+	std::string path = Path("missing");
+
+	EXPECT_EQ(ReadBack(path), "<NULL>");
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(std::string(err_), path + ": " + strerror(ENOENT));
+	/* No message wanted: none written, still NULL with errno. */
+	size_t len;
+	EXPECT_EQ(util_read_small_file(path.c_str(), 10, 0, &len, nullptr, 0),
+	    nullptr);
+	EXPECT_EQ(errno, ENOENT);
+}
+
+TEST_F(UtilFile, ReadSmallFileNotRegular)
+{
+	size_t len;
+
+	/* A directory opens, but only a regular file is wanted here. */
+	EXPECT_EQ(util_read_small_file(dir_.c_str(), 64, UTIL_READ_REGULAR,
+	    &len, err_, sizeof(err_)), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_EQ(std::string(err_), dir_ + ": not a regular file");
+	/* Without the flag, reading it fails as read(2) does. */
+	EXPECT_EQ(ReadBack(dir_), "<NULL>");
+	EXPECT_EQ(errno, EISDIR);
+}
+
+TEST_F(UtilFile, ReadSmallFilePipe)
+{
+	int p[2];
+	char path[64];
+
+	/* A pipe has no size: it is read to its end, up to the cap. */
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(write(p[1], "abc", 3), 3);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	EXPECT_EQ(ReadBack(path, 3), "abc") << err_;
+	close(p[0]);
+
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(write(p[1], "abcd", 4), 4);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	EXPECT_EQ(ReadBack(path, 3), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+	close(p[0]);
+
+	ASSERT_EQ(pipe(p), 0);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	size_t len;
+	EXPECT_EQ(util_read_small_file(path, 64, UTIL_READ_REGULAR, &len,
+	    err_, sizeof(err_)), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	close(p[0]);
 }
