@@ -141,49 +141,19 @@ now_s(void)
 
 /* --- the credentials and the state file ---------------------------- */
 
+/* util_read_small_file of a regular file, in this backend's words. */
 static char *
 read_file(const char *path, size_t max, size_t *lenp, char *err,
     size_t errlen)
 {
-	struct stat	 st;
-	char		*buf = NULL;
-	size_t		 n = 0;
-	ssize_t		 r;
-	int		 fd;
+	char	*buf;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+	buf = util_read_small_file(path, max, UTIL_READ_REGULAR, lenp, err,
+	    errlen);
+	if (buf == NULL && (errno == EFBIG || errno == EINVAL))
 		snprintf(err, errlen, "%s: not a regular file of at most %zu "
 		    "bytes", path, max);
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	while (n < (size_t)st.st_size &&
-	    (r = read(fd, buf + n, (size_t)st.st_size - n)) != 0) {
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-	*lenp = n;
 	return buf;
-fail:
-	if (fd != -1)
-		close(fd);
-	free(buf);
-	return NULL;
 }
 
 static int
@@ -216,7 +186,7 @@ static void
 state_load(struct api *p)
 {
 	struct api_set	*s;
-	char		*buf, e[256];
+	char		*buf, e[PATH_MAX + 64];	/* p_state and a message */
 	size_t		 len;
 	int64_t		 fetched = 0;
 	struct stat	 st;

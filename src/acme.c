@@ -219,31 +219,6 @@ acme_targets(struct acme *a, struct acme_target_info *out, size_t max)
 	return n;
 }
 
-/* A small file whole (at most max bytes), NUL-terminated; NULL on error. */
-static char *
-read_file(const char *path, size_t max, size_t *lenp)
-{
-	FILE	*f = fopen(path, "r");
-	char	*buf;
-	size_t	 n;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = malloc(max + 1)) == NULL) {
-		fclose(f);
-		return NULL;
-	}
-	n = fread(buf, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
-	return buf;
-}
-
 /* ---- keys, JWS ------------------------------------------------------- */
 
 /* Atomic 0600 write of text into dir/name (dir made 0700 if missing). */
@@ -1340,8 +1315,9 @@ want_ip(struct acme *a, const char *ip)
 	if (access(crt, F_OK) == 0 && access(key, F_OK) == 0) {
 		if (keys_check_secrecy(key, err, sizeof(err)) == -1)
 			log_warnx("acme: %s; ordering a new certificate", err);
-		else if ((k = read_file(key, TLS_CACHE_MAX, &kl)) != NULL &&
-		    (c = read_file(crt, TLS_CACHE_MAX, &cl)) != NULL &&
+		else if ((k = util_read_small_file(key, TLS_CACHE_MAX, 0, &kl,
+		    NULL, 0)) != NULL && (c = util_read_small_file(crt,
+		    TLS_CACHE_MAX, 0, &cl, NULL, 0)) != NULL &&
 		    (both = malloc(kl + cl + 1)) != NULL) {
 			memcpy(both, k, kl);
 			memcpy(both + kl, c, cl);
