@@ -636,3 +636,60 @@ fail:
 	errno = saved;
 	return NULL;
 }
+
+int
+util_write_file_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, char *err, size_t errlen)
+{
+	char	 tmp[PATH_MAX];
+	size_t	 off = 0;
+	ssize_t	 w;
+	int	 fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >=
+	    sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* A new file (O_EXCL): never one that someone else put there. */
+	if ((fd = mkstemp(tmp)) == -1) {
+		snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) == -1)
+		goto fail_tmp;
+	while (off < len) {
+		if ((w = write(fd, (const char *)data + off, len - off)) <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			if (w == 0)
+				errno = EIO;
+			goto fail_tmp;
+		}
+		off += (size_t)w;
+	}
+	/* On disk before the rename, so a crash leaves the old or the new. */
+	if (fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail_path;
+	}
+	if (close(fd) == -1 || rename(tmp, path) == -1)
+		goto fail_path;
+	return 0;
+fail_tmp:
+	snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
+	saved = errno;
+	close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+fail_path:
+	snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}

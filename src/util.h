@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * util.h: small helpers: hex, key text forms, durations, strings, and
- * reading small files.
+ * reading and replacing small files.
  */
 #ifndef DERPD_UTIL_H
 #define DERPD_UTIL_H
@@ -108,6 +108,17 @@ const char *util_log_safe(const char *in, char *out, size_t outlen);
  */
 char	*util_read_small_file(const char *path, size_t max, int flags,
 	    size_t *lenp, char *err, size_t errlen);
+/*
+ * Replace path with len bytes of data atomically: written to a new file
+ * "<path>.tmpXXXXXX" beside it, made mode, fsync(2)ed, then renamed over
+ * path, so a reader sees the old content or the new and a crash leaves
+ * one of them. 0, or -1 with the temporary file gone, errno set and a
+ * message in err (NULL with errlen 0 for none): "<path>: path too long"
+ * (ENAMETOOLONG), "<tmpfile>: <strerror>" when creating or writing it
+ * failed, "<path>: <strerror>" when the fsync, close or rename did.
+ */
+int	util_write_file_atomic(const char *path, const void *data, size_t len,
+	    mode_t mode, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

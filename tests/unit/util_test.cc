@@ -2,6 +2,7 @@
 // util_test.cc: hex, key text forms, durations, host:port, small files
 // and friends.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -565,8 +566,41 @@ protected:
 		return s;
 	}
 
+	std::vector<std::string> List() const
+	{
+		std::vector<std::string> names;
+		DIR *dp = opendir(dir_.c_str());
+		EXPECT_NE(dp, nullptr);
+		if (dp == nullptr)
+			return names;
+		struct dirent *de;
+		while ((de = readdir(dp)) != nullptr)
+			if (strcmp(de->d_name, ".") != 0 &&
+			    strcmp(de->d_name, "..") != 0)
+				names.push_back(de->d_name);
+		closedir(dp);
+		return names;
+	}
+
+	mode_t Mode(const std::string &path) const
+	{
+		struct stat st;
+		EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+		return st.st_mode & 07777;
+	}
+
 	std::string dir_;
 	char err_[512] = "";
+};
+
+/* Restores the umask a test changed. */
+class Umask {
+public:
+	explicit Umask(mode_t m) : old_(umask(m)) {}
+	~Umask() { umask(old_); }
+
+private:
+	mode_t old_;
 };
 
 }  // namespace
@@ -666,4 +700,97 @@ TEST_F(UtilFile, ReadSmallFilePipe)
 	    err_, sizeof(err_)), nullptr);
 	EXPECT_EQ(errno, EINVAL);
 	close(p[0]);
+}
+
+TEST_F(UtilFile, WriteAtomicCreatesMode0600)
+{
+	Umask um(0);	/* the mode asked for, whatever the umask allows */
+	std::string path = Path("secret");
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "s3cret", 6, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "s3cret");
+	EXPECT_EQ(Mode(path), 0600u);
+	/* Nothing else left in the directory. */
+	EXPECT_EQ(List(), std::vector<std::string>{"secret"});
+
+	/* An existing file of a wider mode is replaced by a 0600 one. */
+	Write(path, "old");
+	ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "new", 3, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(Mode(path), 0600u);
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "pub", 3, 0644, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(Mode(path), 0644u);
+}
+
+TEST_F(UtilFile, WriteAtomicReplacesWhole)
+{
+	std::string path = Path("state");
+	std::string big(100000, 'a');
+	struct stat before, after;
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), big.data(), big.size(),
+	    0600, err_, sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), big);
+
+	/* A reader that opened the old file keeps reading all of it. */
+	int fd = open(path.c_str(), O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(fstat(fd, &before), 0);
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "short", 5, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "short");
+	ASSERT_EQ(stat(path.c_str(), &after), 0);
+	/* A new inode renamed in, not the old one rewritten in place. */
+	EXPECT_NE(before.st_ino, after.st_ino);
+	std::string old;
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		old.append(buf, (size_t)n);
+	close(fd);
+	EXPECT_EQ(old, big);
+
+	/* Empty content is content too. */
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "", 0, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "");
+	EXPECT_EQ(List(), std::vector<std::string>{"state"});
+}
+
+TEST_F(UtilFile, WriteAtomicFailures)
+{
+	/* No such directory: the temporary file cannot be made. */
+	std::string path = Path("nodir/state");
+	EXPECT_EQ(util_write_file_atomic(path.c_str(), "x", 1, 0600, err_,
+	    sizeof(err_)), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(std::string(err_).rfind(path + ".tmp", 0), 0u) << err_;
+	EXPECT_TRUE(List().empty());
+
+	/* The rename onto a directory fails: old kept, no temporary left. */
+	ASSERT_EQ(mkdir(Path("d").c_str(), 0700), 0);
+	path = Path("d");
+	EXPECT_EQ(util_write_file_atomic(path.c_str(), "x", 1, 0600, err_,
+	    sizeof(err_)), -1);
+	EXPECT_EQ(errno, EISDIR);
+	EXPECT_EQ(std::string(err_), path + ": " + strerror(EISDIR));
+	EXPECT_EQ(List(), std::vector<std::string>{"d"});
+	struct stat st;
+	ASSERT_EQ(stat(path.c_str(), &st), 0);
+	EXPECT_TRUE(S_ISDIR(st.st_mode));
+
+	/* A name with no room for the suffix. */
+	std::string longp = dir_ + "/" + std::string(PATH_MAX, 'n');
+	std::vector<char> lerr(2 * PATH_MAX);
+	EXPECT_EQ(util_write_file_atomic(longp.c_str(), "x", 1, 0600,
+	    lerr.data(), lerr.size()), -1);
+	EXPECT_EQ(errno, ENAMETOOLONG);
+	EXPECT_EQ(std::string(lerr.data()), longp + ": path too long");
+	EXPECT_EQ(util_write_file_atomic(longp.c_str(), "x", 1, 0600, nullptr,
+	    0), -1);
+	EXPECT_EQ(List(), std::vector<std::string>{"d"});
 }
