@@ -233,9 +233,8 @@ state_load(struct api *p)
 static void
 state_save(struct api *p)
 {
-	char	 tmp[PATH_MAX + 8], *text;
-	size_t	 len, off = 0;
-	int	 fd;
+	char	*text;
+	size_t	 len;
 
 	if (p->p_state[0] == '\0')
 		return;
@@ -244,37 +243,11 @@ state_save(struct api *p)
 		log_warnx("admission api: state file: out of memory");
 		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p->p_state);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1)
-		goto fail;
-	if (fchmod(fd, 0600) == -1)
-		goto fail_fd;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail_fd;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, p->p_state) == -1)
-		goto fail;
-	p->p_written = now_s();
-	free(text);
-	return;
-fail_fd:
-	close(fd);
-fail:
-	log_warnx("admission api: cannot write the state file %s: %s",
-	    p->p_state, strerror(errno));
-	unlink(tmp);
+	if (util_write_file_atomic(p->p_state, text, len, 0600, NULL, 0) == -1)
+		log_warnx("admission api: cannot write the state file %s: %s",
+		    p->p_state, strerror(errno));
+	else
+		p->p_written = now_s();
 	free(text);
 }
 

@@ -226,40 +226,11 @@ static int
 write_secret(const char *path, const char *dir, const void *data,
     size_t len, char *err, size_t errlen)
 {
-	char	 tmp[PATH_MAX];
-	int	 fd;
-
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >=
-	    sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	if ((fd = mkstemp(tmp)) == -1) {	/* mode 0600 */
-		snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	for (size_t off = 0; off < len; ) {
-		ssize_t n = write(fd, (const char *)data + off, len - off);
-		if (n <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
-			close(fd);
-			unlink(tmp);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
-		snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return util_write_file_atomic(path, data, len, 0600, err, errlen);
 }
 
 /* A SEC1 "EC PRIVATE KEY" PEM of k, as autocert writes it; caller frees. */
