@@ -267,12 +267,13 @@ gauges(struct api *p)
 	__atomic_store_n(&p->g_next_ms, p->p_next_ms, __ATOMIC_RELAXED);
 }
 
-/* What the set says of a listed key (the policy applied on an admit). */
+/*
+ * The control plane's verdict on a listed device now, as a reason:
+ * AUTH_OK when it admits it (the policy still to be applied).
+ */
 static enum auth_reason
-decide(struct auth_flight *f, const struct api_dev *d)
+verdict_reason(const struct api_dev *d)
 {
-	struct policy_ident	*id;
-
 	switch (api_dev_judge(d, now_s())) {
 	case API_UNAUTHORIZED:
 		return AUTH_DEVICE_UNAUTHORIZED;
@@ -281,6 +282,18 @@ decide(struct auth_flight *f, const struct api_dev *d)
 	case API_ADMIT:
 		break;
 	}
+	return AUTH_OK;
+}
+
+/* What the set says of a listed key (the policy applied on an admit). */
+static enum auth_reason
+decide(struct auth_flight *f, const struct api_dev *d)
+{
+	struct policy_ident	*id;
+	enum auth_reason	 r;
+
+	if ((r = verdict_reason(d)) != AUTH_OK)
+		return r;
 	/* The API's identity is what the policy and the audit see. */
 	if ((id = calloc(1, sizeof(*id))) == NULL ||
 	    api_ident_copy(id, &d->ad_id) == -1) {
@@ -1065,17 +1078,7 @@ auth_api_explain(struct auth *a, const uint8_t key[32], cJSON *res)
 		    "not in the control plane's set" : "no set yet");
 		return r;
 	}
-	switch (api_dev_judge(d, now_s())) {
-	case API_UNAUTHORIZED:
-		r = AUTH_DEVICE_UNAUTHORIZED;
-		break;
-	case API_EXPIRED:
-		r = AUTH_KEY_EXPIRED;
-		break;
-	default:
-		r = AUTH_OK;
-		break;
-	}
+	r = verdict_reason(d);
 	cJSON_AddStringToObject(res, "api", auth_reason_name(r));
 	if (r != AUTH_OK) {
 		cJSON_AddItemToObject(res, "identity",
