@@ -141,49 +141,19 @@ now_s(void)
 
 /* --- the credentials and the state file ---------------------------- */
 
+/* util_read_small_file of a regular file, in this backend's words. */
 static char *
 read_file(const char *path, size_t max, size_t *lenp, char *err,
     size_t errlen)
 {
-	struct stat	 st;
-	char		*buf = NULL;
-	size_t		 n = 0;
-	ssize_t		 r;
-	int		 fd;
+	char	*buf;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+	buf = util_read_small_file(path, max, UTIL_READ_REGULAR, lenp, err,
+	    errlen);
+	if (buf == NULL && (errno == EFBIG || errno == EINVAL))
 		snprintf(err, errlen, "%s: not a regular file of at most %zu "
 		    "bytes", path, max);
-		goto fail;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	while (n < (size_t)st.st_size &&
-	    (r = read(fd, buf + n, (size_t)st.st_size - n)) != 0) {
-		if (r == -1) {
-			if (errno == EINTR)
-				continue;
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto fail;
-		}
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	close(fd);
-	*lenp = n;
 	return buf;
-fail:
-	if (fd != -1)
-		close(fd);
-	free(buf);
-	return NULL;
 }
 
 static int
@@ -216,7 +186,7 @@ static void
 state_load(struct api *p)
 {
 	struct api_set	*s;
-	char		*buf, e[256];
+	char		*buf, e[PATH_MAX + 64];	/* p_state and a message */
 	size_t		 len;
 	int64_t		 fetched = 0;
 	struct stat	 st;
@@ -263,9 +233,8 @@ state_load(struct api *p)
 static void
 state_save(struct api *p)
 {
-	char	 tmp[PATH_MAX + 8], *text;
-	size_t	 len, off = 0;
-	int	 fd;
+	char	*text;
+	size_t	 len;
 
 	if (p->p_state[0] == '\0')
 		return;
@@ -274,37 +243,11 @@ state_save(struct api *p)
 		log_warnx("admission api: state file: out of memory");
 		return;
 	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp", p->p_state);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1)
-		goto fail;
-	if (fchmod(fd, 0600) == -1)
-		goto fail_fd;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail_fd;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) == -1 || close(fd) == -1) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, p->p_state) == -1)
-		goto fail;
-	p->p_written = now_s();
-	free(text);
-	return;
-fail_fd:
-	close(fd);
-fail:
-	log_warnx("admission api: cannot write the state file %s: %s",
-	    p->p_state, strerror(errno));
-	unlink(tmp);
+	if (util_write_file_atomic(p->p_state, text, len, 0600, NULL, 0) == -1)
+		log_warnx("admission api: cannot write the state file %s: %s",
+		    p->p_state, strerror(errno));
+	else
+		p->p_written = now_s();
 	free(text);
 }
 
@@ -324,12 +267,13 @@ gauges(struct api *p)
 	__atomic_store_n(&p->g_next_ms, p->p_next_ms, __ATOMIC_RELAXED);
 }
 
-/* What the set says of a listed key (the policy applied on an admit). */
+/*
+ * The control plane's verdict on a listed device now, as a reason:
+ * AUTH_OK when it admits it (the policy still to be applied).
+ */
 static enum auth_reason
-decide(struct auth_flight *f, const struct api_dev *d)
+verdict_reason(const struct api_dev *d)
 {
-	struct policy_ident	*id;
-
 	switch (api_dev_judge(d, now_s())) {
 	case API_UNAUTHORIZED:
 		return AUTH_DEVICE_UNAUTHORIZED;
@@ -338,6 +282,18 @@ decide(struct auth_flight *f, const struct api_dev *d)
 	case API_ADMIT:
 		break;
 	}
+	return AUTH_OK;
+}
+
+/* What the set says of a listed key (the policy applied on an admit). */
+static enum auth_reason
+decide(struct auth_flight *f, const struct api_dev *d)
+{
+	struct policy_ident	*id;
+	enum auth_reason	 r;
+
+	if ((r = verdict_reason(d)) != AUTH_OK)
+		return r;
 	/* The API's identity is what the policy and the audit see. */
 	if ((id = calloc(1, sizeof(*id))) == NULL ||
 	    api_ident_copy(id, &d->ad_id) == -1) {
@@ -1122,17 +1078,7 @@ auth_api_explain(struct auth *a, const uint8_t key[32], cJSON *res)
 		    "not in the control plane's set" : "no set yet");
 		return r;
 	}
-	switch (api_dev_judge(d, now_s())) {
-	case API_UNAUTHORIZED:
-		r = AUTH_DEVICE_UNAUTHORIZED;
-		break;
-	case API_EXPIRED:
-		r = AUTH_KEY_EXPIRED;
-		break;
-	default:
-		r = AUTH_OK;
-		break;
-	}
+	r = verdict_reason(d);
 	cJSON_AddStringToObject(res, "api", auth_reason_name(r));
 	if (r != AUTH_OK) {
 		cJSON_AddItemToObject(res, "identity",

@@ -219,31 +219,6 @@ acme_targets(struct acme *a, struct acme_target_info *out, size_t max)
 	return n;
 }
 
-/* A small file whole (at most max bytes), NUL-terminated; NULL on error. */
-static char *
-read_file(const char *path, size_t max, size_t *lenp)
-{
-	FILE	*f = fopen(path, "r");
-	char	*buf;
-	size_t	 n;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = malloc(max + 1)) == NULL) {
-		fclose(f);
-		return NULL;
-	}
-	n = fread(buf, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
-	return buf;
-}
-
 /* ---- keys, JWS ------------------------------------------------------- */
 
 /* Atomic 0600 write of text into dir/name (dir made 0700 if missing). */
@@ -251,40 +226,11 @@ static int
 write_secret(const char *path, const char *dir, const void *data,
     size_t len, char *err, size_t errlen)
 {
-	char	 tmp[PATH_MAX];
-	int	 fd;
-
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >=
-	    sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	if ((fd = mkstemp(tmp)) == -1) {	/* mode 0600 */
-		snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	for (size_t off = 0; off < len; ) {
-		ssize_t n = write(fd, (const char *)data + off, len - off);
-		if (n <= 0) {
-			if (n == -1 && errno == EINTR)
-				continue;
-			snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
-			close(fd);
-			unlink(tmp);
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
-		snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return util_write_file_atomic(path, data, len, 0600, err, errlen);
 }
 
 /* A SEC1 "EC PRIVATE KEY" PEM of k, as autocert writes it; caller frees. */
@@ -1340,8 +1286,9 @@ want_ip(struct acme *a, const char *ip)
 	if (access(crt, F_OK) == 0 && access(key, F_OK) == 0) {
 		if (keys_check_secrecy(key, err, sizeof(err)) == -1)
 			log_warnx("acme: %s; ordering a new certificate", err);
-		else if ((k = read_file(key, TLS_CACHE_MAX, &kl)) != NULL &&
-		    (c = read_file(crt, TLS_CACHE_MAX, &cl)) != NULL &&
+		else if ((k = util_read_small_file(key, TLS_CACHE_MAX, 0, &kl,
+		    NULL, 0)) != NULL && (c = util_read_small_file(crt,
+		    TLS_CACHE_MAX, 0, &cl, NULL, 0)) != NULL &&
 		    (both = malloc(kl + cl + 1)) != NULL) {
 			memcpy(both, k, kl);
 			memcpy(both + kl, c, cl);

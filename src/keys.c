@@ -60,36 +60,6 @@ keys_check_secrecy(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Read a small file whole; caller frees. NULL with err on failure. */
-static char *
-read_small_file(const char *path, size_t max, size_t *lenp, char *err,
-    size_t errlen)
-{
-	FILE	*f;
-	char	*buf;
-	size_t	 n;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if ((buf = malloc(max + 1)) == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	n = fread(buf, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(buf);
-		snprintf(err, errlen, "%s: file too large", path);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
-	return buf;
-}
-
 int
 keys_parse_file(const char *json, size_t len, uint8_t priv[32], char *err,
     size_t errlen)
@@ -206,8 +176,8 @@ keys_load_or_create(const char *path, char *err, size_t errlen)
 	}
 	if (keys_check_secrecy(path, err, errlen) == -1)
 		return NULL;
-	if ((buf = read_small_file(path, 64 * 1024, &len, err, errlen)) ==
-	    NULL)
+	if ((buf = util_read_small_file(path, 64 * 1024, 0, &len, err,
+	    errlen)) == NULL)
 		return NULL;
 	if ((k = sodium_malloc(sizeof(*k))) == NULL) {
 		free(buf);
@@ -253,7 +223,8 @@ keys_load_mesh(const char *path, uint8_t mesh[32], char *err, size_t errlen)
 
 	if (keys_check_secrecy(path, err, errlen) == -1)
 		return -1;
-	if ((buf = read_small_file(path, 4096, &len, err, errlen)) == NULL)
+	if ((buf = util_read_small_file(path, 4096, 0, &len, err,
+	    errlen)) == NULL)
 		return -1;
 	rc = keys_parse_mesh(buf, mesh);
 	sodium_memzero(buf, len);

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: ISC */
-/* util.c: small pure helpers shared by the daemon, derpctl and tests. */
+/* util.c: small helpers shared by the daemon, derpctl and tests. */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -561,4 +568,128 @@ void
 util_hash_seed(uint8_t seed[UTIL_HASH_SEED_LEN])
 {
 	randombytes_buf(seed, UTIL_HASH_SEED_LEN);
+}
+
+char *
+util_read_small_file(const char *path, size_t max, int flags, size_t *lenp,
+    char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	size_t		 cap, n = 0;
+	ssize_t		 r;
+	int		 fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1)
+		goto fail_errno;
+	if (S_ISREG(st.st_mode)) {
+		if ((uintmax_t)st.st_size > max) {
+			errno = EFBIG;
+			goto fail_big;
+		}
+		cap = (size_t)st.st_size;
+	} else if (flags & UTIL_READ_REGULAR) {
+		errno = EINVAL;
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	} else if (max == SIZE_MAX) {
+		errno = EFBIG;
+		goto fail_big;
+	} else
+		cap = max + 1;	/* no size to trust: one byte more shows it */
+	if ((buf = malloc(cap + 1)) == NULL) {
+		errno = ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	while (n < cap && (r = read(fd, buf + n, cap - n)) != 0) {
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail_errno;
+		}
+		n += (size_t)r;
+	}
+	if (n > max) {
+		errno = EFBIG;
+		goto fail_big;
+	}
+	buf[n] = '\0';
+	close(fd);
+	*lenp = n;
+	return buf;
+fail_big:
+	snprintf(err, errlen, "%s: file too large", path);
+	goto fail;
+fail_errno:
+	snprintf(err, errlen, "%s: %s", path, strerror(errno));
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	if (buf != NULL) {
+		/* It may be a key: no copy of it stays behind. */
+		sodium_memzero(buf, n);
+		free(buf);
+	}
+	errno = saved;
+	return NULL;
+}
+
+int
+util_write_file_atomic(const char *path, const void *data, size_t len,
+    mode_t mode, char *err, size_t errlen)
+{
+	char	 tmp[PATH_MAX];
+	size_t	 off = 0;
+	ssize_t	 w;
+	int	 fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >=
+	    sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* A new file (O_EXCL): never one that someone else put there. */
+	if ((fd = mkstemp(tmp)) == -1) {
+		snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) == -1)
+		goto fail_tmp;
+	while (off < len) {
+		if ((w = write(fd, (const char *)data + off, len - off)) <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			if (w == 0)
+				errno = EIO;
+			goto fail_tmp;
+		}
+		off += (size_t)w;
+	}
+	/* On disk before the rename, so a crash leaves the old or the new. */
+	if (fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail_path;
+	}
+	if (close(fd) == -1 || rename(tmp, path) == -1)
+		goto fail_path;
+	return 0;
+fail_tmp:
+	snprintf(err, errlen, "%.400s: %s", tmp, strerror(errno));
+	saved = errno;
+	close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+fail_path:
+	snprintf(err, errlen, "%.400s: %s", path, strerror(errno));
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+	return -1;
 }

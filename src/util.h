@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: ISC */
-/* util.h: small pure helpers: hex, key text forms, durations, strings. */
+/*
+ * util.h: small helpers: hex, key text forms, durations, strings, and
+ * reading and replacing small files.
+ */
 #ifndef DERPD_UTIL_H
 #define DERPD_UTIL_H
 
@@ -7,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +93,32 @@ bool	util_is_zero(const uint8_t *a, size_t n);
  * NUL-terminated (outlen >= 8).
  */
 const char *util_log_safe(const char *in, char *out, size_t outlen);
+
+/* util_read_small_file flags. */
+#define UTIL_READ_REGULAR	0x1	/* refuse all but a regular file */
+/*
+ * A whole file of at most max bytes in a malloc'd buffer, NUL after the
+ * data; *lenp gets the length (without the NUL). The caller frees it. A
+ * regular file is read up to its size when opened; anything else (a pipe,
+ * a device) up to max bytes and one more to see it is too long. NULL on
+ * failure, nothing read left in memory, errno set and a message in err
+ * (NULL with errlen 0 for none): EFBIG "<path>: file too large"; EINVAL
+ * "<path>: not a regular file" (UTIL_READ_REGULAR); ENOMEM "out of
+ * memory"; else open(2)'s or read(2)'s errno, "<path>: <strerror>".
+ */
+char	*util_read_small_file(const char *path, size_t max, int flags,
+	    size_t *lenp, char *err, size_t errlen);
+/*
+ * Replace path with len bytes of data atomically: written to a new file
+ * "<path>.tmpXXXXXX" beside it, made mode, fsync(2)ed, then renamed over
+ * path, so a reader sees the old content or the new and a crash leaves
+ * one of them. 0, or -1 with the temporary file gone, errno set and a
+ * message in err (NULL with errlen 0 for none): "<path>: path too long"
+ * (ENAMETOOLONG), "<tmpfile>: <strerror>" when creating or writing it
+ * failed, "<path>: <strerror>" when the fsync, close or rename did.
+ */
+int	util_write_file_atomic(const char *path, const void *data, size_t len,
+	    mode_t mode, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

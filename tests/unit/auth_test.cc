@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -19,11 +20,13 @@
 #include <unistd.h>
 #include <vector>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
 
+#include "apiset.h"
 #include "auth.h"
 #include "reload.h"
 #include "auth_int.h"
@@ -1975,4 +1978,114 @@ TEST_F(AuthRejects, LogLineAndRateLimit)
 	EXPECT_GE(n, 1u) << log;
 	EXPECT_LE(n, 25u) << "200 refusals in a burst, " << n << " lines";
 	EXPECT_EQ(MetricIn(Varz(a_), Rejects("not_in_tailnet")), 200);
+}
+
+// The control plane's set (-verify-clients-api) as the backend reads its
+// files: the credentials and a state file written as a sync would.
+namespace {
+
+std::string
+TsDev(const Key &k, bool authorized, const char *expires)
+{
+	return std::string("{\"addresses\": [\"100.64.0.7\"], \"id\": \"1\", "
+	    "\"name\": \"host.tail1234.ts.net\", \"user\": \"a@example.com\", "
+	    "\"authorized\": ") + (authorized ? "true" : "false") +
+	    ", \"keyExpiryDisabled\": false, \"expires\": \"" + expires +
+	    "\", \"nodeKey\": \"" + NodeKey(k) + "\"}";
+}
+
+class EngineApi : public Engine {
+protected:
+	void SetUp() override
+	{
+		Engine::SetUp();
+		snprintf(conf_.ac_api, sizeof(conf_.ac_api), "tailscale");
+		// Nothing listens there: the startup sync fails, the state
+		// file's set stays.
+		snprintf(conf_.ac_api_url, sizeof(conf_.ac_api_url),
+		    "http://127.0.0.1:9");
+		snprintf(conf_.ac_api_tailnet, sizeof(conf_.ac_api_tailnet),
+		    "example.com");
+		creds_ = dir_.Write("api.json", "{\"api_key\": \"tskey-api-x\"}");
+		ASSERT_EQ(chmod(creds_.c_str(), 0600), 0);
+		snprintf(conf_.ac_api_creds, sizeof(conf_.ac_api_creds), "%s",
+		    creds_.c_str());
+	}
+
+	// auth_new's error, "" when it succeeded.
+	std::string NewErr()
+	{
+		char err[1024] = "";
+		a_ = auth_new(&conf_, base_, err, sizeof(err));
+		EXPECT_EQ(a_, nullptr);
+		return err;
+	}
+
+	std::string creds_;
+	Key ok_ = MakeKey(201), unauth_ = MakeKey(202), expired_ = MakeKey(203);
+};
+
+}  // namespace
+
+TEST_F(EngineApi, CredentialsFileErrorsKeepTheirWords)
+{
+	const std::string pre = "-verify-clients-api-credentials: ";
+
+	ASSERT_EQ(unlink(creds_.c_str()), 0);
+	EXPECT_EQ(NewErr(), pre + creds_ + ": " + strerror(ENOENT));
+
+	dir_.Write("api.json", std::string(64 * 1024 + 1, ' '));
+	ASSERT_EQ(chmod(creds_.c_str(), 0600), 0);
+	EXPECT_EQ(NewErr(), pre + creds_ + ": not a regular file of at most "
+	    "65536 bytes");
+
+	ASSERT_EQ(unlink(creds_.c_str()), 0);
+	ASSERT_EQ(mkdir(creds_.c_str(), 0700), 0);
+	EXPECT_EQ(NewErr(), pre + creds_ + ": not a regular file of at most "
+	    "65536 bytes");
+}
+
+TEST_F(EngineApi, StateFileVerdicts)
+{
+	std::string body = "{\"devices\": [" +
+	    TsDev(ok_, true, "2099-01-01T00:00:00Z") + ", " +
+	    TsDev(unauth_, false, "2099-01-01T00:00:00Z") + ", " +
+	    TsDev(expired_, true, "2001-01-01T00:00:00Z") + "]}";
+	char e[256] = "";
+	api_set *s = api_set_parse(API_TAILSCALE, body.data(), body.size(), e,
+	    sizeof(e));
+	ASSERT_NE(s, nullptr) << e;
+	size_t len;
+	char *text = api_state_format(s, "tailscale", conf_.ac_api_url,
+	    conf_.ac_api_tailnet, (int64_t)time(nullptr), &len);
+	api_set_free(s);
+	ASSERT_NE(text, nullptr);
+	std::string state = dir_.Write("state.json", std::string(text, len));
+	free(text);
+	ASSERT_EQ(chmod(state.c_str(), 0600), 0);
+	snprintf(conf_.ac_api_state, sizeof(conf_.ac_api_state), "%s",
+	    state.c_str());
+	ASSERT_TRUE(New());
+
+	struct {
+		const Key &k;
+		enum auth_reason want;
+	} cases[] = {
+		{ ok_, AUTH_OK },
+		{ unauth_, AUTH_DEVICE_UNAUTHORIZED },
+		{ expired_, AUTH_KEY_EXPIRED },
+	};
+	for (const auto &c : cases) {
+		// test-policy's explanation and a check say the same.
+		cJSON *res = cJSON_CreateObject();
+		ASSERT_NE(res, nullptr);
+		EXPECT_EQ(auth_api_explain(a_, c.k.data(), res), c.want)
+		    << KeyHex(c.k);
+		cJSON *api = cJSON_GetObjectItem(res, "api");
+		ASSERT_TRUE(cJSON_IsString(api));
+		EXPECT_STREQ(api->valuestring, auth_reason_name(c.want));
+		cJSON_Delete(res);
+		std::unique_ptr<Waiter> w = Check(c.k);
+		EXPECT_EQ(w->reason, c.want) << KeyHex(c.k);
+	}
 }

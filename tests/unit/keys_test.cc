@@ -279,6 +279,40 @@ TEST_F(Keys, BadKeyFilesRefused)
 	}
 }
 
+TEST_F(Keys, OversizedFilesRefused)
+{
+	uint8_t mesh[32];
+	std::string path = Path("derper.key");
+
+	Write(path, std::string(64 * 1024 + 1, ' '), 0600);
+	EXPECT_EQ(keys_load_or_create(path.c_str(), err_, sizeof(err_)),
+	    nullptr);
+	EXPECT_EQ(std::string(err_), path + ": file too large");
+
+	path = Path("derp-mesh.key");
+	Write(path, std::string(kHex) + std::string(4096 - 64 + 1, '\n'),
+	    0600);
+	EXPECT_EQ(keys_load_mesh(path.c_str(), mesh, err_, sizeof(err_)), -1);
+	EXPECT_EQ(std::string(err_), path + ": file too large");
+}
+
+/* A mesh key from a pipe, as a shell's <(...) hands it over. */
+TEST_F(Keys, LoadMeshFromPipe)
+{
+	uint8_t mesh[32], want[32];
+	int p[2];
+	char path[64];
+
+	FromHex(kHex, want);
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(write(p[1], kHex, 64), 64);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	EXPECT_EQ(keys_load_mesh(path, mesh, err_, sizeof(err_)), 0) << err_;
+	close(p[0]);
+	EXPECT_EQ(0, memcmp(mesh, want, 32));
+}
+
 TEST_F(Keys, ParseFile)
 {
 	uint8_t priv[32], want[32];

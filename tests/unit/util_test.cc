@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: ISC
-// util_test.cc: hex, key text forms, durations, host:port and friends.
+// util_test.cc: hex, key text forms, durations, host:port, small files
+// and friends.
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -504,4 +513,284 @@ TEST(UtilLogSafe, CutsToFitWithAnEllipsis)
 	EXPECT_LT(s.size(), 64u);
 	EXPECT_EQ(s.substr(s.size() - 3), "...");
 	EXPECT_EQ(s.find('\n'), std::string::npos);
+}
+
+namespace {
+
+int
+RmEntry(const char *path, const struct stat *, int, struct FTW *)
+{
+	return remove(path);
+}
+
+/* A private directory for each test, removed with what is in it. */
+class UtilFile : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/derpd-util-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir_ = tmpl;
+	}
+
+	void TearDown() override
+	{
+		if (!dir_.empty())
+			nftw(dir_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+
+	std::string Path(const std::string &name) const
+	{
+		return dir_ + "/" + name;
+	}
+
+	void Write(const std::string &path, const std::string &text)
+	{
+		int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(write(fd, text.data(), text.size()),
+		    (ssize_t)text.size());
+		close(fd);
+	}
+
+	/* The whole file through util_read_small_file, or "<NULL>". */
+	std::string ReadBack(const std::string &path, size_t max = 1 << 20)
+	{
+		size_t len = 777;
+		char *buf = util_read_small_file(path.c_str(), max, 0, &len,
+		    err_, sizeof(err_));
+		if (buf == nullptr)
+			return "<NULL>";
+		std::string s(buf, len);
+		free(buf);
+		return s;
+	}
+
+	std::vector<std::string> List() const
+	{
+		std::vector<std::string> names;
+		DIR *dp = opendir(dir_.c_str());
+		EXPECT_NE(dp, nullptr);
+		if (dp == nullptr)
+			return names;
+		struct dirent *de;
+		while ((de = readdir(dp)) != nullptr)
+			if (strcmp(de->d_name, ".") != 0 &&
+			    strcmp(de->d_name, "..") != 0)
+				names.push_back(de->d_name);
+		closedir(dp);
+		return names;
+	}
+
+	mode_t Mode(const std::string &path) const
+	{
+		struct stat st;
+		EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+		return st.st_mode & 07777;
+	}
+
+	std::string dir_;
+	char err_[512] = "";
+};
+
+/* Restores the umask a test changed. */
+class Umask {
+public:
+	explicit Umask(mode_t m) : old_(umask(m)) {}
+	~Umask() { umask(old_); }
+
+private:
+	mode_t old_;
+};
+
+}  // namespace
+
+TEST_F(UtilFile, ReadSmallFileWhole)
+{
+	std::string path = Path("f");
+	std::string text("line one\nline\0two\n", 19);
+	Write(path, text);
+
+	size_t len = 0;
+	char *buf = util_read_small_file(path.c_str(), 64, 0, &len, err_,
+	    sizeof(err_));
+	ASSERT_NE(buf, nullptr) << err_;
+	EXPECT_EQ(len, text.size());
+	EXPECT_EQ(std::string(buf, len), text);
+	EXPECT_EQ(buf[len], '\0');
+	free(buf);
+
+	Write(path, "");
+	len = 777;
+	buf = util_read_small_file(path.c_str(), 64, UTIL_READ_REGULAR, &len,
+	    err_, sizeof(err_));
+	ASSERT_NE(buf, nullptr) << err_;
+	EXPECT_EQ(len, 0u);
+	EXPECT_EQ(buf[0], '\0');
+	free(buf);
+}
+
+TEST_F(UtilFile, ReadSmallFileCap)
+{
+	std::string path = Path("f");
+
+	Write(path, std::string(100, 'x'));
+	EXPECT_EQ(ReadBack(path, 100), std::string(100, 'x')) << err_;
+	EXPECT_EQ(ReadBack(path, 99), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+	EXPECT_EQ(std::string(err_), path + ": file too large");
+	EXPECT_EQ(ReadBack(path, 0), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+}
+
+TEST_F(UtilFile, ReadSmallFileMissing)
+{
+	std::string path = Path("missing");
+
+	EXPECT_EQ(ReadBack(path), "<NULL>");
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(std::string(err_), path + ": " + strerror(ENOENT));
+	/* No message wanted: none written, still NULL with errno. */
+	size_t len;
+	EXPECT_EQ(util_read_small_file(path.c_str(), 10, 0, &len, nullptr, 0),
+	    nullptr);
+	EXPECT_EQ(errno, ENOENT);
+}
+
+TEST_F(UtilFile, ReadSmallFileNotRegular)
+{
+	size_t len;
+
+	/* A directory opens, but only a regular file is wanted here. */
+	EXPECT_EQ(util_read_small_file(dir_.c_str(), 64, UTIL_READ_REGULAR,
+	    &len, err_, sizeof(err_)), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_EQ(std::string(err_), dir_ + ": not a regular file");
+	/* Without the flag, reading it fails as read(2) does. */
+	EXPECT_EQ(ReadBack(dir_), "<NULL>");
+	EXPECT_EQ(errno, EISDIR);
+}
+
+TEST_F(UtilFile, ReadSmallFilePipe)
+{
+	int p[2];
+	char path[64];
+
+	/* A pipe has no size: it is read to its end, up to the cap. */
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(write(p[1], "abc", 3), 3);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	EXPECT_EQ(ReadBack(path, 3), "abc") << err_;
+	close(p[0]);
+
+	ASSERT_EQ(pipe(p), 0);
+	ASSERT_EQ(write(p[1], "abcd", 4), 4);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	EXPECT_EQ(ReadBack(path, 3), "<NULL>");
+	EXPECT_EQ(errno, EFBIG);
+	close(p[0]);
+
+	ASSERT_EQ(pipe(p), 0);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/dev/fd/%d", p[0]);
+	size_t len;
+	EXPECT_EQ(util_read_small_file(path, 64, UTIL_READ_REGULAR, &len,
+	    err_, sizeof(err_)), nullptr);
+	EXPECT_EQ(errno, EINVAL);
+	close(p[0]);
+}
+
+TEST_F(UtilFile, WriteAtomicCreatesMode0600)
+{
+	Umask um(0);	/* the mode asked for, whatever the umask allows */
+	std::string path = Path("secret");
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "s3cret", 6, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "s3cret");
+	EXPECT_EQ(Mode(path), 0600u);
+	/* Nothing else left in the directory. */
+	EXPECT_EQ(List(), std::vector<std::string>{"secret"});
+
+	/* An existing file of a wider mode is replaced by a 0600 one. */
+	Write(path, "old");
+	ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "new", 3, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(Mode(path), 0600u);
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "pub", 3, 0644, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(Mode(path), 0644u);
+}
+
+TEST_F(UtilFile, WriteAtomicReplacesWhole)
+{
+	std::string path = Path("state");
+	std::string big(100000, 'a');
+	struct stat before, after;
+
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), big.data(), big.size(),
+	    0600, err_, sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), big);
+
+	/* A reader that opened the old file keeps reading all of it. */
+	int fd = open(path.c_str(), O_RDONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(fstat(fd, &before), 0);
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "short", 5, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "short");
+	ASSERT_EQ(stat(path.c_str(), &after), 0);
+	/* A new inode renamed in, not the old one rewritten in place. */
+	EXPECT_NE(before.st_ino, after.st_ino);
+	std::string old;
+	char buf[8192];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		old.append(buf, (size_t)n);
+	close(fd);
+	EXPECT_EQ(old, big);
+
+	/* Empty content is content too. */
+	ASSERT_EQ(util_write_file_atomic(path.c_str(), "", 0, 0600, err_,
+	    sizeof(err_)), 0) << err_;
+	EXPECT_EQ(ReadBack(path), "");
+	EXPECT_EQ(List(), std::vector<std::string>{"state"});
+}
+
+TEST_F(UtilFile, WriteAtomicFailures)
+{
+	/* No such directory: the temporary file cannot be made. */
+	std::string path = Path("nodir/state");
+	EXPECT_EQ(util_write_file_atomic(path.c_str(), "x", 1, 0600, err_,
+	    sizeof(err_)), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(std::string(err_).rfind(path + ".tmp", 0), 0u) << err_;
+	EXPECT_TRUE(List().empty());
+
+	/* The rename onto a directory fails: old kept, no temporary left. */
+	ASSERT_EQ(mkdir(Path("d").c_str(), 0700), 0);
+	path = Path("d");
+	EXPECT_EQ(util_write_file_atomic(path.c_str(), "x", 1, 0600, err_,
+	    sizeof(err_)), -1);
+	EXPECT_EQ(errno, EISDIR);
+	EXPECT_EQ(std::string(err_), path + ": " + strerror(EISDIR));
+	EXPECT_EQ(List(), std::vector<std::string>{"d"});
+	struct stat st;
+	ASSERT_EQ(stat(path.c_str(), &st), 0);
+	EXPECT_TRUE(S_ISDIR(st.st_mode));
+
+	/* A name with no room for the suffix. */
+	std::string longp = dir_ + "/" + std::string(PATH_MAX, 'n');
+	std::vector<char> lerr(2 * PATH_MAX);
+	EXPECT_EQ(util_write_file_atomic(longp.c_str(), "x", 1, 0600,
+	    lerr.data(), lerr.size()), -1);
+	EXPECT_EQ(errno, ENAMETOOLONG);
+	EXPECT_EQ(std::string(lerr.data()), longp + ": path too long");
+	EXPECT_EQ(util_write_file_atomic(longp.c_str(), "x", 1, 0600, nullptr,
+	    0), -1);
+	EXPECT_EQ(List(), std::vector<std::string>{"d"});
 }
