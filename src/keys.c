@@ -119,40 +119,18 @@ static int
 write_key_file(const char *path, const struct server_key *k, char *err,
     size_t errlen)
 {
-	char	 tmp[PATH_MAX], text[KEY_TEXT_SIZE], body[128];
-	int	 fd, n;
+	char	 text[KEY_TEXT_SIZE], body[128];
+	int	 n, rc;
 
 	if (mkparent(path, err, errlen) == -1)
 		return -1;
-	n = snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return -1;
-	}
-	/* mkstemp creates the file 0600. */
-	if ((fd = mkstemp(tmp)) == -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return -1;
-	}
 	util_key_format(k->sk_priv, PRIVKEY_PREFIX, text);
 	n = snprintf(body, sizeof(body), "{\n\t\"PrivateKey\": \"%s\"\n}\n",
 	    text);
 	sodium_memzero(text, sizeof(text));
-	if (write(fd, body, (size_t)n) != n || fsync(fd) == -1) {
-		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
-		sodium_memzero(body, sizeof(body));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
+	rc = util_write_file_atomic(path, body, (size_t)n, 0600, err, errlen);
 	sodium_memzero(body, sizeof(body));
-	close(fd);
-	if (rename(tmp, path) == -1) {
-		snprintf(err, errlen, "rename %s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 struct server_key *

@@ -160,29 +160,27 @@ static int
 write_pem(const char *path, mode_t mode, X509 *x, EVP_PKEY *k, char *err,
     size_t errlen)
 {
-	char	 tmp[PATH_MAX];
-	FILE	*f;
-	int	 fd, ok;
+	BIO	*b;
+	char	*data = NULL;
+	long	 len = 0;
+	int	 ok, rc = -1;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path);
-	if ((fd = mkstemp(tmp)) == -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+	if ((b = BIO_new(BIO_s_mem())) == NULL) {
+		snprintf(err, errlen, "writing %s failed: out of memory", path);
 		return -1;
 	}
-	if (fchmod(fd, mode) == -1 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	ok = x != NULL ? PEM_write_X509(f, x) :
-	    PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-	if (fclose(f) != 0 || !ok || rename(tmp, path) == -1) {
+	ok = x != NULL ? PEM_write_bio_X509(b, x) :
+	    PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	if (!ok || (len = BIO_get_mem_data(b, &data)) <= 0)
 		snprintf(err, errlen, "writing %s failed", path);
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	else
+		rc = util_write_file_atomic(path, data, (size_t)len, mode, err,
+		    errlen);
+	/* A private key's PEM: no copy stays in freed memory. */
+	if (len > 0)
+		OPENSSL_cleanse(data, (size_t)len);
+	BIO_free(b);
+	return rc;
 }
 
 /*
