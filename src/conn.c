@@ -105,6 +105,7 @@ conn_unref(struct conn *c)
 	if (__atomic_sub_fetch(&c->c_refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	conn_queue_free(c);
+	conn_dcache_clear(c);
 	keyset_clear(&c->c_sent);
 	keyset_clear(&c->c_fwd_pairs);
 	free(c);
@@ -183,6 +184,8 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	}
 	event_free(c->c_timer);
 	c->c_timer = NULL;
+	/* Its references to the conns it sent to (they may hold ours). */
+	conn_dcache_clear(c);
 	if (c->c_rl_timer != NULL)
 		event_free(c->c_rl_timer);
 	c->c_rl_timer = NULL;

@@ -380,16 +380,65 @@ conn_send_not_here(struct conn *c, const uint8_t key[KEY_LEN])
  * Relay a packet of plen bytes at the head of in to dst, from src.
  * fwd marks a ForwardPacket (local delivery only, other drop reason).
  */
+/*
+ * The conn c last found for dst, if the registry has not changed since
+ * (no reference taken: the slot holds one); else NULL, with *slot the
+ * slot to keep the new answer in (NULL without memory for the slots).
+ */
+static struct conn *
+dcache_get(struct conn *c, const uint8_t dst[KEY_LEN], uint64_t h,
+    struct conn_dcache **slot)
+{
+	struct conn_dcache *d;
+
+	if (c->c_dcache == NULL && (c->c_dcache = calloc(CONN_DCACHE_SLOTS,
+	    sizeof(*c->c_dcache))) == NULL) {
+		*slot = NULL;
+		return NULL;
+	}
+	d = &c->c_dcache[h & (CONN_DCACHE_SLOTS - 1)];
+	*slot = d;
+	if (d->dc_obj != NULL && d->dc_gen == peers_gen(c->c_env->d_peers) &&
+	    memcmp(d->dc_key, dst, KEY_LEN) == 0)
+		return d->dc_obj;
+	return NULL;
+}
+
+/* Keep obj (and the caller's reference to it) as dst's answer in gen. */
+static void
+dcache_put(struct conn_dcache *d, const uint8_t dst[KEY_LEN],
+    struct conn *obj, uint64_t gen)
+{
+	if (d->dc_obj != NULL)
+		conn_unref(d->dc_obj);
+	memcpy(d->dc_key, dst, KEY_LEN);
+	d->dc_obj = obj;
+	d->dc_gen = gen;
+}
+
+void
+conn_dcache_clear(struct conn *c)
+{
+	if (c->c_dcache == NULL)
+		return;
+	for (int i = 0; i < CONN_DCACHE_SLOTS; i++)
+		if (c->c_dcache[i].dc_obj != NULL)
+			conn_unref(c->c_dcache[i].dc_obj);
+	free(c->c_dcache);
+	c->c_dcache = NULL;
+}
+
 static void
 conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
     const uint8_t src[KEY_LEN], uint32_t plen, int fwd)
 {
 	struct worker	*w = c->c_w;
-	struct pkt	*p;
-	void		*obj;
-	uint8_t		 peek[FRAME_DISCO_MIN];
-	uint64_t	 h;
-	int		 disco;
+	struct pkt		*p;
+	void			*obj;
+	struct conn_dcache	*slot;
+	uint8_t			 peek[FRAME_DISCO_MIN];
+	uint64_t		 h, gen;
+	int			 disco, owned = 0;
 
 	disco = plen >= FRAME_DISCO_MIN &&
 	    evbuffer_copyout(in, peek, sizeof(peek)) == sizeof(peek) &&
@@ -403,35 +452,48 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	stats_add(&c->c_pkts_in, 1);
 	stats_add(&c->c_bytes_in, plen);
 	h = peers_hash(c->c_env->d_peers, dst);
-	switch (peers_lookup_h(c->c_env->d_peers, dst, h, &obj)) {
-	case PEERS_FOUND:
-		break;
-	case PEERS_FORWARD:
-		if (!fwd) {
-			mesh_forward(w, obj, src, dst, in, plen, disco);
+	if ((obj = dcache_get(c, dst, h, &slot)) == NULL) {
+		switch (peers_lookup_gen(c->c_env->d_peers, dst, h, &obj,
+		    &gen)) {
+		case PEERS_FOUND:
+			/* The slot keeps the lookup's reference. */
+			if (slot != NULL)
+				dcache_put(slot, dst, obj, gen);
+			else
+				owned = 1;
+			break;
+		case PEERS_FORWARD:
+			if (!fwd) {
+				mesh_forward(w, obj, src, dst, in, plen,
+				    disco);
+				return;
+			}
+			/* One hop: a forwarded packet is never forwarded
+			 * again. */
+			evbuffer_drain(in, plen);
+			stats_drop(worker_stats(w), DROP_UNKNOWN_DEST_ON_FWD,
+			    disco, plen);
+			return;
+		case PEERS_DUP_INACTIVE:
+			evbuffer_drain(in, plen);
+			stats_drop(worker_stats(w), DROP_DUP_CLIENT, disco,
+			    plen);
+			return;
+		case PEERS_NONE:
+			evbuffer_drain(in, plen);
+			stats_drop(worker_stats(w), fwd ?
+			    DROP_UNKNOWN_DEST_ON_FWD : DROP_UNKNOWN_DEST, disco,
+			    plen);
+			if (disco)
+				conn_send_not_here(c, dst);
 			return;
 		}
-		/* One hop: a forwarded packet is never forwarded again. */
-		evbuffer_drain(in, plen);
-		stats_drop(worker_stats(w), DROP_UNKNOWN_DEST_ON_FWD, disco,
-		    plen);
-		return;
-	case PEERS_DUP_INACTIVE:
-		evbuffer_drain(in, plen);
-		stats_drop(worker_stats(w), DROP_DUP_CLIENT, disco, plen);
-		return;
-	case PEERS_NONE:
-		evbuffer_drain(in, plen);
-		stats_drop(worker_stats(w), fwd ? DROP_UNKNOWN_DEST_ON_FWD :
-		    DROP_UNKNOWN_DEST, disco, plen);
-		if (disco)
-			conn_send_not_here(c, dst);
-		return;
 	}
 	if ((p = pkt_new(plen)) == NULL) {
 		evbuffer_drain(in, plen);
 		stats_drop(worker_stats(w), DROP_NO_MEMORY, disco, plen);
-		conn_unref(obj);
+		if (owned)
+			conn_unref(obj);
 		return;
 	}
 	frame_put_header(p->p_frame, FRAME_RECV_PACKET, plen + FRAME_KEY_LEN);
@@ -443,7 +505,8 @@ conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
 	else
 		conn_note_forwarded(c, src, dst);
 	conn_enqueue_pkt(w, obj, p);
-	conn_unref(obj);
+	if (owned)
+		conn_unref(obj);
 }
 
 /* Snapshot callback, registry read lock held: PeerPresent of obj. */

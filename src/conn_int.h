@@ -80,6 +80,20 @@ union conn_addr {
 	struct sockaddr_in6	 sin6;
 };
 
+/*
+ * A sender's recent destinations (conn_relay): the registry's answer for
+ * a key, the generation it was given in (peers_gen) and a reference to
+ * the conn, so that a packet to a destination seen before, with no change
+ * to the registry since, takes no lock and no reference count. Slots are
+ * picked by the key's hash; owner thread only.
+ */
+#define CONN_DCACHE_SLOTS	4
+struct conn_dcache {
+	uint8_t			 dc_key[KEY_LEN];
+	struct conn		*dc_obj;	/* a reference; NULL: empty */
+	uint64_t		 dc_gen;
+};
+
 struct conn {
 	uint64_t		 c_id;
 	struct worker		*c_w;
@@ -124,6 +138,8 @@ struct conn {
 	int			 c_tls_active;	/* STAT_TLS1x_ACTIVE held, or -1 */
 	/* keys this conn delivered packets to (PeerGone on leave) */
 	struct keyset		 c_sent;
+	/* CONN_DCACHE_SLOTS slots, NULL until the first packet it sends */
+	struct conn_dcache	*c_dcache;
 	/* a mesh peer's conn: (source, destination) pairs it delivered */
 	struct keyset		 c_fwd_pairs;
 	/* a link we opened to a mesh peer (conn_mesh.c), else NULL */
@@ -186,6 +202,10 @@ void	conn_timer_set(struct conn *, uint64_t ms);
  */
 void	conn_close(struct conn *, enum close_reason, const char *, ...)
 	    LOG_FMT(3, 4);
+
+/* conn_derp.c */
+/* Drop c's remembered destinations and their references (owner). */
+void	conn_dcache_clear(struct conn *);
 
 /* conn_queue.c */
 /* Set up c's queues and their lock (at accept). */

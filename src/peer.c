@@ -63,7 +63,27 @@ struct peers {
 	uint64_t		 p_seq;
 	struct watch		*p_watch;
 	size_t			 p_nwatch, p_capwatch;
+	/*
+	 * Bumped by every writer as it takes the lock (peers_gen): a
+	 * lookup remembered with the generation it was made in stays good
+	 * while the generation does. Alone on its cache line: readers of
+	 * the lock and the counters must not pull it from other cores.
+	 */
+	char			 p_gen_pad0[64];
+	uint64_t		 p_gen;
+	char			 p_gen_pad1[64 - sizeof(uint64_t)];
 };
+
+static enum peers_lookup lookup_locked(struct peers *,
+	    const uint8_t[KEY_LEN], uint64_t, void **);
+
+/* The write lock: every change to the registry starts a generation. */
+static void
+peers_wrlock(struct peers *p)
+{
+	pthread_rwlock_wrlock(&p->p_lock);
+	__atomic_add_fetch(&p->p_gen, 1, __ATOMIC_RELEASE);
+}
 
 /* Keys are chosen by peers: a keyed hash, so none can aim at a chain. */
 static size_t
@@ -239,7 +259,7 @@ peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 	struct peer_entry	*e;
 	int			 rc = -1;
 
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	if ((e = find(p, key, NULL)) == NULL && (e = entry_new(p, key)) == NULL)
 		goto out;
 	if (e->pe_n == e->pe_cap) {
@@ -318,7 +338,7 @@ peers_remove_sent(struct peers *p, const uint8_t key[KEY_LEN], void *obj,
 		*kept = NULL;
 		*nkept = 0;
 	}
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	for (i = 0; i < p->p_nwatch; i++)
 		if (p->p_watch[i].w_obj == obj) {
 			p->p_watch[i] = p->p_watch[--p->p_nwatch];
@@ -376,14 +396,45 @@ peers_lookup(struct peers *p, const uint8_t key[KEY_LEN], void **out)
 	return peers_lookup_h(p, key, util_key_hash(p->p_seed, key), out);
 }
 
+uint64_t
+peers_gen(const struct peers *p)
+{
+	return __atomic_load_n(&p->p_gen, __ATOMIC_ACQUIRE);
+}
+
+enum peers_lookup
+peers_lookup_gen(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
+    void **out, uint64_t *gen)
+{
+	enum peers_lookup r;
+
+	pthread_rwlock_rdlock(&p->p_lock);
+	*gen = __atomic_load_n(&p->p_gen, __ATOMIC_RELAXED);
+	r = lookup_locked(p, key, h, out);
+	pthread_rwlock_unlock(&p->p_lock);
+	return r;
+}
+
 enum peers_lookup
 peers_lookup_h(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
+    void **out)
+{
+	enum peers_lookup r;
+
+	pthread_rwlock_rdlock(&p->p_lock);
+	r = lookup_locked(p, key, h, out);
+	pthread_rwlock_unlock(&p->p_lock);
+	return r;
+}
+
+/* peers_lookup_h's work, the lock held (read or write). */
+static enum peers_lookup
+lookup_locked(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
     void **out)
 {
 	struct peer_entry	*e;
 	enum peers_lookup	 r = PEERS_NONE;
 
-	pthread_rwlock_rdlock(&p->p_lock);
 	if ((e = find_h(p, key, h, NULL)) != NULL) {
 		if (e->pe_active != NULL) {
 			p->p_ops->po_ref(e->pe_active);
@@ -397,7 +448,6 @@ peers_lookup_h(struct peers *p, const uint8_t key[KEY_LEN], uint64_t h,
 			r = PEERS_FORWARD;
 		}
 	}
-	pthread_rwlock_unlock(&p->p_lock);
 	return r;
 }
 
@@ -406,7 +456,7 @@ peers_note_activity(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 {
 	struct peer_entry *e;
 
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	if ((e = find(p, key, NULL)) != NULL) {
 		for (size_t i = 0; i < e->pe_n; i++)
 			if (e->pe_m[i].m_obj == obj) {
@@ -422,7 +472,7 @@ peers_add_watcher(struct peers *p, void *obj)
 {
 	int	 rc = -1;
 
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	for (size_t i = 0; i < p->p_nwatch; i++)
 		if (p->p_watch[i].w_obj == obj) {
 			rc = 0;
@@ -543,7 +593,7 @@ peers_route_add(struct peers *p, const uint8_t key[KEY_LEN], void *fwd)
 	struct peer_entry	*e;
 	int			 rc = -1;
 
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	if ((e = find(p, key, NULL)) == NULL && (e = entry_new(p, key)) == NULL)
 		goto out;
 	for (size_t i = 0; i < e->pe_nfwd; i++)
@@ -583,7 +633,7 @@ peers_route_del(struct peers *p, const uint8_t key[KEY_LEN], void *fwd,
 
 	*kept = NULL;
 	*nkept = 0;
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	if ((e = find(p, key, NULL)) == NULL)
 		goto out;
 	for (i = 0; i < e->pe_nfwd; i++)
@@ -615,7 +665,7 @@ peers_note_delivered(struct peers *p, const uint8_t src[KEY_LEN],
 	bool			 known;
 
 	memcpy(one[0], dst, KEY_LEN);
-	pthread_rwlock_wrlock(&p->p_lock);
+	peers_wrlock(p);
 	if ((e = find(p, src, NULL)) != NULL) {
 		size_t i;
 		for (i = 0; i < e->pe_nkept; i++)

@@ -95,6 +95,16 @@ const uint8_t *peers_seed(const struct peers *);
 /* peers_lookup with h = peers_hash(key). */
 enum peers_lookup peers_lookup_h(struct peers *, const uint8_t key[KEY_LEN],
 	    uint64_t h, void **out);
+/*
+ * The registry's generation: it changes whenever the registry may have
+ * (any thread; one atomic load). A lookup made in generation g is what a
+ * lookup would say now while peers_gen() is still g.
+ */
+uint64_t peers_gen(const struct peers *);
+/* peers_lookup_h, and the generation the answer belongs to in *gen. */
+enum peers_lookup peers_lookup_gen(struct peers *,
+	    const uint8_t key[KEY_LEN], uint64_t h, void **out,
+	    uint64_t *gen);
 /* Look up the active conn of key (see enum peers_lookup). */
 enum peers_lookup peers_lookup(struct peers *, const uint8_t key[KEY_LEN],
 	    void **out);
