@@ -33,7 +33,7 @@
  * packets leave, and what it sends beyond that waits in its own socket
  * (TCP pushes back on it) instead of being read, decrypted, parsed and
  * dropped at the queue's head. With 64 KiB turns, TLS relaying at twice
- * its capacity dropped 4 packets in 9 at the queues and delivered 40%
+ * its capacity dropped 4 packets in 9 at the queues and delivered 31%
  * fewer than with 16 KiB ones (tests/bench/README, overload).
  */
 #define IO_READ_BUDGET	(16 * 1024)
