@@ -377,10 +377,6 @@ conn_send_not_here(struct conn *c, const uint8_t key[KEY_LEN])
 }
 
 /*
- * Relay a packet of plen bytes at the head of in to dst, from src.
- * fwd marks a ForwardPacket (local delivery only, other drop reason).
- */
-/*
  * The conn c last found for dst, if the registry has not changed since
  * (no reference taken: the slot holds one); else NULL, with *slot the
  * slot to keep the new answer in (NULL without memory for the slots).
@@ -391,8 +387,10 @@ dcache_get(struct conn *c, const uint8_t dst[KEY_LEN], uint64_t h,
 {
 	struct conn_dcache *d;
 
-	if (c->c_dcache == NULL && (c->c_dcache = calloc(CONN_DCACHE_SLOTS,
-	    sizeof(*c->c_dcache))) == NULL) {
+	/* Closing: conn_close has let go of the slots; take none again. */
+	if (c->c_state == CONN_CLOSING ||
+	    (c->c_dcache == NULL && (c->c_dcache = calloc(CONN_DCACHE_SLOTS,
+	    sizeof(*c->c_dcache))) == NULL)) {
 		*slot = NULL;
 		return NULL;
 	}
@@ -428,6 +426,10 @@ conn_dcache_clear(struct conn *c)
 	c->c_dcache = NULL;
 }
 
+/*
+ * Relay a packet of plen bytes at the head of in to dst, from src.
+ * fwd marks a ForwardPacket (local delivery only, other drop reason).
+ */
 static void
 conn_relay(struct conn *c, struct evbuffer *in, const uint8_t dst[KEY_LEN],
     const uint8_t src[KEY_LEN], uint32_t plen, int fwd)
