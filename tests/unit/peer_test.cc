@@ -301,6 +301,42 @@ TEST_F(Peers, NoteActivitySwitchesActive)
 	EXPECT_TRUE(Remove(k, b));
 }
 
+// A remembered lookup is good while the generation holds: every change
+// that can alter an answer moves it, and lookups do not.
+TEST_F(Peers, GenerationMovesWithEveryChange)
+{
+	Key k = MakeKey(7);
+	Conn *a = NewConn(), *b = NewConn();
+	uint64_t g = peers_gen(p_);
+
+	Add(k, a);
+	EXPECT_NE(peers_gen(p_), g) << "add";
+	g = peers_gen(p_);
+
+	void *out = nullptr;
+	uint64_t lg = 0;
+	ASSERT_EQ(peers_lookup_gen(p_, k.data(), peers_hash(p_, k.data()),
+	    &out, &lg), PEERS_FOUND);
+	EXPECT_EQ(out, a);
+	EXPECT_EQ(lg, g) << "the answer belongs to the current generation";
+	FakeUnref(static_cast<Conn *>(out));
+	EXPECT_EQ(Active(k), a);
+	EXPECT_EQ(peers_gen(p_), g) << "lookups change nothing";
+
+	Add(k, b);
+	EXPECT_NE(peers_gen(p_), g) << "a duplicate";
+	g = peers_gen(p_);
+	peers_note_activity(p_, k.data(), a);
+	EXPECT_NE(peers_gen(p_), g) << "the active conn can switch";
+	g = peers_gen(p_);
+	EXPECT_TRUE(Remove(k, b) || Remove(k, a));
+	EXPECT_NE(peers_gen(p_), g) << "remove";
+	g = peers_gen(p_);
+	Remove(k, a);
+	Remove(k, b);
+	EXPECT_NE(peers_gen(p_), g);
+}
+
 TEST_F(Peers, RemovingActivePicksMostRecentSender)
 {
 	Key k = MakeKey(5);
