@@ -13,14 +13,9 @@
 
 #include "acme.h"
 #include "config.h"
+#include "tmpdir.h"
 
 namespace {
-
-int
-RmEntry(const char *path, const struct stat *, int, struct FTW *)
-{
-	return remove(path);
-}
 
 class Config : public ::testing::Test {
 protected:
@@ -35,9 +30,8 @@ protected:
 			old_home_ = h;
 		if (x)
 			old_xdg_ = x;
-		char tmpl[] = "/tmp/derpd-config-XXXXXX";
-		ASSERT_NE(mkdtemp(tmpl), nullptr);
-		home_ = tmpl;
+		home_ = tmp_.path();
+		ASSERT_FALSE(home_.empty());
 		setenv("HOME", home_.c_str(), 1);
 		unsetenv("XDG_CACHE_HOME");
 		config_defaults(&c_);
@@ -51,8 +45,6 @@ protected:
 			unsetenv("HOME");
 		if (had_xdg_)
 			setenv("XDG_CACHE_HOME", old_xdg_.c_str(), 1);
-		if (!home_.empty())
-			nftw(home_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
 	}
 
 	enum config_result Parse(std::vector<std::string> args)
@@ -93,6 +85,7 @@ protected:
 
 	struct derpd_conf c_;
 	char err_[512];
+	TmpDir tmp_{"derpd-config-"};
 	std::string home_, old_home_, old_xdg_;
 	bool had_home_ = false, had_xdg_ = false;
 };

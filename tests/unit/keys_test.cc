@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "keys.h"
+#include "tmpdir.h"
 
 namespace {
 
@@ -47,32 +48,21 @@ Upper(std::string s)
 	return s;
 }
 
-int
-RmEntry(const char *path, const struct stat *, int, struct FTW *)
-{
-	return remove(path);
-}
-
 class Keys : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
 		ASSERT_GE(sodium_init(), 0);
-		char tmpl[] = "/tmp/derpd-keys-XXXXXX";
-		ASSERT_NE(mkdtemp(tmpl), nullptr);
-		dir_ = tmpl;
-	}
-
-	void TearDown() override
-	{
-		if (!dir_.empty())
-			nftw(dir_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
+		dir_ = tmp_.path();
+		ASSERT_FALSE(dir_.empty());
 	}
 
 	std::string Path(const std::string &name) const
 	{
-		return dir_ + "/" + name;
+		return tmp_.Path(name);
 	}
+
+	TmpDir tmp_{"derpd-keys-"};
 
 	void Write(const std::string &path, const std::string &text,
 	    mode_t mode)

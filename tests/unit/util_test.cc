@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "util.h"
+#include "tmpdir.h"
 
 namespace {
 
@@ -517,32 +518,21 @@ TEST(UtilLogSafe, CutsToFitWithAnEllipsis)
 
 namespace {
 
-int
-RmEntry(const char *path, const struct stat *, int, struct FTW *)
-{
-	return remove(path);
-}
-
 /* A private directory for each test, removed with what is in it. */
 class UtilFile : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
-		char tmpl[] = "/tmp/derpd-util-XXXXXX";
-		ASSERT_NE(mkdtemp(tmpl), nullptr);
-		dir_ = tmpl;
-	}
-
-	void TearDown() override
-	{
-		if (!dir_.empty())
-			nftw(dir_.c_str(), RmEntry, 16, FTW_DEPTH | FTW_PHYS);
+		dir_ = tmp_.path();
+		ASSERT_FALSE(dir_.empty());
 	}
 
 	std::string Path(const std::string &name) const
 	{
-		return dir_ + "/" + name;
+		return tmp_.Path(name);
 	}
+
+	TmpDir tmp_{"derpd-util-"};
 
 	void Write(const std::string &path, const std::string &text)
 	{
