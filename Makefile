@@ -82,6 +82,7 @@ SRC	 = src/acme.c \
 	   src/stun.c \
 	   src/stun_server.c \
 	   src/tbucket.c \
+	   src/theap.c \
 	   src/tls.c \
 	   src/util.c \
 	   src/varz.c \
@@ -130,6 +131,7 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/ratelim_test.cc \
 	   tests/unit/procstat_test.cc \
 	   tests/unit/stun_test.cc \
+	   tests/unit/theap_test.cc \
 	   tests/unit/util_test.cc \
 	   tests/unit/ws_test.cc
 

@@ -37,7 +37,7 @@ static void	conn_io_read(void *);
 static void	conn_io_drain(void *);
 static void	conn_io_event(void *, enum io_event, const char *);
 static const struct io_cbs conn_io_cbs;
-static void	conn_timer_cb(evutil_socket_t, short, void *);
+static void	conn_timer_cb(struct theap_node *);
 
 /*
  * Lines a peer can cause (one per bad connection) are limited per worker,
@@ -123,10 +123,13 @@ conn_set_state(struct conn *c, enum conn_state s)
 void
 conn_timer_set(struct conn *c, uint64_t ms)
 {
-	struct timeval tv = { (time_t)(ms / 1000),
-	    (suseconds_t)((ms % 1000) * 1000) };
+	worker_timer_set(c->c_w, &c->c_timer, ms);
+}
 
-	evtimer_add(c->c_timer, &tv);
+void
+conn_timer_stop(struct conn *c)
+{
+	worker_timer_park(c->c_w, &c->c_timer);
 }
 
 /*
@@ -182,8 +185,7 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 		io_ws_close(c->c_io, 1000, "");
 		io_flush(c->c_io);
 	}
-	event_free(c->c_timer);
-	c->c_timer = NULL;
+	worker_timer_remove(w, &c->c_timer);
 	/* Its references to the conns it sent to (they may hold ours). */
 	conn_dcache_clear(c);
 	if (c->c_rl_timer != NULL)
@@ -304,7 +306,7 @@ conn_attach(struct conn *c, int fd, SSL *ssl)
 		SSL_free(ssl);
 		goto fail;
 	}
-	if ((c->c_timer = evtimer_new(worker_base(w), conn_timer_cb, c)) == NULL) {
+	if (worker_timer_add(w, &c->c_timer) == -1) {
 		io_free(c->c_io);
 		goto fail_nofd;
 	}
@@ -515,12 +517,10 @@ conn_active_timer(struct conn *c)
 }
 
 static void
-conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+conn_timer_cb(struct theap_node *t)
 {
-	struct conn	*c = arg;
+	struct conn	*c = CONN_OF(t, c_timer);
 
-	(void)fd;
-	(void)what;
 	if (c->c_link != NULL) {
 		if (c->c_state != CONN_CLOSING)
 			conn_mesh_timer(c);
@@ -603,4 +603,5 @@ const struct worker_ops conn_worker_ops = {
 	.wo_reap = wo_reap,
 	.wo_shutdown = wo_shutdown,
 	.wo_tick = conn_reverify_all,
+	.wo_timer = conn_timer_cb,
 };

@@ -101,7 +101,7 @@ struct conn {
 	enum conn_state		 c_state;
 	struct io		*c_io;
 	int			 c_fd;		/* closed at reap; -1 */
-	struct event		*c_timer;
+	struct theap_node	 c_timer;	/* on c_w's heap (worker.c) */
 	int			 c_tls;
 	int			 c_port80;
 	union conn_addr		 c_sa;	/* the peer: TCP over IPv4 or IPv6 */
@@ -194,6 +194,7 @@ void	conn_unref(struct conn *);
 void	conn_set_state(struct conn *, enum conn_state);
 /* (Re)arm c's single timer to fire in ms. */
 void	conn_timer_set(struct conn *, uint64_t ms);
+void	conn_timer_stop(struct conn *);
 /*
  * The one teardown path (owner thread): logs and counts reason r, releases
  * I/O at once (the socket leaves the loop; it is closed at reap) and

@@ -34,6 +34,9 @@
 /* Released objects per reap callback: then the others get a turn. */
 #define WORKER_REAP_SLICE	64
 #define WORKER_TRIM_DELAY_MS	2000
+/* Due timers run per callback: then the loop polls (fairness, part 2). */
+#define WORKER_TIMER_SLICE	64
+#define WORKER_TIMER_PARKED	UINT64_MAX
 
 STAILQ_HEAD(worker_queue, worker_item);
 
@@ -73,6 +76,14 @@ struct worker {
 	struct event		*w_tick;	/* wo_tick */
 	struct event		*w_trim;	/* malloc_trim after departures */
 	size_t			 w_reaped;	/* released since the last trim */
+	/*
+	 * Every connection's timer in one heap, served by one libevent
+	 * timer (w_timerev, armed for w_timer_at, 0: not armed): 16 bytes
+	 * per connection instead of a struct event and its allocation.
+	 */
+	struct theap		 w_timers;
+	struct event		*w_timerev;
+	uint64_t		 w_timer_at;
 	LIST_HEAD(, worker_node) w_live;	/* live objects */
 	struct log_rate		 w_lograte;	/* lines about bad peers */
 };
@@ -303,6 +314,82 @@ worker_defer(struct worker *w, struct worker_item *it)
 	STAILQ_INSERT_TAIL(&w->w_reap, it, wi_link);
 }
 
+/* Make the libevent timer fire by the heap's earliest deadline. */
+static void
+worker_timer_arm(struct worker *w)
+{
+	struct theap_node	*t = theap_top(&w->w_timers);
+	struct timeval		 tv;
+	uint64_t		 now, ms;
+
+	if (t == NULL || t->tn_due == WORKER_TIMER_PARKED)
+		return;		/* an early wakeup finds nothing: harmless */
+	if (w->w_timer_at != 0 && w->w_timer_at <= t->tn_due)
+		return;		/* it wakes in time and re-arms */
+	now = util_now_ms();
+	ms = t->tn_due > now ? t->tn_due - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+	if (evtimer_add(w->w_timerev, &tv) == 0)
+		w->w_timer_at = t->tn_due;
+}
+
+static void
+worker_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker		*w = arg;
+	struct theap_node	*t;
+	uint64_t		 now = util_now_ms();
+	int			 n;
+
+	(void)fd;
+	(void)what;
+	w->w_timer_at = 0;
+	for (n = 0; n < WORKER_TIMER_SLICE; n++) {
+		if ((t = theap_top(&w->w_timers)) == NULL || t->tn_due > now)
+			break;
+		/* Parking an armed node moves it and never allocates. */
+		(void)theap_set(&w->w_timers, t, WORKER_TIMER_PARKED);
+		w->w_ops->wo_timer(t);
+	}
+	if (n == WORKER_TIMER_SLICE && (t = theap_top(&w->w_timers)) != NULL &&
+	    t->tn_due <= now) {
+		/* More are due: after the others had a turn. */
+		w->w_timer_at = 1;
+		event_active(w->w_timerev, EV_TIMEOUT, 0);
+		return;
+	}
+	worker_timer_arm(w);
+}
+
+int
+worker_timer_add(struct worker *w, struct theap_node *t)
+{
+	return theap_set(&w->w_timers, t, WORKER_TIMER_PARKED);
+}
+
+void
+worker_timer_set(struct worker *w, struct theap_node *t, uint64_t ms)
+{
+	if (!theap_armed(t))
+		return;		/* not added, or removed: a closed object */
+	(void)theap_set(&w->w_timers, t, util_now_ms() + ms);
+	worker_timer_arm(w);
+}
+
+void
+worker_timer_park(struct worker *w, struct theap_node *t)
+{
+	if (theap_armed(t))
+		(void)theap_set(&w->w_timers, t, WORKER_TIMER_PARKED);
+}
+
+void
+worker_timer_remove(struct worker *w, struct theap_node *t)
+{
+	theap_del(&w->w_timers, t);
+}
+
 void
 worker_track(struct worker *w, struct worker_node *n)
 {
@@ -402,6 +489,7 @@ worker_new(struct derpd *env, int id, int fd, int fd80, int64_t tick_ms,
 	STAILQ_INIT(&w->w_ready);
 	STAILQ_INIT(&w->w_reap);
 	LIST_INIT(&w->w_live);
+	theap_init(&w->w_timers);
 	pthread_mutex_init(&w->w_inlock, NULL);
 	/* A base is only ever touched by its own thread: no locking. */
 	if ((cfg = event_config_new()) == NULL)
@@ -432,8 +520,9 @@ worker_new(struct derpd *env, int id, int fd, int fd80, int64_t tick_ms,
 	w->w_wakeev = event_new(w->w_base, -1, 0, worker_wake_cb, w);
 	w->w_retry = evtimer_new(w->w_base, worker_retry_cb, w);
 	w->w_trim = evtimer_new(w->w_base, worker_trim_cb, w);
+	w->w_timerev = evtimer_new(w->w_base, worker_timer_cb, w);
 	if (w->w_inev == NULL || w->w_readyev == NULL || w->w_reapev == NULL ||
-	    w->w_wakeev == NULL ||
+	    w->w_wakeev == NULL || w->w_timerev == NULL ||
 	    w->w_retry == NULL || w->w_trim == NULL ||
 	    event_add(w->w_inev, NULL) == -1)
 		goto fail;
@@ -548,6 +637,9 @@ worker_free(struct worker *w)
 		event_free(w->w_tick);
 	if (w->w_trim != NULL)
 		event_free(w->w_trim);
+	if (w->w_timerev != NULL)
+		event_free(w->w_timerev);
+	theap_free(&w->w_timers);
 	if (w->w_base != NULL)
 		event_base_free(w->w_base);
 	if (w->w_efd != -1)

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "theap.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,8 @@ struct worker_ops {
 	void	(*wo_shutdown)(struct worker *);
 	/* The periodic tick (-auth-reverify) fired. */
 	void	(*wo_tick)(struct worker *);
+	/* A timer (worker_timer_set) is due; it is parked again. */
+	void	(*wo_timer)(struct theap_node *);
 };
 
 /*
@@ -84,6 +87,15 @@ void	worker_post(struct worker *w, const struct worker *from,
 /* Have w release it (wo_reap) after the current callbacks (owner). */
 void	worker_defer(struct worker *w, struct worker_item *it);
 /* Put a live object on w's list / take it off (owner thread). */
+/*
+ * Per-object timers on the worker's one heap (owner thread only). A
+ * timer is added once, parked (never due): then setting and parking it
+ * never allocate, so only worker_timer_add can fail (-1, no memory).
+ */
+int	worker_timer_add(struct worker *w, struct theap_node *t);
+void	worker_timer_set(struct worker *w, struct theap_node *t, uint64_t ms);
+void	worker_timer_park(struct worker *w, struct theap_node *t);
+void	worker_timer_remove(struct worker *w, struct theap_node *t);
 void	worker_track(struct worker *w, struct worker_node *n);
 void	worker_untrack(struct worker *w, struct worker_node *n);
 /* The first live object of w, or NULL (owner thread). */
