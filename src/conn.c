@@ -47,6 +47,13 @@ static void	conn_timer_cb(struct theap_node *);
 #define CONN_LOG_RATE	20	/* lines per second per worker */
 #define CONN_LOG_BURST	100
 
+const char *
+conn_addr(const struct conn *c, char *buf, size_t len)
+{
+	util_addr_format(&c->c_sa.sa, buf, len);
+	return buf;
+}
+
 void
 conn_log(struct conn *c, const char *fmt, ...)
 {
@@ -64,11 +71,11 @@ conn_log(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 	if (held > 0)
 		log_info("conn %llu %s: %s (%llu similar lines held back)",
-		    (unsigned long long)c->c_id, c->c_addr, msg,
+		    (unsigned long long)c->c_id, CONN_ADDR(c), msg,
 		    (unsigned long long)held);
 	else
 		log_info("conn %llu %s: %s", (unsigned long long)c->c_id,
-		    c->c_addr, msg);
+		    CONN_ADDR(c), msg);
 }
 
 int
@@ -115,7 +122,7 @@ void
 conn_set_state(struct conn *c, enum conn_state s)
 {
 	log_debug("conn %llu %s: %s -> %s", (unsigned long long)c->c_id,
-	    c->c_addr, state_names[c->c_state], state_names[s]);
+	    CONN_ADDR(c), state_names[c->c_state], state_names[s]);
 	c->c_state = s;
 }
 
@@ -152,13 +159,13 @@ conn_close(struct conn *c, enum close_reason r, const char *fmt, ...)
 	if (r == CLOSE_EOF || r == CLOSE_HTTP_DONE || r == CLOSE_SHUTDOWN ||
 	    r == CLOSE_ADMISSION_DENIED)
 		log_debug("conn %llu %s: closed: %s (%s)",
-		    (unsigned long long)c->c_id, c->c_addr,
+		    (unsigned long long)c->c_id, CONN_ADDR(c),
 		    stats_close_name(r), why);
 	else if (r == CLOSE_KICKED || r == CLOSE_REVOKED ||
 	    r == CLOSE_CLOSE_PEER || r == CLOSE_WATCHER_OVERFLOW)
 		/* Asked for by an operator or a mesh peer: never held back. */
 		log_info("conn %llu %s: closed: %s (%s)",
-		    (unsigned long long)c->c_id, c->c_addr,
+		    (unsigned long long)c->c_id, CONN_ADDR(c),
 		    stats_close_name(r), why);
 	else
 		conn_log(c, "closed: %s (%s)", stats_close_name(r), why);
@@ -281,8 +288,7 @@ conn_alloc(struct worker *w, const struct sockaddr *sa, socklen_t salen)
 	if (salen > sizeof(c->c_sa))
 		salen = sizeof(c->c_sa);
 	memcpy(&c->c_sa, sa, salen);
-	util_addr_format(sa, c->c_addr, sizeof(c->c_addr));
-	c->c_connected_ms = util_now_ms();
+		c->c_connected_ms = util_now_ms();
 	c->c_since = (int64_t)time(NULL);
 	c->c_nothere_tokens = 3;
 	c->c_nothere_ms = c->c_connected_ms;
@@ -319,7 +325,7 @@ fail:
 fail_nofd:
 	if (log_rate_allow(worker_lograte(w), util_now_ms(), CONN_LOG_RATE,
 	    CONN_LOG_BURST, &held))
-		log_warnx("conn %s: cannot set up connection", c->c_addr);
+		log_warnx("conn %s: cannot set up connection", CONN_ADDR(c));
 	else
 		STAT_INC(worker_stats(w), STAT_LOG_HELD);
 	stats_close(worker_stats(w), CLOSE_NO_MEMORY);
@@ -360,7 +366,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr *sa,
 	if (conn_attach(c, fd, ssl) == -1)
 		return;
 	log_debug("conn %llu %s: accepted%s", (unsigned long long)c->c_id,
-	    c->c_addr, tls ? " (tls)" : "");
+	    CONN_ADDR(c), tls ? " (tls)" : "");
 }
 
 static void

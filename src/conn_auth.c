@@ -81,7 +81,7 @@ conn_reverify_poll(struct conn *c)
 	if (!auth_reason_is_denial(reason)) {
 		/* An outage is not a verdict: keep the client, ask again. */
 		log_debug("conn %llu %s: re-verification inconclusive: %s",
-		    (unsigned long long)c->c_id, c->c_addr,
+		    (unsigned long long)c->c_id, CONN_ADDR(c),
 		    auth_reason_name(reason));
 		return;
 	}

@@ -50,7 +50,7 @@ list_one(void *obj, bool active, void *arg)
 	r = &l->lc_rows[l->lc_n++];
 	memset(r, 0, sizeof(*r));
 	memcpy(r->ci_key, c->c_key, KEY_LEN);
-	util_strlcpy(r->ci_addr, c->c_addr, sizeof(r->ci_addr));
+	conn_addr(c, r->ci_addr, sizeof(r->ci_addr));
 	util_strlcpy(r->ci_admitted_by, c->c_admitted_by,
 	    sizeof(r->ci_admitted_by));
 	r->ci_worker = worker_id(c->c_w);

@@ -324,7 +324,7 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	}
 	util_key_short(c->c_key, ks);
 	log_debug("conn %llu %s: client %s connected%s%s (admitted: %s%s)",
-	    (unsigned long long)c->c_id, c->c_addr, ks,
+	    (unsigned long long)c->c_id, CONN_ADDR(c), ks,
 	    c->c_mesh ? " (mesh peer)" : "", c->c_prober ? " (prober)" : "",
 	    how, cached ? ", cached" : "");
 	conn_set_state(c, CONN_ACTIVE);
@@ -621,10 +621,10 @@ conn_frame(struct conn *c, struct evbuffer *in, uint8_t type, uint32_t len)
 		util_key_short(k1, ks);
 		if (peers_kick_key(c->c_env->d_peers, k1) == 0)
 			log_info("conn %llu %s: close peer %s: not connected",
-			    (unsigned long long)c->c_id, c->c_addr, ks);
+			    (unsigned long long)c->c_id, CONN_ADDR(c), ks);
 		else
 			log_info("conn %llu %s: close peer %s",
-			    (unsigned long long)c->c_id, c->c_addr, ks);
+			    (unsigned long long)c->c_id, CONN_ADDR(c), ks);
 		break;
 	}
 	default:

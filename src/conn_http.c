@@ -272,7 +272,7 @@ conn_route(struct conn *c, struct http_req *req)
 	STAT_INC(worker_stats(c->c_w), STAT_HTTP_REQUESTS);
 	conn_count_tls(c);
 	log_debug("conn %llu %s: %s %s", (unsigned long long)c->c_id,
-	    c->c_addr, req->hr_method, req->hr_path);
+	    CONN_ADDR(c), req->hr_method, req->hr_path);
 	if ((resp = malloc(sizeof(*resp))) == NULL) {
 		conn_close(c, CLOSE_NO_MEMORY, "http response");
 		return;

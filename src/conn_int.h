@@ -99,43 +99,44 @@ struct conn {
 	struct worker		*c_w;
 	struct derpd		*c_env;
 	enum conn_state		 c_state;
-	struct io		*c_io;
 	int			 c_fd;		/* closed at reap; -1 */
+	struct io		*c_io;
 	struct theap_node	 c_timer;	/* on c_w's heap (worker.c) */
-	int			 c_tls;
-	int			 c_port80;
-	union conn_addr		 c_sa;	/* the peer: TCP over IPv4 or IPv6 */
-	char			 c_addr[64];
+	union conn_addr		 c_sa;	/* the peer (CONN_ADDR formats it) */
+	enum close_reason	 c_resp_reason;	/* close after the response */
 	uint64_t		 c_connected_ms;
 	size_t			 c_scan;	/* http head scan offset */
-	enum close_reason	 c_resp_reason;	/* close after the response */
 	uint32_t		 c_discard;	/* bytes of an ignored frame */
+	uint32_t		 c_keepalive_ms;
+	/* flags: one byte each (owner thread unless noted) */
+	uint8_t			 c_tls;
+	uint8_t			 c_port80;
+	uint8_t			 c_admit_cached;
+	uint8_t			 c_registered;
+	uint8_t			 c_mesh;
+	uint8_t			 c_prober;
+	uint8_t			 c_notideal;
+	uint8_t			 c_watcher;
+	uint8_t			 c_watch_synced; /* snapshot fully sent */
+	uint8_t			 c_flushing;	/* inside conn_flush */
+	uint8_t			 c_rl_charged;	/* the head frame is paid for */
+	int			 c_preferred;	/* atomic */
+	int			 c_dup;		/* atomic; set by registry */
+	int			 c_kick;	/* atomic; close reason + 1 */
+	int			 c_tls_active;	/* STAT_TLS1x_ACTIVE held, or -1 */
+	int			 c_refs;	/* atomic */
 	/* identity, set at ClientInfo */
 	uint8_t			 c_key[KEY_LEN];
 	uint8_t			 c_shared[32];	/* box key, while auth pends */
 	struct auth_req		*c_auth;	/* pending admission check */
 	char			 c_admitted_by[16];
-	int			 c_admit_cached;
-	int			 c_registered;
-	int			 c_mesh;
-	int			 c_prober;
-	int			 c_notideal;
-	int			 c_preferred;
-	int			 c_watcher;
-	int			 c_watch_synced; /* snapshot fully sent */
-	int			 c_flushing;	/* inside conn_flush */
-	int			 c_dup;		/* atomic; set by registry */
-	int			 c_kick;	/* atomic; close reason + 1 */
 	double			 c_nothere_tokens;
 	uint64_t		 c_nothere_ms;
-	uint32_t		 c_keepalive_ms;
 	/* -rate-config: the receive limiter; reading paused while it waits */
 	struct rate_client	 c_rl;
 	struct event		*c_rl_timer;	/* NULL until first needed */
-	int			 c_rl_charged;	/* the head frame is paid for */
 	uint64_t		 c_ka_due_ms;	/* ACTIVE: next keepalive */
 	uint64_t		 c_rtt_due_ms;	/* next RTT sample; 0: none */
-	int			 c_tls_active;	/* STAT_TLS1x_ACTIVE held, or -1 */
 	/* keys this conn delivered packets to (PeerGone on leave) */
 	struct keyset		 c_sent;
 	/* CONN_DCACHE_SLOTS slots, NULL until the first packet it sends */
@@ -146,16 +147,16 @@ struct conn {
 	struct mesh_peer	*c_link;
 	uint64_t		 c_last_rx_ms;	/* links: last bytes in */
 	/* cross-thread part */
-	int			 c_refs;	/* atomic */
 	pthread_mutex_t		 c_qlock;
-	int			 c_closed;	/* guarded by c_qlock */
-	int			 c_sched;	/* guarded by c_qlock */
 	struct pktq		 c_dataq;	/* guarded by c_qlock */
 	struct pktq		 c_discoq;	/* guarded by c_qlock */
 	struct ctlmsg		*c_ctl_head, *c_ctl_tail; /* c_qlock */
 	unsigned		 c_nctl;	/* guarded by c_qlock */
 	unsigned		 c_ctl_cap;	/* guarded by c_qlock */
-	int			 c_ctl_overflow; /* guarded by c_qlock */
+	/* bytes, kept here: other threads write them (false sharing) */
+	uint8_t			 c_closed;	/* guarded by c_qlock */
+	uint8_t			 c_sched;	/* guarded by c_qlock */
+	uint8_t			 c_ctl_overflow; /* guarded by c_qlock */
 	struct worker_item	 c_item;	/* posted to c_w (c_sched) */
 	/* owner-thread links */
 	struct worker_node	 c_node;	/* c_w's live list */
@@ -165,6 +166,15 @@ struct conn {
 	uint64_t		 c_drops;	/* atomic: dropped for us */
 	int64_t			 c_since;	/* unix seconds at accept */
 };
+
+/*
+ * The peer's "ip:port", formatted when asked (a log line, a listing)
+ * into a buffer that lives until the end of the caller's block.
+ */
+#define CONN_ADDR_LEN	64
+#define CONN_ADDR(c)	conn_addr((c), (char[CONN_ADDR_LEN]){ 0 }, \
+			    CONN_ADDR_LEN)
+const char *conn_addr(const struct conn *, char *buf, size_t len);
 
 #define CONN_OF(p, field) \
 	((struct conn *)(void *)((char *)(p) - offsetof(struct conn, field)))
