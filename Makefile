@@ -120,6 +120,7 @@ UNIT	 = tests/unit/acme_test.cc \
 	   tests/unit/derpctl_top_test.cc \
 	   tests/unit/frame_test.cc \
 	   tests/unit/http_test.cc \
+	   tests/unit/io_test.cc \
 	   tests/unit/keys_test.cc \
 	   tests/unit/keyset_test.cc \
 	   tests/unit/log_test.cc \

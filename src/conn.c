@@ -401,7 +401,7 @@ conn_io_drain(void *arg)
 	struct conn *c = arg;
 
 	if (c->c_state == CONN_HTTP_RESPONSE) {
-		if (evbuffer_get_length(io_output(c->c_io)) == 0)
+		if (io_output_len(c->c_io) == 0)
 			conn_close(c, c->c_resp_reason, "response sent");
 		return;
 	}
@@ -462,6 +462,7 @@ static const struct io_cbs conn_io_cbs = {
 };
 
 #define RTT_SAMPLE_MS	10000	/* derper's statsInterval */
+#define CONN_SETTLE_MS	1000	/* ACTIVE: the first tick (io_trim) */
 
 /* derper's rule: WebSocket is not TCP; TLS is, under the TLS. */
 void
@@ -479,9 +480,12 @@ conn_rtt_start(struct conn *c)
 		stats_add(&worker_stats(c->c_w)->st_tcp_rtt[RTT_ERROR], 1);
 	else
 		c->c_rtt_due_ms = util_now_ms() + RTT_SAMPLE_MS;
-	conn_timer_set(c, c->c_rtt_due_ms != 0 &&
-	    c->c_rtt_due_ms < c->c_ka_due_ms ? RTT_SAMPLE_MS :
-	    c->c_keepalive_ms);
+	/*
+	 * The first tick comes early: it gives the buffers the handshake
+	 * used back (io_trim) from a client that then sits idle, as most
+	 * do. conn_active_timer finds nothing due and sleeps till the next.
+	 */
+	conn_timer_set(c, CONN_SETTLE_MS);
 }
 
 /*
@@ -520,6 +524,8 @@ conn_active_timer(struct conn *c)
 	if (c->c_rtt_due_ms != 0 && c->c_rtt_due_ms < next)
 		next = c->c_rtt_due_ms;
 	conn_timer_set(c, next > now ? next - now : 1);
+	/* Empty buffers go back between ticks; the next bytes make them. */
+	io_trim(c->c_io);
 }
 
 static void

@@ -343,8 +343,7 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 int
 conn_out_has_room(const struct conn *c)
 {
-	return evbuffer_get_length(io_output(c->c_io)) <
-	    DERPD_OUT_HIGH_WATER;
+	return io_output_len(c->c_io) < DERPD_OUT_HIGH_WATER;
 }
 
 /* NotHere limiter: 1 per second, burst 3, per sending connection. */

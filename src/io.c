@@ -43,7 +43,12 @@
 struct io {
 	int		 i_fd;
 	SSL		*i_ssl;
+	/*
+	 * NULL after io_trim (an idle connection's empty buffers go back:
+	 * 2 x 136 bytes), made again by the next read or io_output.
+	 */
 	struct evbuffer	*i_in, *i_out;
+	int		 i_oom;		/* io_output could not make i_out */
 	struct event	*i_ev;		/* read and write edges, one event */
 	struct event	*i_wtimer;	/* NULL until a write first waits */
 	struct io_cbs	 i_cbs;
@@ -64,6 +69,39 @@ struct io {
 };
 
 static void	io_cb(evutil_socket_t, short, void *);
+
+/*
+ * This thread's stand-in buffer: io_input of a trimmed io (no input is
+ * empty input), and what io_output hands out when it cannot make a new
+ * buffer (the io then fails with "out of memory" from its own callback).
+ * Emptied at every hand-out; made by the thread's first io_new, freed by
+ * io_thread_done.
+ */
+static _Thread_local struct evbuffer *io_standin;
+
+static struct evbuffer *
+io_get_standin(void)
+{
+	size_t n = evbuffer_get_length(io_standin);
+
+	if (n > 0)
+		evbuffer_drain(io_standin, n);
+	return io_standin;
+}
+
+void
+io_thread_done(void)
+{
+	if (io_standin != NULL)
+		evbuffer_free(io_standin);
+	io_standin = NULL;
+}
+
+static size_t
+io_len(const struct evbuffer *b)
+{
+	return b != NULL ? evbuffer_get_length(b) : 0;
+}
 static void	io_wtimer_cb(evutil_socket_t, short, void *);
 static void	io_wtimer_del(struct io *);
 static bool	io_wtimer_pending(const struct io *);
@@ -95,6 +133,8 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 {
 	struct io *io;
 
+	if (io_standin == NULL && (io_standin = evbuffer_new()) == NULL)
+		return NULL;
 	if ((io = calloc(1, sizeof(*io))) == NULL)
 		return NULL;
 	io->i_fd = -1;
@@ -159,13 +199,46 @@ io_take_fd(struct io *io)
 struct evbuffer *
 io_input(struct io *io)
 {
-	return io->i_in;
+	return io->i_in != NULL ? io->i_in : io_get_standin();
 }
 
 struct evbuffer *
 io_output(struct io *io)
 {
+	if (io->i_out == NULL && (io->i_out = evbuffer_new()) == NULL) {
+		if (!io->i_oom && io->i_ev != NULL && !io->i_failed) {
+			io->i_oom = 1;
+			event_active(io->i_ev, EV_WRITE, 0);
+		}
+		return io_get_standin();
+	}
 	return io->i_out;
+}
+
+size_t
+io_output_len(const struct io *io)
+{
+	return io_len(io->i_out);
+}
+
+/*
+ * Give an idle connection's empty buffers back. Not while a callback
+ * runs, a handshake or WebSocket framing is under way, or output waits.
+ */
+void
+io_trim(struct io *io)
+{
+	if (io->i_busy || io->i_failed || io->i_handshaking ||
+	    io->i_ws != NULL || io->i_wsraw != NULL || io->i_write_blocked)
+		return;
+	if (io->i_in != NULL && evbuffer_get_length(io->i_in) == 0) {
+		evbuffer_free(io->i_in);
+		io->i_in = NULL;
+	}
+	if (io->i_out != NULL && evbuffer_get_length(io->i_out) == 0) {
+		evbuffer_free(io->i_out);
+		io->i_out = NULL;
+	}
 }
 
 void
@@ -190,12 +263,13 @@ io_start_ws(struct io *io)
 	if (io->i_ws != NULL || (ws = ws_new()) == NULL)
 		return -1;
 	/* The 101 already in the output leaves as it is, before any frame. */
-	if (evbuffer_add_buffer(ws_wire(ws), io->i_out) == -1) {
+	if (io->i_out != NULL &&
+	    evbuffer_add_buffer(ws_wire(ws), io->i_out) == -1) {
 		ws_free(ws);
 		return -1;
 	}
 	/* Bytes after the request head are frames: the next read decodes. */
-	if (evbuffer_get_length(io->i_in) > 0) {
+	if (io_len(io->i_in) > 0) {
 		if ((io->i_wsraw = evbuffer_new()) == NULL ||
 		    evbuffer_add_buffer(io->i_wsraw, io->i_in) == -1) {
 			ws_free(ws);
@@ -381,7 +455,7 @@ io_wire(struct io *io)
 static size_t
 io_pending(struct io *io)
 {
-	size_t n = evbuffer_get_length(io->i_out);
+	size_t n = io_len(io->i_out);
 
 	if (io->i_ws != NULL)
 		n += ws_pending(io->i_ws);
@@ -473,7 +547,7 @@ io_do_write(struct io *io)
 			io_report(io, IO_WRITE_ERROR, "websocket: out of memory");
 			return;
 		}
-		if (evbuffer_get_length(io_wire(io)) == 0)
+		if (io_len(io_wire(io)) == 0)
 			break;
 		r = io_write_buf(io, io_wire(io), &progressed, buf,
 		    sizeof(buf));
@@ -639,7 +713,8 @@ io_do_read(struct io *io)
 			st = io_ws_recv(io, chunk, (size_t)r, &got);
 			continue;
 		}
-		if (evbuffer_add(io->i_in, chunk, (size_t)r) == -1) {
+		if ((io->i_in == NULL && (io->i_in = evbuffer_new()) == NULL) ||
+		    evbuffer_add(io->i_in, chunk, (size_t)r) == -1) {
 			io_report(io, IO_READ_ERROR, "out of memory");
 			return;
 		}
@@ -671,7 +746,9 @@ io_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	io->i_busy++;
-	if (what & EV_WRITE) {
+	if (io->i_oom)
+		io_report(io, IO_WRITE_ERROR, "out of memory");
+	if ((what & EV_WRITE) && !io->i_failed) {
 		io->i_write_blocked = 0;
 		if (io->i_handshaking) {
 			if (io_handshake(io) == 1 && !io->i_dead &&

@@ -58,6 +58,9 @@ void	io_free(struct io *);
 int	io_take_fd(struct io *);
 struct evbuffer *io_input(struct io *);
 struct evbuffer *io_output(struct io *);
+size_t	io_output_len(const struct io *);
+void	io_trim(struct io *);
+void	io_thread_done(void);
 /* Write what is in the output buffer now (as much as the socket takes). */
 void	io_flush(struct io *);
 /* Stop reading for now; io_resume_read re-reads what has arrived. */

@@ -20,6 +20,7 @@
 #include "ratelim.h"
 #include "log.h"
 #include "util.h"
+#include "io.h"
 #include "pktq.h"
 #include "worker.h"
 
@@ -556,6 +557,7 @@ worker_main(void *arg)
 	if (w->w_wake_mask != 0)
 		worker_wake_cb(-1, 0, w);
 	pkt_cache_flush();
+	io_thread_done();
 	return NULL;
 }
 
