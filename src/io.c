@@ -42,24 +42,24 @@
 
 struct io {
 	int		 i_fd;
+	int		 i_busy;	/* inside a callback (nesting depth) */
 	SSL		*i_ssl;
 	/*
 	 * NULL after io_trim (an idle connection's empty buffers go back:
 	 * 2 x 136 bytes), made again by the next read or io_output.
 	 */
 	struct evbuffer	*i_in, *i_out;
-	int		 i_oom;		/* io_output could not make i_out */
 	struct event	*i_ev;		/* read and write edges, one event */
 	struct event	*i_wtimer;	/* NULL until a write first waits */
-	struct io_cbs	 i_cbs;
+	const struct io_cbs *i_cbs;	/* the caller's; outlives the io */
 	void		*i_arg;
-	int		 i_handshaking;	/* TLS accept not done */
-	int		 i_read_stopped;
-	int		 i_dead;	/* io_free called while busy */
-	int		 i_busy;	/* inside a callback */
-	int		 i_failed;	/* an event was reported; stop */
-	int		 i_write_blocked; /* waiting for the write edge */
-	int		 i_read_wants_write; /* TLS: SSL_read said WANT_WRITE */
+	uint8_t		 i_handshaking;	/* TLS accept not done */
+	uint8_t		 i_read_stopped;
+	uint8_t		 i_dead;	/* io_free called while busy */
+	uint8_t		 i_failed;	/* an event was reported; stop */
+	uint8_t		 i_write_blocked; /* waiting for the write edge */
+	uint8_t		 i_read_wants_write; /* TLS: SSL_read said WANT_WRITE */
+	uint8_t		 i_oom;		/* io_output could not make i_out */
 	size_t		 i_low;
 	int64_t		 i_wtimeout_ms;
 	uint64_t	 i_last_progress;
@@ -138,7 +138,7 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 	if ((io = calloc(1, sizeof(*io))) == NULL)
 		return NULL;
 	io->i_fd = -1;
-	io->i_cbs = *cbs;
+	io->i_cbs = cbs;
 	io->i_arg = arg;
 	io->i_in = evbuffer_new();
 	io->i_out = evbuffer_new();
@@ -364,7 +364,7 @@ io_report(struct io *io, enum io_event ev, const char *detail)
 		return;
 	if (ev != IO_CONNECTED)
 		io->i_failed = 1;
-	io->i_cbs.ic_event(io->i_arg, ev, detail);
+	io->i_cbs->ic_event(io->i_arg, ev, detail);
 }
 
 static const char *
@@ -575,8 +575,8 @@ io_do_write(struct io *io)
 			return;
 	}
 	if (progressed && io_pending(io) <= io->i_low &&
-	    io->i_cbs.ic_drain != NULL)
-		io->i_cbs.ic_drain(io->i_arg);
+	    io->i_cbs->ic_drain != NULL)
+		io->i_cbs->ic_drain(io->i_arg);
 }
 
 void
@@ -672,7 +672,7 @@ io_do_read(struct io *io)
 				int e = errno;
 				/* Frames that came with the FIN count. */
 				if (got > 0)
-					io->i_cbs.ic_read(io->i_arg);
+					io->i_cbs->ic_read(io->i_arg);
 				if (io->i_dead || io->i_failed)
 					return;
 				io_report(io, r == 0 ? IO_EOF : IO_READ_ERROR,
@@ -696,7 +696,7 @@ io_do_read(struct io *io)
 				    (e == SSL_ERROR_SYSCALL &&
 				    ERR_peek_error() == 0)) {
 					if (got > 0)
-						io->i_cbs.ic_read(io->i_arg);
+						io->i_cbs->ic_read(io->i_arg);
 					if (io->i_dead || io->i_failed)
 						return;
 					io_report(io, IO_EOF, "peer closed");
@@ -722,7 +722,7 @@ io_do_read(struct io *io)
 	}
 	/* DERP frames that came before a close frame count, as with FIN. */
 	if (got > 0 && !io->i_failed)
-		io->i_cbs.ic_read(io->i_arg);
+		io->i_cbs->ic_read(io->i_arg);
 	if (st != WS_OK) {
 		if (!io->i_dead && !io->i_failed)
 			io_ws_end(io, st);

@@ -43,6 +43,7 @@ struct io_cbs {
  * context accepts, one from a client context connects (fd may still be
  * connecting: the handshake starts when it is writable). The io owns
  * both: io_free closes them. NULL on failure (fd and ssl untouched).
+ * cbs is kept, not copied: it must outlive the io (a static const).
  */
 struct io *io_new(struct event_base *base, int fd, SSL *ssl,
 	    const struct io_cbs *cbs, void *arg);
