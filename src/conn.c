@@ -115,6 +115,7 @@ conn_unref(struct conn *c)
 	conn_dcache_clear(c);
 	keyset_clear(&c->c_sent);
 	keyset_clear(&c->c_fwd_pairs);
+	free(c->c_rl);
 	free(c);
 }
 

@@ -27,6 +27,7 @@ list_one(void *obj, bool active, void *arg)
 	struct conn		*c = obj;
 	struct list_ctx		*l = arg;
 	struct conn_info	*r;
+	struct rate_client	*rl;
 	char			 k[KEY_TEXT_SIZE];
 
 	(void)active;
@@ -65,8 +66,10 @@ list_one(void *obj, bool active, void *arg)
 	r->ci_pkts_out = stats_get(&c->c_pkts_out);
 	r->ci_bytes_out = stats_get(&c->c_bytes_out);
 	r->ci_drops = __atomic_load_n(&c->c_drops, __ATOMIC_RELAXED);
-	r->ci_rl_waits = stats_get(&c->c_rl.rl_waits);
-	r->ci_rl_wait_ms = stats_get(&c->c_rl.rl_wait_ms);
+	if ((rl = __atomic_load_n(&c->c_rl, __ATOMIC_ACQUIRE)) != NULL) {
+		r->ci_rl_waits = stats_get(&rl->rl_waits);
+		r->ci_rl_wait_ms = stats_get(&rl->rl_wait_ms);
+	}
 }
 
 size_t

@@ -681,8 +681,20 @@ conn_rl_charge(struct conn *c, uint32_t len)
 
 	if (c->c_rl_charged)
 		return 1;
+	if (c->c_rl == NULL) {
+		struct rate_client *rl;
+
+		/* No limit yet: most relays never set one; nothing to keep. */
+		if (c->c_mesh || !ratelim_on(c->c_env->d_ratelim))
+			return 1;
+		if ((rl = calloc(1, sizeof(*rl))) == NULL) {
+			conn_close(c, CLOSE_NO_MEMORY, "rate limiter");
+			return 0;
+		}
+		__atomic_store_n(&c->c_rl, rl, __ATOMIC_RELEASE);
+	}
 	c->c_rl_charged = 1;
-	wait = ratelim_charge(c->c_env->d_ratelim, &c->c_rl, c->c_mesh != 0,
+	wait = ratelim_charge(c->c_env->d_ratelim, c->c_rl, c->c_mesh != 0,
 	    len);
 	if (wait == 0)
 		return 1;

@@ -133,7 +133,7 @@ struct conn {
 	double			 c_nothere_tokens;
 	uint64_t		 c_nothere_ms;
 	/* -rate-config: the receive limiter; reading paused while it waits */
-	struct rate_client	 c_rl;
+	struct rate_client	*c_rl;	/* atomic; NULL until limits apply */
 	struct event		*c_rl_timer;	/* NULL until first needed */
 	uint64_t		 c_ka_due_ms;	/* ACTIVE: next keepalive */
 	uint64_t		 c_rtt_due_ms;	/* next RTT sample; 0: none */

@@ -34,6 +34,7 @@ struct ratelim {
 	pthread_mutex_t	 l_rlock;	/* leaf: l_rate */
 	struct rate_conf l_rate;
 	uint64_t	 l_gen;		/* atomic; release after l_rate */
+	bool		 l_on;		/* atomic: l_rate limits anything */
 	uint64_t	 l_waited;	/* atomic: frames delayed, all clients */
 };
 
@@ -174,6 +175,7 @@ ratelim_new(const struct derpd_conf *conf, char *err, size_t errlen)
 	pthread_mutex_init(&l->l_alock, NULL);
 	pthread_mutex_init(&l->l_rlock, NULL);
 	l->l_gen = 1;
+	l->l_on = l->l_rate.rc_bytes_per_sec != 0;
 	return l;
 }
 
@@ -221,12 +223,19 @@ ratelim_reload(struct ratelim *l, struct reload_report *rep)
 	}
 	pthread_mutex_lock(&l->l_rlock);
 	l->l_rate = rc;
+	__atomic_store_n(&l->l_on, rc.rc_bytes_per_sec != 0, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&l->l_gen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&l->l_rlock);
 	log_info("rate config applied: client-rate=%llu bytes/sec, "
 	    "client-burst=%llu bytes", (unsigned long long)rc.rc_bytes_per_sec,
 	    (unsigned long long)rc.rc_burst);
 	reload_note(rep, "rate config", RELOAD_CHANGED, NULL);
+}
+
+bool
+ratelim_on(struct ratelim *l)
+{
+	return l != NULL && __atomic_load_n(&l->l_on, __ATOMIC_RELAXED);
 }
 
 uint64_t

@@ -81,6 +81,11 @@ void	ratelim_reload(struct ratelim *, struct reload_report *rep);
  * rc and globally), or 0. A client follows a reload at its next frame,
  * with a full bucket, as derper's clients do.
  */
+/*
+ * Whether a receive rate is configured now (one relaxed load): a client
+ * needs its struct rate_client only from then on.
+ */
+bool	ratelim_on(struct ratelim *);
 uint64_t ratelim_charge(struct ratelim *, struct rate_client *rc, bool mesh,
 	    uint32_t len);
 /* The limits' metrics for /debug/varz. */

@@ -266,3 +266,37 @@ TEST_F(LimitsTest, ReloadChangesTheLimit)
 	    5000);
 	EXPECT_GE(w, 1);
 }
+
+// A relay started with no rate keeps no limiter per client; a reload that
+// sets one limits the clients already connected from their next frame.
+TEST_F(LimitsTest, ReloadFromNoRateLimitsConnectedClients)
+{
+	const int len = 10000;
+
+	WriteRate("{\"PerClientRateLimitBytesPerSec\": 0}");
+	ASSERT_TRUE(StartWithAdmin({ "-rate-config=" + RatePath() }));
+	Client a = d.Connect(), b = d.Connect();
+	ASSERT_TRUE(a && b);
+	std::string p(len, 'y');
+	std::vector<char> buf(len);
+	for (int i = 0; i < 20; i++) {
+		ASSERT_EQ(derpc_send_packet(a.get(), derpc_pub(b.get()),
+		    p.data(), p.size()), DERPC_OK) << i;
+		uint8_t src[32];
+		size_t plen = 0;
+		ASSERT_EQ(derpc_recv_packet(b.get(), src, buf.data(),
+		    buf.size(), &plen, 10000), DERPC_OK) << i;
+	}
+	EXPECT_EQ(ClientField(derpc_pub(a.get()), "rate_limited_reads"), 0);
+
+	WriteRate("{\"PerClientRateLimitBytesPerSec\": 20000}");
+	cJSON *r = Ctl("reload");
+	EXPECT_NE(r, nullptr);
+	cJSON_Delete(r);
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(derpc_send_packet(a.get(), derpc_pub(b.get()),
+		    p.data(), p.size()), DERPC_OK) << i;
+	EXPECT_GE(d.WaitMetricAtLeast("derp_rate_limit_per_client_waited", 1,
+	    5000), 1);
+	EXPECT_GT(ClientField(derpc_pub(a.get()), "rate_limited_reads"), 0);
+}
