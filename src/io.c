@@ -49,7 +49,6 @@ struct io {
 	 * 2 x 136 bytes), made again by the next read or io_output.
 	 */
 	struct evbuffer	*i_in, *i_out;
-	struct event	*i_ev;		/* read and write edges, one event */
 	struct event	*i_wtimer;	/* NULL until a write first waits */
 	const struct io_cbs *i_cbs;	/* the caller's; outlives the io */
 	void		*i_arg;
@@ -60,6 +59,7 @@ struct io {
 	uint8_t		 i_write_blocked; /* waiting for the write edge */
 	uint8_t		 i_read_wants_write; /* TLS: SSL_read said WANT_WRITE */
 	uint8_t		 i_oom;		/* io_output could not make i_out */
+	uint8_t		 i_ev_set;	/* IO_EV assigned */
 	size_t		 i_low;
 	int64_t		 i_wtimeout_ms;
 	uint64_t	 i_last_progress;
@@ -69,6 +69,14 @@ struct io {
 };
 
 static void	io_cb(evutil_socket_t, short, void *);
+
+/*
+ * The socket's event lives in the io's own allocation, after the struct
+ * (event_assign into event_get_struct_event_size() bytes, as libevent
+ * allows): one allocation per connection instead of two.
+ */
+#define IO_EV_OFF	((sizeof(struct io) + 15) & ~(size_t)15)
+#define IO_EV(io)	((struct event *)(void *)((char *)(io) + IO_EV_OFF))
 
 /*
  * This thread's stand-in buffer: io_input of a trimmed io (no input is
@@ -109,8 +117,8 @@ static bool	io_wtimer_pending(const struct io *);
 static void
 io_destroy(struct io *io)
 {
-	if (io->i_ev != NULL)
-		event_free(io->i_ev);
+	if (io->i_ev_set)
+		event_del(IO_EV(io));
 	if (io->i_wtimer != NULL)
 		event_free(io->i_wtimer);
 	if (io->i_in != NULL)
@@ -135,7 +143,8 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 
 	if (io_standin == NULL && (io_standin = evbuffer_new()) == NULL)
 		return NULL;
-	if ((io = calloc(1, sizeof(*io))) == NULL)
+	if ((io = calloc(1, IO_EV_OFF + event_get_struct_event_size())) ==
+	    NULL)
 		return NULL;
 	io->i_fd = -1;
 	io->i_cbs = cbs;
@@ -147,10 +156,14 @@ io_new(struct event_base *base, int fd, SSL *ssl, const struct io_cbs *cbs,
 	 * event (128 bytes) instead of two. Pausing reads takes EV_READ
 	 * out of it (io_set_read), so a paused sender raises no wakeups.
 	 */
-	io->i_ev = event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
-	    io_cb, io);
-	if (io->i_in == NULL || io->i_out == NULL || io->i_ev == NULL ||
-	    event_add(io->i_ev, NULL) == -1) {
+	if (io->i_in == NULL || io->i_out == NULL ||
+	    event_assign(IO_EV(io), base, fd,
+	    EV_READ | EV_WRITE | EV_PERSIST | EV_ET, io_cb, io) == -1) {
+		io_destroy(io);
+		return NULL;
+	}
+	io->i_ev_set = 1;
+	if (event_add(IO_EV(io), NULL) == -1) {
 		io_destroy(io);
 		return NULL;
 	}
@@ -177,7 +190,7 @@ io_free(struct io *io)
 		return;
 	if (io->i_busy) {
 		io->i_dead = 1;
-		event_del(io->i_ev);
+		event_del(IO_EV(io));
 		io_wtimer_del(io);
 		return;
 	}
@@ -191,7 +204,7 @@ io_take_fd(struct io *io)
 
 	/* Out of epoll now: a closed socket leaves epoll by itself, one
 	 * that is still open but not ours any more must not stay in it. */
-	event_del(io->i_ev);
+	event_del(IO_EV(io));
 	io->i_fd = -1;
 	return fd;
 }
@@ -206,9 +219,9 @@ struct evbuffer *
 io_output(struct io *io)
 {
 	if (io->i_out == NULL && (io->i_out = evbuffer_new()) == NULL) {
-		if (!io->i_oom && io->i_ev != NULL && !io->i_failed) {
+		if (!io->i_oom && io->i_ev_set && !io->i_failed) {
 			io->i_oom = 1;
-			event_active(io->i_ev, EV_WRITE, 0);
+			event_active(IO_EV(io), EV_WRITE, 0);
 		}
 		return io_get_standin();
 	}
@@ -276,7 +289,7 @@ io_start_ws(struct io *io)
 			return -1;
 		}
 		if (!io->i_read_stopped)
-			event_active(io->i_ev, EV_READ, 0);
+			event_active(IO_EV(io), EV_READ, 0);
 	}
 	io->i_ws = ws;
 	return 0;
@@ -320,14 +333,14 @@ io_tls_version(const struct io *io)
 static void
 io_set_read(struct io *io, int on)
 {
-	struct event_base *base = event_get_base(io->i_ev);
+	struct event_base *base = event_get_base(IO_EV(io));
 
 	if (io->i_fd == -1)
 		return;
-	event_del(io->i_ev);
-	event_assign(io->i_ev, base, io->i_fd,
+	event_del(IO_EV(io));
+	event_assign(IO_EV(io), base, io->i_fd,
 	    (on ? EV_READ : 0) | EV_WRITE | EV_PERSIST | EV_ET, io_cb, io);
-	event_add(io->i_ev, NULL);
+	event_add(IO_EV(io), NULL);
 }
 
 void
@@ -347,7 +360,7 @@ io_resume_read(struct io *io)
 		io_set_read(io, 1);
 	}
 	/* Edge-triggered: bytes that came while paused raise no new edge. */
-	event_active(io->i_ev, EV_READ, 0);
+	event_active(IO_EV(io), EV_READ, 0);
 }
 
 void
@@ -405,7 +418,7 @@ io_arm_wtimer(struct io *io)
 	if (io->i_wtimeout_ms <= 0)
 		return;
 	if (io->i_wtimer == NULL && (io->i_wtimer = evtimer_new(
-	    event_get_base(io->i_ev), io_wtimer_cb, io)) == NULL) {
+	    event_get_base(IO_EV(io)), io_wtimer_cb, io)) == NULL) {
 		io_report(io, IO_WRITE_ERROR, "out of memory");
 		return;
 	}
@@ -730,7 +743,7 @@ io_do_read(struct io *io)
 	}
 	/* Budget spent with data left: go on after the others (see top). */
 	if (more && !io->i_dead && !io->i_failed && !io->i_read_stopped)
-		event_active(io->i_ev, EV_READ, 0);
+		event_active(IO_EV(io), EV_READ, 0);
 }
 
 /*
