@@ -15,8 +15,13 @@ struct member {
 struct peer_entry {
 	struct peer_entry	*pe_next;
 	uint8_t			 pe_key[KEY_LEN];
-	struct member		*pe_m;
-	size_t			 pe_n, pe_cap;
+	/*
+	 * The conns with this key: pe_one holds the first (nearly every
+	 * key has one conn); duplicates move the set to an allocation.
+	 */
+	struct member		*pe_m;		/* &pe_one or allocated */
+	struct member		 pe_one;
+	uint32_t		 pe_n, pe_cap;
 	void			*pe_active;	/* NULL: dup set, none active */
 	uint8_t			(*pe_kept)[KEY_LEN];	/* delivered-to keys of gone dups */
 	size_t			 pe_nkept;
@@ -110,6 +115,13 @@ peers_new(const struct peers_ops *ops)
 	return p;
 }
 
+static void
+entry_free_members(struct peer_entry *e)
+{
+	if (e->pe_m != &e->pe_one)
+		free(e->pe_m);
+}
+
 void
 peers_free(struct peers *p)
 {
@@ -119,7 +131,7 @@ peers_free(struct peers *p)
 		struct peer_entry *e = p->p_tab[i], *n;
 		for (; e != NULL; e = n) {
 			n = e->pe_next;
-			free(e->pe_m);
+			entry_free_members(e);
 			free(e->pe_kept);
 			free(e->pe_fwd);
 			free(e);
@@ -219,6 +231,8 @@ entry_new(struct peers *p, const uint8_t key[KEY_LEN])
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
 	memcpy(e->pe_key, key, KEY_LEN);
+	e->pe_m = &e->pe_one;
+	e->pe_cap = 1;
 	h = key_hash(p, key, p->p_size);
 	e->pe_next = p->p_tab[h];
 	p->p_tab[h] = e;
@@ -246,7 +260,7 @@ entry_maybe_free(struct peers *p, struct peer_entry *e,
 		*nkept = e->pe_nkept;
 	} else
 		free(e->pe_kept);
-	free(e->pe_m);
+	entry_free_members(e);
 	free(e->pe_fwd);
 	free(e);
 	p->p_entries--;
@@ -263,8 +277,14 @@ peers_add(struct peers *p, const uint8_t key[KEY_LEN], void *obj)
 	if ((e = find(p, key, NULL)) == NULL && (e = entry_new(p, key)) == NULL)
 		goto out;
 	if (e->pe_n == e->pe_cap) {
-		size_t nc = e->pe_cap ? e->pe_cap * 2 : 1;
-		struct member *nm = realloc(e->pe_m, nc * sizeof(*nm));
+		uint32_t nc = e->pe_cap * 2;
+		struct member *nm;
+
+		if (e->pe_m == &e->pe_one) {
+			if ((nm = calloc(nc, sizeof(*nm))) != NULL)
+				nm[0] = e->pe_one;
+		} else
+			nm = realloc(e->pe_m, (size_t)nc * sizeof(*nm));
 		if (nm == NULL) {
 			entry_maybe_free(p, e, NULL, NULL);
 			goto out;
