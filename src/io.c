@@ -60,8 +60,8 @@ struct io {
 	uint8_t		 i_read_wants_write; /* TLS: SSL_read said WANT_WRITE */
 	uint8_t		 i_oom;		/* io_output could not make i_out */
 	uint8_t		 i_ev_set;	/* IO_EV assigned */
-	size_t		 i_low;
-	int64_t		 i_wtimeout_ms;
+	uint32_t	 i_low;		/* io_set_low_mark, clamped */
+	int32_t		 i_wtimeout_ms;	/* io_set_write_timeout, clamped */
 	uint64_t	 i_last_progress;
 	/* WebSocket framing (io_start_ws), NULL for everyone else. */
 	struct ws	*i_ws;
@@ -75,7 +75,7 @@ static void	io_cb(evutil_socket_t, short, void *);
  * (event_assign into event_get_struct_event_size() bytes, as libevent
  * allows): one allocation per connection instead of two.
  */
-#define IO_EV_OFF	((sizeof(struct io) + 15) & ~(size_t)15)
+#define IO_EV_OFF	((sizeof(struct io) + 7) & ~(size_t)7)
 #define IO_EV(io)	((struct event *)(void *)((char *)(io) + IO_EV_OFF))
 
 /*
@@ -257,7 +257,7 @@ io_trim(struct io *io)
 void
 io_set_write_timeout(struct io *io, int64_t ms)
 {
-	io->i_wtimeout_ms = ms;
+	io->i_wtimeout_ms = ms > INT32_MAX ? INT32_MAX : (int32_t)ms;
 	if (ms <= 0)
 		io_wtimer_del(io);
 }
@@ -265,7 +265,7 @@ io_set_write_timeout(struct io *io, int64_t ms)
 void
 io_set_low_mark(struct io *io, size_t bytes)
 {
-	io->i_low = bytes;
+	io->i_low = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
 }
 
 int
