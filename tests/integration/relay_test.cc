@@ -1011,6 +1011,23 @@ TEST_F(RelayTest, SlowReaderManySendersAccounting)
 
 }  // namespace
 
+// Start d; connect a receiver and n senders, all counted by the server.
+static void
+ConnectMany(Derpd &d, int n, Client *peer, std::vector<Client> *senders)
+{
+	std::string err;
+
+	ASSERT_TRUE(d.Start());
+	*peer = d.Connect(&err);
+	ASSERT_TRUE(*peer) << err;
+	for (int i = 0; i < n; i++) {
+		Client c = d.Connect(&err);
+		ASSERT_TRUE(c) << err;
+		senders->push_back(std::move(c));
+	}
+	ASSERT_EQ(n + 1, d.WaitMetric("derp_current_connections", n + 1));
+}
+
 // A packet and the FIN right behind it, from 100 clients that keep their
 // sockets open: every packet is relayed, and the server sees every FIN.
 // A read that stopped short of EAGAIN would leave a FIN that came in the
@@ -1021,17 +1038,9 @@ TEST_F(RelayTest, PacketWithFinIsRelayedAndTheCloseSeen)
 {
 	const int n = 100, batch = 10;
 
-	ASSERT_TRUE(d.Start());
-	std::string err;
-	Client peer = d.Connect(&err);
-	ASSERT_TRUE(peer) << err;
+	Client peer;
 	std::vector<Client> senders;
-	for (int i = 0; i < n; i++) {
-		Client c = d.Connect(&err);
-		ASSERT_TRUE(c) << err;
-		senders.push_back(std::move(c));
-	}
-	ASSERT_EQ(n + 1, d.WaitMetric("derp_current_connections", n + 1));
+	ASSERT_NO_FATAL_FAILURE(ConnectMany(d, n, &peer, &senders));
 	int got = 0;
 	for (int b = 0; b < n; b += batch) {
 		for (int i = b; i < b + batch; i++) {
@@ -1070,17 +1079,9 @@ TEST_F(RelayTest, PacketWithResetLeavesNoConnection)
 {
 	const int n = 100;
 
-	ASSERT_TRUE(d.Start());
-	std::string err;
-	Client peer = d.Connect(&err);
-	ASSERT_TRUE(peer) << err;
+	Client peer;
 	std::vector<Client> senders;
-	for (int i = 0; i < n; i++) {
-		Client c = d.Connect(&err);
-		ASSERT_TRUE(c) << err;
-		senders.push_back(std::move(c));
-	}
-	ASSERT_EQ(n + 1, d.WaitMetric("derp_current_connections", n + 1));
+	ASSERT_NO_FATAL_FAILURE(ConnectMany(d, n, &peer, &senders));
 	for (int i = 0; i < n; i++) {
 		uint8_t frame[FRAME_HDR_LEN + 32 + 8], body[32 + 8];
 		struct linger lg = { 1, 0 };
