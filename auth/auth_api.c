@@ -400,6 +400,17 @@ api_check(struct auth_flight *f)
 
 /* --- the sync ------------------------------------------------------ */
 
+/*
+ * The first millisecond a Retry-After of secs (at least 1) allows:
+ * util_now_ms truncates, so one more keeps a request from coming up to
+ * a millisecond before the server's own clock says it may.
+ */
+static uint64_t
+not_before_ms(int64_t secs)
+{
+	return util_now_ms() + 1 + 1000 * (uint64_t)(secs > 0 ? secs : 1);
+}
+
 static void
 schedule(struct api *p, uint64_t at_ms, enum trigger t)
 {
@@ -418,6 +429,12 @@ schedule(struct api *p, uint64_t at_ms, enum trigger t)
 	gauges(p);
 }
 
+/*
+ * The loop's timer may fire a millisecond before util_now_ms says the
+ * time has come (libevent keeps its own, cached clock): a sync never
+ * starts before p_next_ms (and so before a Retry-After's time); early,
+ * the timer waits out the rest.
+ */
 static void
 timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -425,8 +442,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (p->p_req == NULL)
-		sync_begin(p, p->p_next_trigger);
+	if (p->p_req != NULL)
+		return;
+	if (util_now_ms() < p->p_next_ms) {
+		schedule(p, p->p_next_ms, p->p_next_trigger);
+		return;
+	}
+	sync_begin(p, p->p_next_trigger);
 }
 
 static void
@@ -779,8 +801,7 @@ token_done(struct api *p, struct preq *q, int code, long status)
 limited:
 	life = acme_retry_after(q->q_retry_after[0] ? q->q_retry_after : NULL,
 	    time(NULL));
-	p->p_not_before_ms = util_now_ms() + 1000 * (uint64_t)(life > 0 ?
-	    life : 1);
+	p->p_not_before_ms = not_before_ms(life);
 	sync_fail(p, SR_RATE_LIMITED, "token request to %s: HTTP 429 (rate "
 	    "limited)", p->p_url);
 }
@@ -810,8 +831,7 @@ list_done(struct api *p, struct preq *q, int code, long status)
 	if (status == 429) {
 		ra = acme_retry_after(q->q_retry_after[0] ? q->q_retry_after :
 		    NULL, time(NULL));
-		p->p_not_before_ms = util_now_ms() + 1000 *
-		    (uint64_t)(ra > 0 ? ra : 1);
+		p->p_not_before_ms = not_before_ms(ra);
 		sync_fail(p, SR_RATE_LIMITED, "list from %s: HTTP 429 (rate "
 		    "limited; Retry-After %s)", p->p_url,
 		    q->q_retry_after[0] ? q->q_retry_after : "absent");
