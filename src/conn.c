@@ -134,12 +134,6 @@ conn_timer_set(struct conn *c, uint64_t ms)
 	worker_timer_set(c->c_w, &c->c_timer, ms);
 }
 
-void
-conn_timer_stop(struct conn *c)
-{
-	worker_timer_park(c->c_w, &c->c_timer);
-}
-
 /*
  * The one teardown path (owner thread). Releases I/O at once, leaves the
  * registry, and drops the owner reference from a deferred event.
@@ -289,7 +283,7 @@ conn_alloc(struct worker *w, const struct sockaddr *sa, socklen_t salen)
 	if (salen > sizeof(c->c_sa))
 		salen = sizeof(c->c_sa);
 	memcpy(&c->c_sa, sa, salen);
-		c->c_connected_ms = util_now_ms();
+	c->c_connected_ms = util_now_ms();
 	c->c_since = (int64_t)time(NULL);
 	c->c_nothere_tokens = 3;
 	c->c_nothere_ms = c->c_connected_ms;

@@ -181,7 +181,6 @@ conn_start_derp(struct conn *c, const struct http_req *req)
 	frame_build_server_key(sk, c->c_env->d_key->sk_pub);
 	evbuffer_add(out, sk, sizeof(sk));
 	conn_set_state(c, CONN_HANDSHAKE);
-	conn_timer_stop(c);
 	conn_timer_set(c, (uint64_t)c->c_env->d_conf->dc_handshake_timeout_ms);
 }
 
@@ -289,7 +288,6 @@ conn_read_client_info(struct conn *c)
 		}
 		conn_set_state(c, CONN_AUTH_PENDING);
 		io_pause_read(c->c_io);
-		conn_timer_stop(c);
 		conn_timer_set(c, (uint64_t)(env->d_conf->dc_handshake_timeout_ms +
 		    auth_check_time_ms(env->d_auth)));
 		return 1;
@@ -335,7 +333,6 @@ conn_admit(struct conn *c, const uint8_t *shared, const char *how,
 	io_set_write_timeout(c->c_io, c->c_mesh ? DERPD_MESH_WRITE_TIMEOUT_MS :
 	    env->d_conf->dc_tcp_write_timeout_ms);
 	io_set_low_mark(c->c_io, DERPD_OUT_HIGH_WATER / 4);
-	conn_timer_stop(c);
 	conn_rtt_start(c);
 }
 

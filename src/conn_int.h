@@ -204,7 +204,6 @@ void	conn_unref(struct conn *);
 void	conn_set_state(struct conn *, enum conn_state);
 /* (Re)arm c's single timer to fire in ms. */
 void	conn_timer_set(struct conn *, uint64_t ms);
-void	conn_timer_stop(struct conn *);
 /*
  * The one teardown path (owner thread): logs and counts reason r, releases
  * I/O at once (the socket leaves the loop; it is closed at reap) and

@@ -163,7 +163,6 @@ link_server_info(struct conn *c, const uint8_t *p, uint32_t len)
 	conn_set_state(c, CONN_ACTIVE);
 	io_set_write_timeout(c->c_io, DERPD_MESH_WRITE_TIMEOUT_MS);
 	io_set_low_mark(c->c_io, DERPD_OUT_HIGH_WATER / 4);
-	conn_timer_stop(c);
 	conn_timer_set(c, LINK_TICK_MS);
 	conn_ref(c);		/* the peer's published reference */
 	mesh_link_up(c->c_link, c);

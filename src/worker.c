@@ -379,13 +379,6 @@ worker_timer_set(struct worker *w, struct theap_node *t, uint64_t ms)
 }
 
 void
-worker_timer_park(struct worker *w, struct theap_node *t)
-{
-	if (theap_armed(t))
-		(void)theap_set(&w->w_timers, t, WORKER_TIMER_PARKED);
-}
-
-void
 worker_timer_remove(struct worker *w, struct theap_node *t)
 {
 	theap_del(&w->w_timers, t);

@@ -89,12 +89,13 @@ void	worker_defer(struct worker *w, struct worker_item *it);
 /* Put a live object on w's list / take it off (owner thread). */
 /*
  * Per-object timers on the worker's one heap (owner thread only). A
- * timer is added once, parked (never due): then setting and parking it
- * never allocate, so only worker_timer_add can fail (-1, no memory).
+ * timer is added once, parked (never due), and parked again when it
+ * fires: setting it moves it and never allocates, so only
+ * worker_timer_add can fail (-1, no memory). Setting replaces the
+ * deadline; worker_timer_remove takes it out (at close).
  */
 int	worker_timer_add(struct worker *w, struct theap_node *t);
 void	worker_timer_set(struct worker *w, struct theap_node *t, uint64_t ms);
-void	worker_timer_park(struct worker *w, struct theap_node *t);
 void	worker_timer_remove(struct worker *w, struct theap_node *t);
 void	worker_track(struct worker *w, struct worker_node *n);
 void	worker_untrack(struct worker *w, struct worker_node *n);
